@@ -1,0 +1,207 @@
+"""The typed lakecast configuration: one frozen object, validated before Spark starts.
+
+Every section rejects unknown keys, so a misspelt key fails loudly instead of being
+silently ignored. Field names are the public interface (`--set section.key=value`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_FREQ_RE = re.compile(r"^(\d*)(min|h|D|W|MS|QS)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(_Section):
+    """Where Spark runs and how it is tuned; the only place Spark settings come from."""
+
+    master: str = "local[*]"
+    app_name: str = "lakecast"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    delta_snapshot_partitions: int = Field(default=2, ge=1)
+    ui_enabled: bool = False
+    log_level: str = "WARN"
+    extra_packages: list[str] = Field(default_factory=list)
+    ivy_dir: Path | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+        return v
+
+
+class CatalogConfig(_Section):
+    """The persistent Hive metastore behind the tables."""
+
+    database: str = "lakecast"
+    metastore: Literal["derby", "postgres"] = "derby"
+    jdbc_url: str | None = None
+    jdbc_user: str | None = None
+    jdbc_password: str | None = None
+    jdbc_driver_package: str = "org.postgresql:postgresql:42.7.4"
+    owner: str = "data-platform"
+    classification: str = "internal"
+
+    @field_validator("database")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"{v!r} is not a valid database name (letters, digits, underscore)")
+        return v
+
+    @model_validator(mode="after")
+    def _postgres_needs_url(self) -> CatalogConfig:
+        if self.metastore == "postgres" and not self.jdbc_url:
+            raise ValueError("catalog.metastore is 'postgres' but catalog.jdbc_url is not set")
+        return self
+
+
+class DataConfig(_Section):
+    """How raw time series look: column names, frequency and timezone."""
+
+    series_col: str = "series_id"
+    time_col: str = "ts"
+    value_col: str = "value"
+    freq: str = "h"
+    timezone: str = "UTC"
+    max_future: str = "1D"
+
+    @field_validator("freq")
+    @classmethod
+    def _freq(cls, v: str) -> str:
+        m = _FREQ_RE.fullmatch(v)
+        if not m or (m.group(1) and int(m.group(1)) < 1):
+            raise ValueError(
+                f"{v!r} is not a supported pandas offset alias; use one of "
+                "15min, h, D, W, MS, QS, optionally with a multiple such as 2h"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"{v!r} is not a known IANA timezone (e.g. UTC, Europe/Berlin)") from e
+        return v
+
+
+class IngestConfig(_Section):
+    """Ingest behaviour: CSV parsing and batch sizes."""
+
+    csv_header: bool = True
+    csv_delimiter: str = ","
+
+
+class WindowsConfig(_Section):
+    """Sequence windows fed to the model."""
+
+    lookback: int = Field(default=168, ge=1)
+    horizon: int = Field(default=24, ge=1)
+    stride: int = Field(default=24, ge=1)
+    fill: Literal["ffill", "linear", "none"] = "ffill"
+    max_gap: int = Field(default=3, ge=0)
+    max_missing_frac: float = Field(default=0.1, ge=0.0, le=1.0)
+    calendar_features: bool = True
+    strategy: str = "arrays"
+
+
+class ModelConfig(_Section):
+    """The LSTM forecaster and its registry name."""
+
+    name: str = "lakecast_lstm"
+    hidden_size: int = Field(default=64, ge=1)
+    num_layers: int = Field(default=2, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
+
+
+class TrainConfig(_Section):
+    """Training loop and time-based split."""
+
+    max_epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=3, ge=1)
+    seed: int = 42
+    val_periods: int = Field(default=7 * 24, ge=1)
+    test_periods: int = Field(default=7 * 24, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    plot_series: int = Field(default=4, ge=0)
+
+
+class PromoteConfig(_Section):
+    """Rules for moving the `champion` alias."""
+
+    mase_margin: float = Field(default=0.02, ge=0.0)
+    backtest_periods: int = Field(default=7 * 24, ge=1)
+
+
+class MlflowConfig(_Section):
+    """Tracking and registry; empty URIs mean the embedded SQLite store under the home."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    experiment: str = "lakecast"
+
+
+class ScoringConfig(_Section):
+    """Batch inference settings."""
+
+    max_staleness: int = Field(default=48, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision_tolerance: float = Field(default=0.005, gt=0)
+    batch_size: int = Field(default=512, ge=1)
+    arrow_batch_rows: int = Field(default=10000, ge=1)
+    torch_threads: int = Field(default=1, ge=1)
+
+
+class LakecastConfig(_Section):
+    """The whole configuration; build it with `conf.load_config`."""
+
+    home: Path = Path(".lakecast")
+    spark: SparkConfig = SparkConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    data: DataConfig = DataConfig()
+    ingest: IngestConfig = IngestConfig()
+    windows: WindowsConfig = WindowsConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    promote: PromoteConfig = PromoteConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    scoring: ScoringConfig = ScoringConfig()
+
+    def table(self, name: str) -> str:
+        """Fully qualified name of a lakecast table, e.g. `lakecast.forecasts`."""
+        return f"{self.catalog.database}.{name}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow.registry_uri or self.tracking_uri
+
+    @property
+    def ivy_dir(self) -> Path:
+        """Where Spark's Ivy caches the Delta JARs; defaults under the home."""
+        return (self.spark.ivy_dir or self.home / "ivy").resolve()
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.home / "mlartifacts").resolve()

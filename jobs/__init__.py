@@ -1,0 +1,1 @@
+"""Thin entry points: the `lakecast` CLI and `spark-submit jobs/<job>.py` scripts."""

@@ -1,0 +1,90 @@
+"""What every lakecast command shares: `--conf`, `--set`, logging, the session, errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from conf import ConfigError, LakecastConfig, load_config
+from pipelines.errors import LakecastError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("lakecast")
+
+
+class JobContext:
+    """The run's configuration and, on first use, its SparkSession (built once, here)."""
+
+    def __init__(self, cfg: LakecastConfig) -> None:
+        self.cfg = cfg
+        self._spark: Any = None
+        self._owns_spark = False
+
+    @property
+    def spark(self) -> Any:
+        if self._spark is None:
+            from pyspark.sql import SparkSession
+
+            from pipelines.session import build_session
+
+            self._owns_spark = SparkSession.getActiveSession() is None
+            log.info("starting Spark (%s) with home %s", self.cfg.spark.master, self.cfg.home)
+            self._spark = build_session(self.cfg)
+        return self._spark
+
+    def close(self) -> None:
+        if self._spark is not None and self._owns_spark:
+            from pipelines.session import stop_session
+
+            stop_session(self._spark)
+        self._spark = None
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    root = logging.getLogger()
+    if not any(getattr(h, "_lakecast", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._lakecast = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in ("lakecast", "pipelines", "models", "jobs"):
+        logging.getLogger(name).setLevel(min(level, logging.INFO))
+    if verbose == 0:
+        # Stage lines (one per step, with counts) are the progress a user sees.
+        for name in ("lakecast", "pipelines", "models", "jobs"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    for noisy in ("py4j", "mlflow", "alembic", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.INFO)
+
+
+def common_options(f: F) -> F:
+    """Add `--conf FILE`, `--set key=value` and `-v` to a command; pass it a JobContext."""
+
+    @click.option("--conf", "conf_file", type=click.Path(dir_okay=False), default=None,
+                  help="YAML file merged over conf/default.yaml.")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="Override one config key, e.g. --set train.max_epochs=5 (repeatable).")
+    @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+    @functools.wraps(f)
+    def wrapper(conf_file: str | None, overrides: tuple[str, ...], verbose: int, **kwargs: Any) -> Any:
+        setup_logging(verbose)
+        try:
+            cfg = load_config(conf_file, overrides)
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
+        job = JobContext(cfg)
+        try:
+            return f(job, **kwargs)
+        except LakecastError as e:
+            raise click.ClickException(str(e)) from None
+        finally:
+            job.close()
+
+    return wrapper  # type: ignore[return-value]

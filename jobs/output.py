@@ -1,0 +1,40 @@
+"""Printing results for people (rich tables) and for machines (csv, json)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
+               title: str | None = None) -> None:
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows([["" if v is None else v for v in r] for r in rows])
+    elif fmt == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
+    else:
+        t = Table(title=title, show_lines=False)
+        for c in columns:
+            t.add_column(str(c), overflow="fold")
+        for r in rows:
+            t.add_row(*["NULL" if v is None else str(v) for v in r])
+        console.print(t)
+
+
+def print_summary(title: str, facts: Mapping[str, Any]) -> None:
+    t = Table(title=title, show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    for k, v in facts.items():
+        t.add_row(str(k), str(v))
+    console.print(t)

@@ -1,0 +1,52 @@
+"""`lakecast sql`: the operator's SQL shell over the lakecast catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from jobs.context import JobContext, common_options
+from jobs.output import console, print_rows
+
+
+def run(spark: Any, statement: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+    """Run one statement; return columns, up to `limit` rows and whether more were cut."""
+    df = spark.sql(statement)
+    cols = list(df.columns)
+    if not cols:
+        return [], [], False
+    rows = [tuple(r) for r in df.limit(limit + 1).collect()]
+    return cols, rows[:limit], len(rows) > limit
+
+
+@click.command("sql")
+@click.argument("statement")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed.")
+@common_options
+def cli(job: JobContext, statement: str, fmt: str, limit: int) -> None:
+    """Run a Spark SQL STATEMENT (query, DML or DDL) against the catalog and print the result.
+
+    The current database is the lakecast one, so `select * from forecasts_latest` works.
+    """
+    spark = job.spark
+    spark.catalog.setCurrentDatabase(job.cfg.catalog.database) if spark.catalog.databaseExists(
+        job.cfg.catalog.database) else None
+    try:
+        cols, rows, cut = run(spark, statement, limit)
+    except Exception as e:  # noqa: BLE001 - Spark's analysis/parse errors, shown without a trace
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise click.ClickException(f"SQL failed: {msg}") from None
+    if cols:
+        print_rows(cols, rows, fmt)
+        if cut:
+            console.print(f"[yellow](first {limit} rows shown; use --limit to see more)[/yellow]",
+                          highlight=False) if fmt == "table" else None
+    elif fmt == "table":
+        console.print("OK")
+
+
+if __name__ == "__main__":
+    cli()

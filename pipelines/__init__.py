@@ -1,0 +1,1 @@
+"""Spark side of lakecast: session, tables, ingest, windows, scoring and sinks."""

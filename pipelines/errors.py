@@ -1,0 +1,13 @@
+"""Errors a user can act on. The CLI prints their message in one line, without a trace."""
+
+
+class LakecastError(RuntimeError):
+    """Base class: the message names what is at fault (table, column, series, file, key)."""
+
+
+class SourceError(LakecastError):
+    """A source file or table cannot be used at all; nothing was written."""
+
+
+class SchemaDriftError(LakecastError):
+    """A governed table no longer matches its expected schema."""

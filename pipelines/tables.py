@@ -1,0 +1,222 @@
+"""The governed Delta tables: their schemas, constraints, comments and properties.
+
+`ensure_tables` creates what is missing and reports drift; it never alters an existing
+table, so re-running `lakecast init` changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from conf import LakecastConfig
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_version() -> str:
+    try:
+        return version("lakecast")
+    except PackageNotFoundError:
+        return "dev"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    comment: str
+    nullable: bool = True
+
+    def ddl(self) -> str:
+        null = "" if self.nullable else " NOT NULL"
+        return f"`{self.name}` {self.type}{null} COMMENT '{_esc(self.comment)}'"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+    constraints: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    partitioned_by: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _esc(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("'", "\\'")
+
+
+OBSERVATIONS = TableSpec(
+    name="observations",
+    comment="Validated time-series observations, one row per (series_id, ts); written by `lakecast ingest`.",
+    columns=(
+        Column("series_id", "STRING", "Series identifier", nullable=False),
+        Column("ts", "TIMESTAMP", "Observation time (UTC), on the series' frequency grid", nullable=False),
+        Column("value", "DOUBLE", "Observed value (finite)"),
+        Column("batch_id", "STRING", "Ingest batch that last wrote this row"),
+        Column("source_file", "STRING", "File the row came from"),
+        Column("ingested_at", "TIMESTAMP", "When the row was first written"),
+        Column("updated_at", "TIMESTAMP", "When the value was last corrected"),
+    ),
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    comment="Rejected input rows with the reason; nothing is dropped silently.",
+    columns=(
+        Column("batch_id", "STRING", "Ingest batch the row belonged to", nullable=False),
+        Column("source_file", "STRING", "File the row came from"),
+        Column("reason_code", "STRING", "Machine-readable reason, e.g. bad_timestamp", nullable=False),
+        Column("reason", "STRING", "Human-readable reason", nullable=False),
+        Column("series_id", "STRING", "Raw series id as read"),
+        Column("ts_raw", "STRING", "Raw timestamp as read"),
+        Column("value_raw", "STRING", "Raw value as read"),
+        Column("raw", "STRING", "The whole raw row as JSON"),
+        Column("quarantined_at", "TIMESTAMP", "When the row was quarantined", nullable=False),
+    ),
+    constraints={"reason_code_not_empty": "length(reason_code) > 0"},
+)
+
+FORECASTS = TableSpec(
+    name="forecasts",
+    comment="Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name).",
+    columns=(
+        Column("series_id", "STRING", "Series identifier", nullable=False),
+        Column("forecast_origin", "TIMESTAMP", "Last observed grid step the forecast starts from (UTC)", nullable=False),
+        Column("target_ts", "TIMESTAMP", "Time being forecast (UTC)", nullable=False),
+        Column("horizon_step", "INT", "Steps ahead of the origin, 1-based", nullable=False),
+        Column("p10", "DOUBLE", "10th percentile forecast", nullable=False),
+        Column("p50", "DOUBLE", "Median forecast", nullable=False),
+        Column("p90", "DOUBLE", "90th percentile forecast", nullable=False),
+        Column("model_name", "STRING", "Registered MLflow model name", nullable=False),
+        Column("model_version", "STRING", "Registered model version used", nullable=False),
+        Column("model_run_id", "STRING", "MLflow run that trained the model"),
+        Column("source_version", "BIGINT", "Delta version of observations that was read"),
+        Column("job_run_id", "STRING", "job_runs.run_id of the scoring run"),
+        Column("scored_at", "TIMESTAMP", "When the forecast was written"),
+    ),
+    constraints={
+        "quantiles_ordered": "p10 <= p50 AND p50 <= p90",
+        "horizon_step_positive": "horizon_step >= 1",
+        "target_after_origin": "target_ts > forecast_origin",
+    },
+    properties={"delta.enableChangeDataFeed": "true"},
+)
+
+JOB_RUNS = TableSpec(
+    name="job_runs",
+    comment="One row per lakecast job run: what ran, with which parameters, what it read and wrote.",
+    columns=(
+        Column("run_id", "STRING", "Unique run id", nullable=False),
+        Column("job", "STRING", "Job name, e.g. ingest, train, predict", nullable=False),
+        Column("status", "STRING", "running | succeeded | failed", nullable=False),
+        Column("parameters", "STRING", "Run parameters and resolved config as JSON"),
+        Column("started_at", "TIMESTAMP", "Start time (UTC)", nullable=False),
+        Column("ended_at", "TIMESTAMP", "End time (UTC)"),
+        Column("row_counts", "MAP<STRING, BIGINT>", "Row counts by kind (read, inserted, quarantined...)"),
+        Column("versions_read", "MAP<STRING, BIGINT>", "Delta versions read, by table"),
+        Column("versions_written", "MAP<STRING, BIGINT>", "Delta versions written, by table"),
+        Column("details", "STRING", "Other facts of the run as JSON (model version, precision...)"),
+        Column("error", "STRING", "Error message of a failed run"),
+    ),
+    constraints={"status_known": "status IN ('running', 'succeeded', 'failed')"},
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, JOB_RUNS)
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str
+    status: str  # created | ok | drifted
+    problems: tuple[str, ...] = ()
+
+
+def create_table_sql(spec: TableSpec, cfg: LakecastConfig) -> str:
+    props = {
+        "data_owner": cfg.catalog.owner,
+        "data_classification": cfg.catalog.classification,
+        "pipeline": "lakecast",
+        "pipeline_version": pipeline_version(),
+        **spec.properties,
+    }
+    cols = ",\n  ".join(c.ddl() for c in spec.columns)
+    tblprops = ", ".join(f"'{k}' = '{_esc(v)}'" for k, v in props.items())
+    part = f"\nPARTITIONED BY ({', '.join(spec.partitioned_by)})" if spec.partitioned_by else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {cfg.table(spec.name)} (\n  {cols}\n) USING DELTA{part}\n"
+        f"COMMENT '{_esc(spec.comment)}'\nTBLPROPERTIES ({tblprops})"
+    )
+
+
+def _normalise_type(t: str) -> str:
+    return t.replace(" ", "").lower()
+
+
+def check_drift(spark: Any, spec: TableSpec, cfg: LakecastConfig) -> list[str]:
+    """Differences between an existing table and its expected schema and constraints."""
+    name = cfg.table(spec.name)
+    actual = {f.name: f for f in spark.table(name).schema.fields}
+    problems: list[str] = []
+    for col in spec.columns:
+        f = actual.get(col.name)
+        if f is None:
+            problems.append(f"column {col.name} ({col.type}) is missing")
+            continue
+        got = _normalise_type(f.dataType.simpleString())
+        if got != _normalise_type(col.type):
+            problems.append(f"column {col.name} has type {got}, expected {col.type.lower()}")
+        if not col.nullable and f.nullable:
+            problems.append(f"column {col.name} should be NOT NULL")
+    for extra in sorted(set(actual) - set(spec.column_names)):
+        problems.append(f"unexpected column {extra}")
+    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    for cname, expr in spec.constraints.items():
+        if f"delta.constraints.{cname.lower()}" not in props:
+            problems.append(f"CHECK constraint {cname} ({expr}) is missing")
+    for k, v in spec.properties.items():
+        if props.get(k) != v:
+            problems.append(f"table property {k} is {props.get(k)!r}, expected {v!r}")
+    return problems
+
+
+def table_exists(spark: Any, cfg: LakecastConfig, name: str) -> bool:
+    return bool(spark.catalog.tableExists(cfg.table(name)))
+
+
+def ensure_tables(spark: Any, cfg: LakecastConfig) -> list[TableStatus]:
+    """Create the database and any missing table; report drift of existing ones."""
+    db = cfg.catalog.database
+    spark.sql(
+        f"CREATE DATABASE IF NOT EXISTS {db} COMMENT 'lakecast governed forecasting tables'"
+    )
+    result: list[TableStatus] = []
+    for spec in ALL_TABLES:
+        if table_exists(spark, cfg, spec.name):
+            problems = check_drift(spark, spec, cfg)
+            result.append(TableStatus(cfg.table(spec.name), "drifted" if problems else "ok", tuple(problems)))
+            continue
+        spark.sql(create_table_sql(spec, cfg))
+        for cname, expr in spec.constraints.items():
+            spark.sql(f"ALTER TABLE {cfg.table(spec.name)} ADD CONSTRAINT {cname} CHECK ({expr})")
+        log.info("created table %s", cfg.table(spec.name))
+        result.append(TableStatus(cfg.table(spec.name), "created"))
+    from pipelines.views import ensure_views
+
+    ensure_views(spark, cfg)
+    return result
+
+
+def delta_version(spark: Any, table: str) -> int:
+    """Current Delta version of a table (the lineage number stored in forecasts/job_runs)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forName(spark, table).history(1).select("version").head()
+    return int(row["version"]) if row is not None else -1

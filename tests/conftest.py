@@ -1,0 +1,83 @@
+"""Shared fixtures: one real SparkSession (Delta + Hive catalog) on a temporary home.
+
+The Ivy JAR cache is the repo's `.lakecast/ivy`, shared with `make demo`, so the Delta
+JARs are downloaded once per machine, never per test run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conf import LakecastConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+IVY_DIR = REPO / ".lakecast" / "ivy"
+BIN = Path(sys.executable).parent
+
+# Small, fast settings for tests on 2 cores.
+TEST_OVERRIDES = (
+    "spark.master=local[2]",
+    "spark.shuffle_partitions=2",
+    "spark.delta_snapshot_partitions=1",
+    "spark.driver_memory=3g",
+    f"spark.ivy_dir={IVY_DIR}",
+)
+
+
+def make_config(home: Path, *extra: str) -> LakecastConfig:
+    """A config on `home` with the test settings, plus any `extra` --set overrides."""
+    return load_config(None, [f"home={home}", *TEST_OVERRIDES, *extra], env={})
+
+
+@pytest.fixture(scope="session")
+def lakecast_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lakecast_home")
+
+
+@pytest.fixture(scope="session")
+def cfg(lakecast_home: Path) -> LakecastConfig:
+    return make_config(lakecast_home)
+
+
+@pytest.fixture(scope="session")
+def spark(cfg: LakecastConfig) -> Iterator[Any]:
+    from pipelines.session import build_session, stop_session
+    from pipelines.tables import ensure_tables
+
+    session = build_session(cfg)
+    ensure_tables(session, cfg)
+    yield session
+    stop_session(session)
+
+
+@pytest.fixture
+def fresh_db(spark: Any, cfg: LakecastConfig) -> Callable[..., LakecastConfig]:
+    """Factory: a config whose database is new and initialised, for tests that need empty tables."""
+    from pipelines.tables import ensure_tables
+
+    def make(*extra: str) -> LakecastConfig:
+        db = f"t_{uuid.uuid4().hex[:10]}"
+        c = make_config(cfg.home, f"catalog.database={db}", *extra)
+        ensure_tables(spark, c)
+        return c
+
+    return make
+
+
+def run_cli(home: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run `lakecast ARGS` in a separate process on `home` with the test settings."""
+    sets = [x for o in TEST_OVERRIDES for x in ("--set", o)]
+    full_env = {**os.environ, "LAKECAST_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [str(BIN / "lakecast"), *args, *sets], capture_output=True, text=True, timeout=timeout,
+        env=full_env, cwd=REPO,
+    )
