@@ -128,6 +128,17 @@ class ModelConfig(_Section):
     num_layers: int = Field(default=2, ge=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
+    # Linear map from the lookback values to the median (LSTNet-style highway); learns
+    # level and seasonal repetition quickly, the LSTM learns the rest.
+    linear_skip: bool = True
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not (0.0 < v[0] < v[1] < v[2] < 1.0):
+            raise ValueError("quantiles must be three increasing levels in (0, 1) (low, median, high), "
+                             "e.g. [0.1, 0.5, 0.9]; the network's head cannot cross them")
+        return v
 
 
 class TrainConfig(_Section):
@@ -142,6 +153,9 @@ class TrainConfig(_Section):
     test_periods: int = Field(default=7 * 24, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     plot_series: int = Field(default=4, ge=0)
+    # Training windows up to this size are loaded into memory (full shuffle each epoch);
+    # larger sets are streamed as Arrow record batches from their Parquet snapshot.
+    max_in_memory_mb: int = Field(default=2048, ge=1)
 
 
 class PromoteConfig(_Section):
