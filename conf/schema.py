@@ -88,6 +88,18 @@ class DataConfig(_Section):
             )
         return v
 
+    @field_validator("max_future")
+    @classmethod
+    def _max_future(cls, v: str) -> str:
+        from conf.freq import parse_freq
+
+        try:
+            f = parse_freq(v)
+            f.step  # noqa: B018 - raises for calendar steps, which have no fixed length
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a fixed duration; use e.g. 1D, 12h, 2W, 30min") from e
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -105,6 +117,10 @@ class IngestConfig(_Section):
 
     csv_header: bool = True
     csv_delimiter: str = ","
+    # Spark datetime pattern for sources whose timestamps are not ISO 8601 (e.g. dd/MM/yyyy HH:mm).
+    timestamp_format: str | None = None
+    # Rows per part file written by the sample generator (`lakecast generate`).
+    sample_rows_per_file: int = Field(default=1_000_000, ge=1000)
 
 
 class WindowsConfig(_Section):
