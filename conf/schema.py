@@ -198,6 +198,10 @@ class ScoringConfig(_Section):
     batch_size: int = Field(default=512, ge=1)
     arrow_batch_rows: int = Field(default=10000, ge=1)
     torch_threads: int = Field(default=1, ge=1)
+    # `precision: auto` times fp32 against reduced precision on this many random windows at
+    # job start and takes reduced precision only when it is at least this much faster.
+    calibration_windows: int = Field(default=512, ge=16)
+    calibration_min_speedup: float = Field(default=1.1, gt=0)
 
 
 class LakecastConfig(_Section):
