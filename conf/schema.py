@@ -133,7 +133,9 @@ class WindowsConfig(_Section):
     max_gap: int = Field(default=3, ge=0)
     max_missing_frac: float = Field(default=0.1, ge=0.0, le=1.0)
     calendar_features: bool = True
-    strategy: str = "arrays"
+    # How windows are cut: "numpy" (applyInArrow, numpy per series) or "sql" (Spark SQL
+    # higher-order functions on grouped arrays, no Python workers). See bench/RESULTS.md.
+    strategy: Literal["numpy", "sql"] = "numpy"
 
 
 class ModelConfig(_Section):
@@ -204,6 +206,13 @@ class ScoringConfig(_Section):
     calibration_min_speedup: float = Field(default=1.1, gt=0)
 
 
+class SqlServerConfig(_Section):
+    """Spark's Thrift JDBC/ODBC server (`lakecast sql-server`) for beeline and BI tools."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept connections from other machines
+    port: int = Field(default=10000, ge=1, le=65535)
+
+
 class LakecastConfig(_Section):
     """The whole configuration; build it with `conf.load_config`."""
 
@@ -218,6 +227,7 @@ class LakecastConfig(_Section):
     promote: PromoteConfig = PromoteConfig()
     mlflow: MlflowConfig = MlflowConfig()
     scoring: ScoringConfig = ScoringConfig()
+    sql_server: SqlServerConfig = SqlServerConfig()
 
     def table(self, name: str) -> str:
         """Fully qualified name of a lakecast table, e.g. `lakecast.forecasts`."""
