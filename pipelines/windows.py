@@ -1,0 +1,233 @@
+"""Sequence windows for the LSTM, built in Spark from `observations`.
+
+One row per window (the shared windows contract):
+
+| column | type | meaning |
+|---|---|---|
+| series_id | string | the series |
+| forecast_origin | timestamp | the last input step; targets start one grid step later |
+| inputs | array<float> | lookback x n_features, row-major by step; feature 0 = scaled value |
+| targets | array<float> | horizon scaled values (training); NULL for inference windows |
+| scale_loc, scale_scale | double | original = scaled * scale_scale + scale_loc |
+| skip_reason | string | NULL when usable; else too_short, stale, too_many_missing, missing_target |
+
+Skipped rows are kept (inputs/targets/scales NULL) so they can be counted; consumers keep
+`skip_reason IS NULL`. Usable windows hold only finite numbers. Windows start at a series'
+first valid observation and follow every `windows.stride` steps. See `pipelines.grid` for
+the grid and fill rules and `pipelines.features` for covariates and scaling.
+
+Example (training windows up to a cut-off, then numpy through Arrow):
+
+    w = training_windows(spark.table("lakecast.observations"), cfg, cutoff="2024-06-01")
+    log_window_counts(w, "train windows")
+    batches = w.where("skip_reason IS NULL").toArrow()
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from conf import LakecastConfig
+from pipelines.errors import LakecastError
+from pipelines.features import calendar_kinds, feature_names
+from pipelines.grid import GridSpec, from_utc_micros, shift, to_utc_micros
+
+log = logging.getLogger(__name__)
+
+WINDOW_COLUMNS = ("series_id", "forecast_origin", "inputs", "targets", "scale_loc", "scale_scale",
+                  "skip_reason")
+# Why a row is unusable. too_short: not enough history (a series with no full window keeps
+# one row); stale: last observation more than scoring.max_staleness steps before as_of;
+# too_many_missing: more than windows.max_missing_frac of the inputs missing after fill
+# (or all of them); missing_target: a target step still missing after fill.
+SKIP_REASONS = ("too_short", "stale", "too_many_missing", "missing_target")
+STRATEGIES = ("numpy", "sql")
+
+__all__ = [
+    "SKIP_REASONS",
+    "STRATEGIES",
+    "WINDOW_COLUMNS",
+    "SplitCutoffs",
+    "WindowError",
+    "WindowSpec",
+    "WindowSplits",
+    "count_skipped_series",
+    "count_skips",
+    "feature_names",
+    "inference_windows",
+    "log_window_counts",
+    "split_cutoffs",
+    "split_windows",
+    "training_windows",
+    "window_counts",
+]
+
+
+class WindowError(LakecastError):
+    """Windows cannot be built from this input; the message names the column or setting."""
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The window settings of `cfg` as plain values a Python worker can carry."""
+
+    grid: GridSpec
+    lookback: int
+    horizon: int
+    stride: int
+    max_missing_frac: float
+    calendar: tuple[str, ...]  # calendar cycles, see pipelines.features
+    max_staleness: int
+    strategy: str
+
+    @classmethod
+    def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
+        from conf.freq import parse_freq
+
+        w = cfg.windows
+        kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
+        return cls(GridSpec.from_config(cfg), w.lookback, w.horizon, w.stride, w.max_missing_frac,
+                   kinds, cfg.scoring.max_staleness, w.strategy)
+
+    @property
+    def n_features(self) -> int:
+        return 2 + 2 * len(self.calendar)
+
+
+def _observations(obs: Any, cfg: LakecastConfig) -> Any:
+    """(series_id, ts, value) with the configured column names; fail naming what is missing."""
+    from pyspark.sql import functions as F
+
+    wanted = (cfg.data.series_col, cfg.data.time_col, cfg.data.value_col)
+    missing = [c for c in wanted if c not in obs.columns]
+    if missing:
+        raise WindowError(
+            f"cannot build windows: column(s) {', '.join(missing)} not found in the observations "
+            f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col"
+        )
+    return obs.select(F.col(wanted[0]).cast("string").alias("series_id"),
+                      F.col(wanted[1]).cast("timestamp").alias("ts"),
+                      F.col(wanted[2]).cast("double").alias("value"))
+
+
+def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None) -> Any:
+    spec = WindowSpec.from_config(cfg)
+    df = _observations(obs, cfg)
+    if spec.strategy == "sql":
+        from pipelines.windows_sql import sql_windows
+
+        return sql_windows(df, cfg, spec, mode, t_us)
+    from pipelines.windows_numpy import numpy_windows
+
+    return numpy_windows(df, spec, mode, t_us)
+
+
+def training_windows(obs: Any, cfg: LakecastConfig, cutoff: datetime | str | None = None) -> Any:
+    """Windows of `windows.lookback` inputs and `windows.horizon` targets every `windows.stride`
+    steps, seeing nothing after `cutoff` (not even for filling gaps). Lazy: no Spark job runs.
+
+    A series without one full window up to the cut-off keeps one `too_short` row.
+    """
+    return _build(obs, cfg, "training", None if cutoff is None else to_utc_micros(cutoff))
+
+
+def inference_windows(obs: Any, cfg: LakecastConfig, as_of: datetime | str) -> Any:
+    """One row per series: the last `windows.lookback` grid steps at or before `as_of`.
+
+    forecast_origin is the series' last grid step at or before `as_of` (observed or not);
+    `targets` is NULL. Reasons: too_short (no observation at or before as_of, or fewer than
+    lookback steps since the first), stale (last observation more than scoring.max_staleness
+    steps before the origin), too_many_missing.
+    """
+    return _build(obs, cfg, "inference", to_utc_micros(as_of))
+
+
+def window_counts(windows: Any) -> dict[str, int]:
+    """Rows by outcome in one Spark job: `usable` plus each skip reason present."""
+    from pyspark.sql import functions as F
+
+    rows = windows.groupBy(F.coalesce("skip_reason", F.lit("usable")).alias("r")).count().collect()
+    counts = {r["r"]: int(r["count"]) for r in rows}
+    return {"usable": counts.pop("usable", 0), **dict(sorted(counts.items()))}
+
+
+def count_skips(windows: Any) -> dict[str, int]:
+    """Skipped windows by reason (only reasons that occur; usable rows are not counted)."""
+    return {k: v for k, v in window_counts(windows).items() if k != "usable"}
+
+
+def count_skipped_series(windows: Any) -> dict[str, int]:
+    """Distinct series with at least one window skipped for each reason."""
+    from pyspark.sql import functions as F
+
+    rows = (windows.where(F.col("skip_reason").isNotNull()).groupBy("skip_reason")
+            .agg(F.countDistinct("series_id").alias("n")).collect())
+    return {r["skip_reason"]: int(r["n"]) for r in sorted(rows, key=lambda r: r["skip_reason"])}
+
+
+def log_window_counts(windows: Any, what: str) -> dict[str, int]:
+    """Count (one Spark job) and log one line: usable windows and skipped ones by reason."""
+    counts = window_counts(windows)
+    skipped = {k: v for k, v in counts.items() if k != "usable"}
+    log.info("%s: %d usable, %d skipped %s", what, counts["usable"], sum(skipped.values()), skipped or "")
+    return counts
+
+
+class SplitCutoffs(NamedTuple):
+    """Targets of train windows end at or before `train_end`, validation targets lie in
+    (train_end, val_end], test targets in (val_end, end]; `end` is the data's last step."""
+
+    train_end: datetime
+    val_end: datetime
+    end: datetime
+
+
+class WindowSplits(NamedTuple):
+    train: Any
+    val: Any
+    test: Any
+
+
+def split_cutoffs(obs: Any, cfg: LakecastConfig, end: datetime | str | None = None) -> SplitCutoffs:
+    """Cut-offs counted back from the data's end (or `end`): `train.test_periods` steps of
+    test, before them `train.val_periods` steps of validation, the rest for training."""
+    from pyspark.sql import functions as F
+
+    if end is None:
+        row = _observations(obs, cfg).agg(F.max(F.unix_micros("ts")).alias("end")).head()
+        if row is None or row["end"] is None:
+            raise WindowError("cannot split: the observations are empty")
+        end_dt = from_utc_micros(row["end"])
+    else:
+        end_dt = from_utc_micros(to_utc_micros(end))
+    grid = GridSpec.from_config(cfg)
+    val_end = shift(grid, end_dt, -cfg.train.test_periods)
+    return SplitCutoffs(shift(grid, val_end, -cfg.train.val_periods), val_end, end_dt)
+
+
+def split_windows(obs: Any, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = None) -> WindowSplits:
+    """Train / validation / test windows by time (`split_cutoffs` unless given).
+
+    Each part is built with its own cut-off, so no part sees (or fills from) later data;
+    validation and test keep windows whose first target falls after the previous cut-off.
+    `too_short` rows are kept in every part: they say the series lacks history for it.
+    """
+    from pyspark.sql import functions as F
+
+    c = cutoffs or split_cutoffs(obs, cfg)
+    grid = GridSpec.from_config(cfg)
+
+    def after(df: Any, t: datetime) -> Any:
+        # first target = origin + 1 step > t  <=>  origin > t - 1 step
+        first_ok = F.col("forecast_origin") > F.timestamp_micros(F.lit(to_utc_micros(shift(grid, t, -1))))
+        return df.where(first_ok | (F.col("skip_reason") == "too_short"))
+
+    log.info("split cut-offs: train <= %s < val <= %s < test <= %s", c.train_end, c.val_end, c.end)
+    return WindowSplits(
+        training_windows(obs, cfg, cutoff=c.train_end),
+        after(training_windows(obs, cfg, cutoff=c.val_end), c.train_end),
+        after(training_windows(obs, cfg, cutoff=c.end), c.val_end),
+    )

@@ -1,0 +1,186 @@
+"""The `numpy` window strategy: one Arrow table per series into a Python worker, numpy inside.
+
+`groupBy(series_id).applyInArrow` hands each series to `series_windows`, which builds its
+grid, fills gaps, cuts windows with fancy indexing (no per-window Python loop) and returns
+an Arrow table whose list columns are built from flat buffers (no per-row objects).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines.features import calendar_features, guard_scale
+from pipelines.grid import (
+    anchor_of,
+    dense_grid,
+    month_number,
+    series_obs,
+    step_index,
+    step_micros,
+)
+
+if TYPE_CHECKING:
+    from pipelines.windows import WindowSpec
+
+ARROW_SCHEMA = pa.schema([
+    ("series_id", pa.string()),
+    ("forecast_origin", pa.timestamp("us", tz="UTC")),
+    ("inputs", pa.list_(pa.float32())),
+    ("targets", pa.list_(pa.float32())),
+    ("scale_loc", pa.float64()),
+    ("scale_scale", pa.float64()),
+    ("skip_reason", pa.string()),
+])
+
+
+class _Rows:
+    """Output rows of one series, collected as arrays."""
+
+    def __init__(self) -> None:
+        self.origin: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []  # (rows, lookback * features), NaN rows = NULL
+        self.targets: list[np.ndarray] = []
+        self.loc: list[np.ndarray] = []
+        self.scale: list[np.ndarray] = []
+        self.reason: list[Any] = []
+
+    def skipped(self, origin_us: int | None, reason: str, spec: WindowSpec, targets: bool) -> None:
+        self.add(np.array([origin_us if origin_us is not None else np.iinfo(np.int64).min]),
+                 np.full((1, spec.lookback * spec.n_features), np.nan, dtype=np.float32),
+                 np.full((1, spec.horizon), np.nan, dtype=np.float32) if targets else None,
+                 np.array([np.nan]), np.array([np.nan]), [reason])
+
+    def add(self, origin: np.ndarray, inputs: np.ndarray, targets: np.ndarray | None,
+            loc: np.ndarray, scale: np.ndarray, reason: list[Any]) -> None:
+        self.origin.append(origin)
+        self.inputs.append(inputs)
+        if targets is not None:
+            self.targets.append(targets)
+        self.loc.append(loc)
+        self.scale.append(scale)
+        self.reason += reason
+
+    def table(self, series_id: str, with_targets: bool) -> pa.Table:
+        n = len(self.reason)
+        usable = np.array([r is None for r in self.reason], dtype=bool)
+        origin = np.concatenate(self.origin)
+        loc, scale = np.concatenate(self.loc), np.concatenate(self.scale)
+        targets = (_list_array(np.concatenate(self.targets), usable) if with_targets
+                   else pa.nulls(n, pa.list_(pa.float32())))
+        return pa.Table.from_arrays([
+            pa.array([series_id] * n, pa.string()),
+            pa.array(origin, pa.timestamp("us", tz="UTC"), mask=origin == np.iinfo(np.int64).min),
+            _list_array(np.concatenate(self.inputs), usable),
+            targets,
+            pa.array(loc, pa.float64(), mask=~usable),
+            pa.array(scale, pa.float64(), mask=~usable),
+            pa.array(self.reason, pa.string()),
+        ], schema=ARROW_SCHEMA)
+
+
+def _list_array(rows: np.ndarray, usable: np.ndarray) -> pa.Array:
+    """list<float> column from a (rows, width) matrix: usable rows as lists, others NULL."""
+    width = rows.shape[1]
+    lengths = np.where(usable, width, 0)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.ascontiguousarray(rows[usable], dtype=np.float32).reshape(-1)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()),
+                                    mask=pa.array(~usable))
+
+
+def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, observed: np.ndarray,
+              starts: np.ndarray, with_targets: bool, out: _Rows) -> None:
+    """Cut windows whose inputs start at grid positions `starts`; scale and add features."""
+    lb, hz = spec.lookback, spec.horizon
+    idx = starts[:, None] + np.arange(lb)  # (windows, lookback)
+    x = vals[idx]
+    nmiss = np.isnan(x).sum(axis=1)
+    reason: list[Any] = [None] * len(starts)
+    bad = (nmiss == lb) | (nmiss > spec.max_missing_frac * lb)
+    y = vals[starts[:, None] + lb + np.arange(hz)] if with_targets else None
+    bad_y = np.isnan(y).any(axis=1) & ~bad if y is not None else np.zeros(len(starts), dtype=bool)
+    for i in np.flatnonzero(bad):
+        reason[i] = "too_many_missing"
+    for i in np.flatnonzero(bad_y):
+        reason[i] = "missing_target"
+    ok = ~(bad | bad_y)
+    nf = spec.n_features
+    inputs = np.full((len(starts), lb * nf), np.nan, dtype=np.float32)
+    targets = np.full((len(starts), hz), np.nan, dtype=np.float32) if with_targets else None
+    loc = np.full(len(starts), np.nan)
+    scale = np.full(len(starts), np.nan)
+    if ok.any():
+        xo = x[ok]
+        loc_o = np.nanmean(xo, axis=1)
+        scale_o = guard_scale(loc_o, np.nanstd(xo, axis=1))
+        scaled = np.nan_to_num((xo - loc_o[:, None]) / scale_o[:, None], nan=0.0)
+        feats = [scaled[..., None], (~observed[idx[ok]])[..., None].astype(np.float64)]
+        if spec.calendar:
+            steps = first + np.arange(len(vals))
+            ts = step_micros(spec.grid, anchor, steps)
+            months = anchor + steps * spec.grid.months if spec.grid.is_calendar else month_number(ts)
+            month = np.mod(months, 12)
+            feats.append(calendar_features(spec.calendar, ts, month)[idx[ok]])
+        inputs[ok] = np.concatenate(feats, axis=2).reshape(int(ok.sum()), lb * nf)
+        if targets is not None and y is not None:
+            targets[ok] = (y[ok] - loc_o[:, None]) / scale_o[:, None]
+        loc[ok], scale[ok] = loc_o, scale_o
+    origin = step_micros(spec.grid, anchor, first + starts + lb - 1)
+    out.add(origin, inputs, targets, loc, scale, reason)
+
+
+def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode: str,
+                   t_us: int | None) -> _Rows:
+    """Windows of one series: `training` up to cut-off `t_us`, or `inference` as of `t_us`."""
+    out = _Rows()
+    grid = spec.grid
+    anchor = anchor_of(grid, ts_us)
+    obs = series_obs(grid, ts_us, values, t_us, anchor)
+    lb, hz = spec.lookback, spec.horizon
+    if mode == "training":
+        if len(obs.steps) == 0:
+            out.skipped(None, "too_short", spec, True)
+            return out
+        first, last = int(obs.steps[0]), int(obs.steps[-1])
+        if last - first + 1 < lb + hz:
+            out.skipped(int(step_micros(grid, anchor, np.array([last]))[0]), "too_short", spec, True)
+            return out
+        vals, observed = dense_grid(grid, obs)
+        starts = np.arange(0, len(vals) - lb - hz + 1, spec.stride)
+        _assemble(spec, anchor, first, vals, observed, starts, True, out)
+        return out
+    assert t_us is not None
+    k_o = int(step_index(grid, anchor, np.array([t_us]))[0])
+    origin_us = int(step_micros(grid, anchor, np.array([k_o]))[0])
+    if len(obs.steps) == 0:
+        out.skipped(origin_us, "too_short", spec, False)
+    elif k_o - int(obs.steps[-1]) > spec.max_staleness:
+        out.skipped(origin_us, "stale", spec, False)
+    elif k_o - int(obs.steps[0]) + 1 < lb:
+        out.skipped(origin_us, "too_short", spec, False)
+    else:
+        vals, observed = dense_grid(grid, obs, last_step=k_o)
+        _assemble(spec, anchor, int(obs.steps[0]), vals, observed, np.array([len(vals) - lb]), False, out)
+    return out
+
+
+def arrow_windows(spec: WindowSpec, mode: str, t_us: int | None, table: pa.Table) -> pa.Table:
+    """applyInArrow body: one series' (series_id, ts, value) table to its windows."""
+    ts = table.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+    values = table.column("value").cast(pa.float64()).to_numpy(zero_copy_only=False)
+    sid = table.column("series_id")[0].as_py()
+    return series_windows(spec, ts, values, mode, t_us).table(sid, mode == "training")
+
+
+def numpy_windows(obs: Any, spec: WindowSpec, mode: str, t_us: int | None) -> Any:
+    """All series' windows with `groupBy(series_id).applyInArrow` (the `numpy` strategy)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    def fn(table: pa.Table) -> pa.Table:
+        return arrow_windows(spec, mode, t_us, table)
+
+    return obs.groupBy("series_id").applyInArrow(fn, from_arrow_schema(ARROW_SCHEMA))
