@@ -7,12 +7,16 @@ This is the only module that knows Spark's configuration keys. Jobs call
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +26,7 @@ from pipelines.errors import LakecastError
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 
 
 class SessionError(LakecastError):
@@ -151,7 +156,9 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
         )
         settings["spark.hadoop.datanucleus.schema.autoCreateAll"] = "true"
     else:
-        packages.append(cfg.catalog.jdbc_driver_package)
+        # The metastore client loads the JDBC driver from the driver JVM's own class path,
+        # which `spark.jars.packages` reaches too late; `ensure_jdbc_driver` fetches the JAR.
+        settings["spark.driver.extraClassPath"] = str(jdbc_driver_jar(cfg))
         settings.update(
             {
                 "spark.hadoop.javax.jdo.option.ConnectionURL": str(cfg.catalog.jdbc_url),
@@ -170,6 +177,132 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
     return settings
 
 
+def _maven_parts(coordinate: str) -> tuple[str, str, str]:
+    parts = coordinate.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SessionError(
+            f"{coordinate!r} is not a Maven coordinate group:artifact:version "
+            "(check catalog.jdbc_driver_package, e.g. org.postgresql:postgresql:42.7.4)"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _ivy_jar(coordinate: str, ivy_dir: Path) -> Path:
+    """Where Spark's Ivy keeps a resolved JAR: `<ivy>/jars/<group>_<artifact>-<version>.jar`."""
+    group, artifact, ver = _maven_parts(coordinate)
+    return ivy_dir / "jars" / f"{group}_{artifact}-{ver}.jar"
+
+
+def jdbc_driver_jar(cfg: LakecastConfig) -> Path:
+    """The metastore's JDBC driver JAR, kept beside the Delta JARs in the Ivy cache."""
+    return _ivy_jar(cfg.catalog.jdbc_driver_package, cfg.ivy_dir)
+
+
+def ensure_jdbc_driver(cfg: LakecastConfig) -> Path:
+    """Fetch the JDBC driver JAR from Maven Central once (checksum-verified); then offline."""
+    jar = jdbc_driver_jar(cfg)
+    if jar.is_file():
+        return jar
+    group, artifact, ver = _maven_parts(cfg.catalog.jdbc_driver_package)
+    url = f"{MAVEN_CENTRAL}/{group.replace('.', '/')}/{artifact}/{ver}/{artifact}-{ver}.jar"
+    log.info("first start on a PostgreSQL metastore: fetching %s into %s", url, jar.parent)
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            data = r.read()
+        with urllib.request.urlopen(url + ".sha1", timeout=60) as r:
+            want = r.read().decode().split()[0]
+    except OSError as e:
+        raise SessionError(
+            f"could not download the metastore's JDBC driver {url}: {e}. Check network access "
+            f"to Maven Central, or copy the JAR to {jar}."
+        ) from e
+    if hashlib.sha1(data).hexdigest() != want:
+        raise SessionError(f"{url} does not match its published SHA-1; not installing it at {jar}")
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    part = jar.with_name(f".{jar.name}.{os.getpid()}.part")
+    part.write_bytes(data)
+    part.replace(jar)  # atomic: a concurrent process sees the whole JAR or none
+    return jar
+
+
+def submit_properties(cfg: LakecastConfig) -> dict[str, str]:
+    """Settings for a driver JVM that `spark-submit` launches (job scripts, Thrift server).
+
+    A session built inside a running JVM cannot add JARs to the driver's class path, so
+    spark-submit must be given Delta (and the JDBC driver) up front: write these with
+    `write_properties` and pass `spark-submit --properties-file FILE`.
+    """
+    settings = spark_settings(cfg)
+    extra = [p for p in settings.get("spark.jars.packages", "").split(",") if p]
+    settings["spark.jars.packages"] = ",".join([delta_package(), *extra])
+    settings.setdefault("spark.log.level", cfg.spark.log_level)
+    return settings
+
+
+def delta_jars(cfg: LakecastConfig) -> list[Path]:
+    """The Delta JARs in the Ivy cache that a JVM needs on its own class path.
+
+    The Thrift server's sessions resolve `DeltaCatalog` through the system class loader,
+    which `--packages` does not reach.
+    """
+    group, artifact, ver = _maven_parts(delta_package())
+    storage = f"{group}:delta-storage:{ver}"
+    return [_ivy_jar(f"{group}:{artifact}:{ver}", cfg.ivy_dir), _ivy_jar(storage, cfg.ivy_dir)]
+
+
+def thrift_server_properties(cfg: LakecastConfig) -> dict[str, str]:
+    """`submit_properties` plus the Delta JARs on the driver class path (HiveThriftServer2)."""
+    settings = submit_properties(cfg)
+    missing = [str(p) for p in delta_jars(cfg) if not p.is_file()]
+    if missing:
+        raise SessionError(
+            f"the Delta JARs {', '.join(missing)} are not in the Ivy cache yet; run any lakecast "
+            "command once (e.g. `lakecast init`) to fetch them, then start the SQL server"
+        )
+    cp = [settings["spark.driver.extraClassPath"]] if settings.get("spark.driver.extraClassPath") else []
+    settings["spark.driver.extraClassPath"] = ":".join([*cp, *(str(p) for p in delta_jars(cfg))])
+    return settings
+
+
+def write_properties(settings: dict[str, str], path: Path) -> Path:
+    """Write settings as a Java properties file for `spark-submit --properties-file`."""
+
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace("\n", "\\n")
+
+    def esc_key(s: str) -> str:
+        return esc(s).replace("=", "\\=").replace(":", "\\:")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{esc_key(k)}={esc(v)}" for k, v in settings.items()]
+    path.write_text("# written by lakecast from its configuration; regenerate, do not edit\n"
+                    + "\n".join(lines) + "\n")
+    return path
+
+
+@contextmanager
+def hold_catalog(cfg: LakecastConfig) -> Iterator[None]:
+    """Hold the embedded catalog's lock while a JVM that lakecast launched itself uses it.
+
+    Used around the Thrift server, so a job started meanwhile gets the one-line message
+    instead of Derby's stack trace. A PostgreSQL metastore needs no lock.
+    """
+    if cfg.catalog.metastore != "derby":
+        yield
+        return
+    lock = _CatalogLock(cfg.home)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _delta_loadable(spark: Any) -> bool:
+    utils = spark.sparkContext._jvm.org.apache.spark.util.Utils
+    return bool(utils.classIsLoadable("io.delta.sql.DeltaSparkSessionExtension"))
+
+
 def build_session(cfg: LakecastConfig) -> Any:
     """Start (or return the running) SparkSession for this configuration.
 
@@ -183,6 +316,8 @@ def build_session(cfg: LakecastConfig) -> Any:
         lock = _CatalogLock(cfg.home)
         lock.acquire()
         _lock = lock
+    if cfg.catalog.metastore == "postgres":
+        ensure_jdbc_driver(cfg)
 
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
@@ -205,6 +340,14 @@ def build_session(cfg: LakecastConfig) -> Any:
         raise _explain_start_failure(e, cfg) from e
     finally:
         os.chdir(prev)
+    if os.environ.get("PYSPARK_GATEWAY_PORT") and not _delta_loadable(spark):
+        # Launched by spark-submit: its JVM was started without the Delta JARs.
+        raise SessionError(
+            "Delta Lake is not on this spark-submit driver's class path. spark-submit needs "
+            "lakecast's Spark settings up front: `lakecast spark-conf --out lakecast.properties` "
+            "(same --conf/--set), then `spark-submit --properties-file lakecast.properties "
+            "jobs/<job>.py ...`."
+        )
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     log.info("spark %s on %s, home %s", spark.version, cfg.spark.master, cfg.home)
     return spark
