@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "jobs.init_tables",
     "jobs.sql",
     "jobs.demo",
+    "jobs.ingest",
 )
 
 
