@@ -1,0 +1,152 @@
+"""A trained forecaster as a plain `predict(np.ndarray) -> np.ndarray` with its metadata.
+
+This is what scoring loads on each Spark worker (once, from a local directory) and what the
+MLflow pyfunc wraps. The directory holds `meta.json` (shapes, feature names, frequency,
+network spec) and `weights.pt` (a torch state dict, loaded with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.lstm import LSTMForecaster, LSTMSpec
+from pipelines.errors import LakecastError
+
+log = logging.getLogger(__name__)
+
+META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
+FORMAT_VERSION = 1
+
+
+class ModelLoadError(LakecastError):
+    """A model directory is missing, incomplete or of an unknown format."""
+
+
+class ModelMismatchError(LakecastError):
+    """The model expects other windows (lookback, features, horizon, frequency) than configured."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model expects and produces; checked against the configured windows before scoring."""
+
+    lookback: int
+    n_features: int
+    feature_names: tuple[str, ...]
+    horizon: int
+    quantiles: tuple[float, float, float]
+    freq: str
+    network: LSTMSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelMeta:
+        if d.get("format_version") != FORMAT_VERSION:
+            raise ModelLoadError(f"model format_version {d.get('format_version')!r} is not supported "
+                                 f"(this lakecast reads {FORMAT_VERSION}); retrain the model")
+        return cls(lookback=int(d["lookback"]), n_features=int(d["n_features"]),
+                   feature_names=tuple(d["feature_names"]), horizon=int(d["horizon"]),
+                   quantiles=tuple(float(q) for q in d["quantiles"]),  # type: ignore[arg-type]
+                   freq=str(d["freq"]), network=LSTMSpec(**d["network"]))
+
+    def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None:
+        """Raise ModelMismatchError naming every difference from the configured windows."""
+        problems = []
+        if lookback != self.lookback:
+            problems.append(f"lookback {self.lookback} (configured windows.lookback={lookback})")
+        if tuple(feature_names) != self.feature_names:
+            problems.append(f"features {list(self.feature_names)} "
+                            f"(configured windows give {list(feature_names)})")
+        if horizon != self.horizon:
+            problems.append(f"horizon {self.horizon} (configured windows.horizon={horizon})")
+        if freq != self.freq:
+            problems.append(f"frequency {self.freq} (configured data.freq={freq})")
+        if problems:
+            raise ModelMismatchError(
+                "the model was trained for " + "; ".join(problems)
+                + ". Score with a matching configuration or train a model for this one"
+            )
+
+
+class Predictor:
+    """A loaded forecaster: `predict(X (N, lookback, features) float32) -> (N, horizon, 3)` scaled."""
+
+    def __init__(self, module: LSTMForecaster, meta: ModelMeta, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        self.meta = meta
+
+    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3)."""
+        m = self.meta
+        if X.ndim != 3 or X.shape[1:] != (m.lookback, m.n_features):
+            raise ModelMismatchError(f"model expects windows of shape (N, {m.lookback}, {m.n_features}), "
+                                     f"got {X.shape}")
+        out = np.empty((X.shape[0], m.horizon, 3), dtype=np.float32)
+        x_all = np.ascontiguousarray(X, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], batch_size):
+                x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
+                out[start:start + batch_size] = self.module(x).float().cpu().numpy()
+        return out
+
+
+def save_predictor(module: LSTMForecaster, meta: ModelMeta, directory: str | Path) -> Path:
+    """Write `meta.json` and `weights.pt` (CPU tensors) into `directory`."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    torch.save(state, path / WEIGHTS_FILE)
+    (path / META_FILE).write_text(json.dumps(meta.to_dict(), indent=1, sort_keys=True))
+    return path
+
+
+def find_predictor_dir(local_dir: str | Path) -> Path:
+    """The folder holding meta.json: `local_dir` itself or inside a downloaded MLflow model."""
+    root = Path(local_dir)
+    if (root / META_FILE).is_file():
+        return root
+    found = sorted(p.parent for p in root.rglob(META_FILE)) if root.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    what = "does not exist" if not root.exists() else (
+        f"holds no {META_FILE}" if not found else f"holds several models: {', '.join(map(str, found))}")
+    raise ModelLoadError(f"model directory {root} {what}; download a registered version first "
+                         "(models.registry.download_version)")
+
+
+def load_predictor(local_dir: str | Path, *, device: str = "cpu") -> Predictor:
+    """Load a model from a local directory (a predictor dir or a downloaded MLflow model)."""
+    path = find_predictor_dir(local_dir)
+    try:
+        meta = ModelMeta.from_dict(json.loads((path / META_FILE).read_text()))
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(f"model directory {path} is incomplete or corrupt: {e}") from e
+    module = LSTMForecaster(meta.network)
+    module.load_state_dict(state)
+    log.info("loaded model from %s (lookback %d, %d features, horizon %d)", path, meta.lookback,
+             meta.n_features, meta.horizon)
+    return Predictor(module, meta, device)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_predictor(local_dir: str, device: str = "cpu") -> Predictor:
+    """`load_predictor` once per process and directory: a Spark worker reuses it across batches.
+
+    Key it by an immutable directory (one per model version) so a cache hit is always right.
+    """
+    return load_predictor(local_dir, device=device)

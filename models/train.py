@@ -1,0 +1,188 @@
+"""Train the LSTM with pinball loss and early stopping on a time-based validation split.
+
+Data comes in as `WindowArrays` (small data: held in memory, shuffled fully each epoch) or
+as a zero-argument callable that returns a fresh iterator of `WindowArrays` blocks per
+epoch (large data: Arrow record batches streamed from storage, shuffled within each
+block), so memory is bounded by a block rather than by the data set. Same code on GPU or
+CPU. No Spark here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from conf import LakecastConfig
+from models.arrays import WindowArrays
+from models.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
+from pipelines.errors import LakecastError
+
+log = logging.getLogger(__name__)
+
+WindowSource = WindowArrays | Callable[[], Iterable[WindowArrays]]
+
+
+class TrainingError(LakecastError):
+    """Training cannot start or produced no usable model; the message says why."""
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """The best model (lowest validation loss) and how training went."""
+
+    model: LSTMForecaster
+    spec: LSTMSpec
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    device: str = "cpu"
+    seconds: float = 0.0
+    n_train: int = 0
+    n_val: int = 0
+
+    @property
+    def best_val_loss(self) -> float:
+        return min(h.val_loss for h in self.history)
+
+
+def resolve_device(wanted: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for `cuda` without one is an error, not a silent CPU run."""
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device is 'cuda' but no CUDA GPU is visible; use train.device=auto or cpu")
+    return torch.device(wanted)
+
+
+def _blocks(source: WindowSource) -> Iterator[WindowArrays]:
+    if isinstance(source, WindowArrays):
+        yield source
+    else:
+        yield from source()
+
+
+def _first_block(source: WindowSource, what: str) -> WindowArrays:
+    for block in _blocks(source):
+        if len(block):
+            if block.y is None:
+                raise TrainingError(f"{what} windows have no targets; training needs windows "
+                                    "built with targets")
+            return block
+    raise TrainingError(f"no usable {what} windows; check the split sizes (train.val_periods, "
+                        "train.test_periods) against the history length, and the skip reasons")
+
+
+def spec_for(cfg: LakecastConfig, sample: WindowArrays) -> LSTMSpec:
+    """The network shape for this data (lookback, features, horizon) and `model.*` settings."""
+    assert sample.y is not None
+    _, lookback, n_features = sample.X.shape
+    return LSTMSpec(
+        n_features=int(n_features), lookback=int(lookback), horizon=int(sample.y.shape[1]),
+        hidden_size=cfg.model.hidden_size, num_layers=cfg.model.num_layers,
+        dropout=cfg.model.dropout, linear_skip=cfg.model.linear_skip,
+    )
+
+
+def _minibatches(block: WindowArrays, batch_size: int, rng: np.random.Generator | None,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    assert block.y is not None
+    n = len(block)
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield block.X[idx], block.y[idx]
+
+
+def _train_epoch(model: LSTMForecaster, source: WindowSource, opt: torch.optim.Optimizer,
+                 q: torch.Tensor, batch_size: int, rng: np.random.Generator, device: torch.device,
+                 ) -> tuple[float, int]:
+    model.train()
+    total, count = 0.0, 0
+    for block in _blocks(source):
+        for xb, yb in _minibatches(block, batch_size, rng):
+            x = torch.from_numpy(xb).to(device, non_blocking=True)
+            y = torch.from_numpy(yb).to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            loss = pinball_loss(model(x), y, q)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(xb)
+            count += len(xb)
+    return total / max(count, 1), count
+
+
+@torch.inference_mode()
+def evaluate_loss(model: LSTMForecaster, source: WindowSource, q: torch.Tensor, batch_size: int,
+                  device: torch.device) -> tuple[float, int]:
+    """Mean pinball loss (scaled units) over all windows of `source`, and their count."""
+    model.eval()
+    total, count = 0.0, 0
+    for block in _blocks(source):
+        for xb, yb in _minibatches(block, batch_size, None):
+            x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
+            total += float(pinball_loss(model(x), y, q)) * len(xb)
+            count += len(xb)
+    return total / max(count, 1), count
+
+
+def fit(train: WindowSource, val: WindowSource, cfg: LakecastConfig) -> TrainResult:
+    """Train from `train`, stop when `val` loss has not improved for `train.patience` epochs.
+
+    Returns the weights of the best validation epoch. Deterministic for a given
+    `train.seed` on CPU (global torch RNG state is restored afterwards).
+    """
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    sample = _first_block(train, "training")
+    _first_block(val, "validation")
+    spec = spec_for(cfg, sample)
+    q = torch.tensor(cfg.model.quantiles, dtype=torch.float32, device=device)
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(tc.seed)
+        model = build_model(spec, tc.seed).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+        rng = np.random.default_rng(tc.seed)
+        result = TrainResult(model=model, spec=spec, device=str(device))
+        best_state, best, waited = copy.deepcopy(model.state_dict()), math.inf, 0
+        for epoch in range(1, tc.max_epochs + 1):
+            t0 = time.perf_counter()
+            train_loss, result.n_train = _train_epoch(model, train, opt, q, tc.batch_size, rng, device)
+            val_loss, n_val = evaluate_loss(model, val, q, tc.batch_size, device)
+            if not math.isfinite(train_loss) or not math.isfinite(val_loss):
+                raise TrainingError(f"training diverged at epoch {epoch} (train loss {train_loss}, "
+                                    f"validation loss {val_loss}); lower train.learning_rate")
+            result.history.append(EpochStats(epoch, train_loss, val_loss, time.perf_counter() - t0))
+            result.n_val = n_val
+            log.info("epoch %d/%d: train loss %.4f, validation loss %.4f (%.1fs)",
+                     epoch, tc.max_epochs, train_loss, val_loss, result.history[-1].seconds)
+            if val_loss < best - 1e-6:
+                best, waited, result.best_epoch = val_loss, 0, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= tc.patience:
+                    result.stopped_early = epoch < tc.max_epochs
+                    break
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    log.info("trained on %s in %.1fs: best epoch %d of %d, validation loss %.4f", device,
+             result.seconds, result.best_epoch, len(result.history), best)
+    return result
