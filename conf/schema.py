@@ -174,6 +174,8 @@ class TrainConfig(_Section):
     # Training windows up to this size are loaded into memory (full shuffle each epoch);
     # larger sets are streamed as Arrow record batches from their Parquet snapshot.
     max_in_memory_mb: int = Field(default=2048, ge=1)
+    # torch CPU threads for training on the driver; 0 keeps torch's default (all cores).
+    torch_threads: int = Field(default=0, ge=0)
 
 
 class PromoteConfig(_Section):
