@@ -23,6 +23,7 @@ from models.lstm import LSTMForecaster
 from models.predictor import ModelMeta, Predictor, load_predictor, save_predictor
 
 ARTIFACT_KEY = "predictor"
+ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 
 
 class LakecastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
@@ -31,15 +32,16 @@ class LakecastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,mi
     def load_context(self, context: Any) -> None:
         self._predictor = load_predictor(context.artifacts[ARTIFACT_KEY])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    # No type hints on purpose: MLflow would take them for a schema; the signature is the tensor spec.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         X = model_input if isinstance(model_input, np.ndarray) else np.asarray(model_input, dtype=np.float32)
         return self._predictor.predict(X.astype(np.float32, copy=False))
 
 
 def signature_for(meta: ModelMeta) -> ModelSignature:
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.lookback, meta.n_features), "windows")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.horizon, 3), "quantiles")]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.lookback, meta.n_features))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.horizon, 3))]),
     )
 
 
@@ -52,7 +54,7 @@ def log_pyfunc(module: LSTMForecaster, meta: ModelMeta, input_example: np.ndarra
         pdir = save_predictor(module, meta, Path(tmp) / ARTIFACT_KEY)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=LakecastPyfunc(),
+            python_model=str(ENTRY_FILE),
             artifacts={ARTIFACT_KEY: str(pdir)},
             signature=signature_for(meta),
             input_example=np.ascontiguousarray(input_example, dtype=np.float32),
