@@ -57,6 +57,10 @@ def _apply_set(data: dict[str, Any], item: str) -> dict[str, Any]:
     except yaml.YAMLError:
         value = raw
     parts = key.split(".")
+    # Free-form maps take the rest of the key whole: spark.conf.spark.executor.memory=4g
+    if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+        parts = ["spark", "conf", ".".join(parts[2:])]
+        value = str(value).lower() if isinstance(value, bool) else str(value)
     nested: Any = value
     for p in reversed(parts):
         nested = {p: nested}

@@ -264,8 +264,8 @@ def thrift_server_properties(cfg: LakecastConfig) -> dict[str, str]:
     return settings
 
 
-def write_properties(settings: dict[str, str], path: Path) -> Path:
-    """Write settings as a Java properties file for `spark-submit --properties-file`."""
+def properties_text(settings: dict[str, str]) -> str:
+    """Settings as a Java properties file (`spark-submit --properties-file`)."""
 
     def esc(s: str) -> str:
         return s.replace("\\", "\\\\").replace("\n", "\\n")
@@ -273,10 +273,13 @@ def write_properties(settings: dict[str, str], path: Path) -> Path:
     def esc_key(s: str) -> str:
         return esc(s).replace("=", "\\=").replace(":", "\\:")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{esc_key(k)}={esc(v)}" for k, v in settings.items()]
-    path.write_text("# written by lakecast from its configuration; regenerate, do not edit\n"
-                    + "\n".join(lines) + "\n")
+    return "# written by lakecast from its configuration; regenerate, do not edit\n" + "\n".join(lines) + "\n"
+
+
+def write_properties(settings: dict[str, str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(properties_text(settings))
     return path
 
 
@@ -331,14 +334,27 @@ def build_session(cfg: LakecastConfig) -> Any:
         builder = builder.config(key, value)
     # Delta's JAR (and `extra` packages) resolve through Spark's Ivy into spark.jars.ivy.
     builder = configure_spark_with_delta_pip(builder, extra_packages=extra)
+    if not any((cfg.ivy_dir / "jars").glob("io.delta_delta-spark*.jar")):
+        log.info("first start: resolving Delta Lake JARs (%s) from Maven Central into %s",
+                 delta_package(), cfg.ivy_dir)
     prev = os.getcwd()
+    jvm_log = cfg.home / "logs" / "spark-jvm.log"
+    jvm_log.parent.mkdir(parents=True, exist_ok=True)
+    saved_fd = os.dup(2)
     try:
         # Derby and Hive drop files (derby.log, metastore_db) in the working directory.
         os.chdir(cfg.home)
-        spark = builder.enableHiveSupport().getOrCreate()
+        # The JVM's own stderr (Ivy resolution, log4j warnings) goes to a log file under the
+        # home, so a terminal shows lakecast's stage lines, and errors quote what matters.
+        with open(jvm_log, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+            spark = builder.enableHiveSupport().getOrCreate()
     except Exception as e:  # noqa: BLE001 - re-raised with the reason a user can act on
-        raise _explain_start_failure(e, cfg) from e
+        os.dup2(saved_fd, 2)
+        raise _explain_start_failure(e, cfg, jvm_log) from e
     finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
         os.chdir(prev)
     if os.environ.get("PYSPARK_GATEWAY_PORT") and not _delta_loadable(spark):
         # Launched by spark-submit: its JVM was started without the Delta JARs.
@@ -353,16 +369,36 @@ def build_session(cfg: LakecastConfig) -> Any:
     return spark
 
 
-def _explain_start_failure(e: Exception, cfg: LakecastConfig) -> SessionError:
+def _tail_reasons(jvm_log: Path) -> list[str]:
+    """The lines of the JVM log that say why it failed (unresolved modules, exceptions)."""
+    try:
+        lines = jvm_log.read_text(errors="replace").splitlines()[-400:]
+    except OSError:
+        return []
+    keys = ("unresolved dependency", "::", "Exception", "Error:", "not found")
+    picked = [ln.strip() for ln in lines if any(k in ln for k in keys) and not ln.startswith("\tat ")]
+    return [p for p in picked if p.strip(": ")][-6:]
+
+
+def _explain_start_failure(e: Exception, cfg: LakecastConfig, jvm_log: Path) -> SessionError:
     text = str(e)
-    if "unresolved dependency" in text or "Java gateway process exited" in text:
+    reasons = _tail_reasons(jvm_log)
+    joined = "\n".join(reasons)
+    if "unresolved dependency" in joined or "UNRESOLVED DEPENDENCIES" in joined:
+        unresolved = [r for r in reasons if "unresolved dependency" in r]
         return SessionError(
-            f"Spark could not start or could not resolve the Delta Lake JARs ({delta_package()}) "
-            f"into {cfg.ivy_dir}. The first run downloads them from Maven Central: check "
-            "network access to repo1.maven.org, or copy a warm ivy cache there. Cause: "
-            + text.strip().splitlines()[-1][:500]
+            f"Spark could not resolve its JARs into the Ivy cache {cfg.ivy_dir} "
+            f"({'; '.join(unresolved) or joined}). The first run downloads Delta Lake "
+            f"({delta_package()}) from Maven Central: check network access to Maven Central "
+            "and the Maven coordinates in spark.extra_packages, or copy a warm Ivy cache "
+            f"there. Full JVM log: {jvm_log}"
         )
-    return SessionError(f"Spark failed to start: {text.strip()[:1000]}")
+    if "JAVA_GATEWAY_EXITED" in text or "Java gateway process exited" in text:
+        return SessionError(
+            f"the Spark JVM exited while starting: {joined or 'no reason logged'}. "
+            f"Full JVM log: {jvm_log}"
+        )
+    return SessionError(f"Spark failed to start: {text.strip()[:1000]} (JVM log: {jvm_log})")
 
 
 def stop_session(spark: Any) -> None:

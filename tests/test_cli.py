@@ -1,0 +1,70 @@
+"""The `lakecast` CLI as a user runs it: help, errors, and tables seen from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from conf import LakecastConfig
+from jobs.cli import main
+from tests.conftest import BIN, run_cli
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in main.commands:
+        assert name in result.output
+    assert {"init", "sql", "demo"} <= set(main.commands)
+    sub = CliRunner().invoke(main, ["sql", "--help"])
+    assert "--format" in sub.output and "--set" in sub.output and "--conf" in sub.output
+
+
+def test_config_error_stops_before_spark() -> None:
+    result = CliRunner().invoke(main, ["init", "--set", "data.freq=3x"])
+    assert result.exit_code == 2
+    assert "data.freq" in result.output and "'3x'" in result.output
+
+
+def test_missing_java_is_explained(tmp_path: Path) -> None:
+    env = {"PATH": str(BIN), "JAVA_HOME": ""}
+    proc = run_cli(tmp_path, "init", env=env)
+    assert proc.returncode == 1
+    assert "Java was not found" in proc.stderr and "Java 17" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_busy_catalog_is_one_line(spark: Any, cfg: LakecastConfig) -> None:
+    """The session fixture holds this home's embedded catalog; a second process is told so."""
+    proc = run_cli(cfg.home, "sql", "SELECT 1")
+    assert proc.returncode == 1
+    assert f"the lakecast catalog at {cfg.home} is in use by pid {os.getpid()}" in proc.stderr
+    assert "PostgreSQL-backed metastore" in proc.stderr
+    assert "Traceback" not in proc.stderr and "XSDB6" not in proc.stderr
+
+
+def test_tables_are_visible_from_another_process(tmp_path: Path) -> None:
+    init = run_cli(tmp_path, "init")
+    assert init.returncode == 0, init.stderr
+    assert "created" in init.stdout
+    query = run_cli(tmp_path, "sql", "SHOW TABLES IN lakecast", "--format", "json")
+    assert query.returncode == 0, query.stderr
+    names = {r["tableName"] for r in json.loads(query.stdout)}
+    assert {"observations", "quarantine", "forecasts", "job_runs", "forecasts_latest"} <= names
+    bad = run_cli(tmp_path, "sql", "SELECT nope FROM lakecast.forecasts")
+    assert bad.returncode == 1
+    assert "SQL failed" in bad.stderr and "nope" in bad.stderr
+
+
+def test_unresolvable_jar_is_explained(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "sql", "SELECT 1", "--set",
+                   'spark.extra_packages=["io.lakecast:does-not-exist:0.0.1"]')
+    assert proc.returncode == 1
+    assert "could not resolve its JARs" in proc.stderr
+    assert "io.lakecast#does-not-exist;0.0.1: not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "logs" / "spark-jvm.log").is_file()
