@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "jobs.sql",
     "jobs.demo",
     "jobs.ingest",
+    "jobs.predict",
     "jobs.spark_conf", "jobs.metastore", "jobs.sql_server",
 )
 
