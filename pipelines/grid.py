@@ -28,6 +28,7 @@ import numpy as np
 
 from conf import LakecastConfig
 from conf.freq import parse_freq
+from pipelines.errors import LakecastError
 
 US_PER_DAY = 86_400_000_000
 
@@ -202,14 +203,21 @@ def _anchor_col(spec: GridSpec, first_ts: Any) -> Any:
     return m - F.pmod(m, F.lit(spec.anchor_months))
 
 
+def _floor_div(a: Any, c: int) -> Any:
+    """Exact floor division of a long column by a positive constant (also below zero)."""
+    from pyspark.sql import functions as F
+
+    return ((a - F.pmod(a, F.lit(c))) / F.lit(c)).cast("long")
+
+
 def _step_col(spec: GridSpec, anchor: Any, ts: Any) -> Any:
     """Grid step of a timestamp column (floored), as a SQL column."""
     from pyspark.sql import functions as F
 
     if spec.is_calendar:
         m = (F.year(ts) - 1970) * 12 + F.month(ts) - 1
-        return F.floor((m - anchor) / spec.months).cast("long")
-    return F.floor((F.unix_micros(ts) - anchor) / F.lit(spec.step_us)).cast("long")
+        return _floor_div(m - anchor, spec.months)
+    return _floor_div(F.unix_micros(ts) - anchor, spec.step_us)
 
 
 def step_ts_col(spec: GridSpec, anchor: Any, k: Any) -> Any:
@@ -218,8 +226,9 @@ def step_ts_col(spec: GridSpec, anchor: Any, k: Any) -> Any:
 
     if spec.is_calendar:
         m = anchor + k * spec.months
-        return F.make_timestamp(F.floor(m / 12) + 1970, F.pmod(m, F.lit(12)) + 1, F.lit(1), F.lit(0),
-                                F.lit(0), F.lit(0))
+        year = (_floor_div(m, 12) + 1970).cast("int")
+        month = (F.pmod(m, F.lit(12)) + 1).cast("int")
+        return F.make_timestamp(year, month, F.lit(1), F.lit(0), F.lit(0), F.lit(0))
     return F.timestamp_micros(anchor + k * F.lit(spec.step_us))
 
 
@@ -229,8 +238,28 @@ def step_of_col(spec: GridSpec, anchor: Any, t_us: int) -> Any:
 
     if spec.is_calendar:
         m = int(month_number(np.array([t_us]))[0])
-        return F.floor((F.lit(m) - anchor) / spec.months).cast("long")
-    return F.floor((F.lit(t_us) - anchor) / F.lit(spec.step_us)).cast("long")
+        return _floor_div(F.lit(m) - anchor, spec.months)
+    return _floor_div(F.lit(t_us) - anchor, spec.step_us)
+
+
+class ObservationsError(LakecastError):
+    """The observations cannot be put on a grid; the message names the column at fault."""
+
+
+def select_observations(obs: Any, cfg: LakecastConfig) -> Any:
+    """(series_id, ts, value) from the configured columns; fail naming what is missing."""
+    from pyspark.sql import functions as F
+
+    wanted = (cfg.data.series_col, cfg.data.time_col, cfg.data.value_col)
+    missing = [c for c in wanted if c not in obs.columns]
+    if missing:
+        raise ObservationsError(
+            f"column(s) {', '.join(missing)} not found in the observations "
+            f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col"
+        )
+    return obs.select(F.col(wanted[0]).cast("string").alias("series_id"),
+                      F.col(wanted[1]).cast("timestamp").alias("ts"),
+                      F.col(wanted[2]).cast("double").alias("value"))
 
 
 def grid_arrays(obs: Any, cfg: LakecastConfig, end: datetime | str | None = None,
@@ -243,25 +272,27 @@ def grid_arrays(obs: Any, cfg: LakecastConfig, end: datetime | str | None = None
     observed array<boolean>. Rows after `end` are ignored; with `to_end` the grid runs to the
     last step at or before `end` (an open gap at the end), else to the last observation.
     """
-    from pyspark.sql import functions as F
-
-    spec = GridSpec.from_config(cfg)
-    sc, tc, vc = cfg.data.series_col, cfg.data.time_col, cfg.data.value_col
     end_us = None if end is None else to_utc_micros(end)
     if to_end and end_us is None:
         raise ValueError("grid_arrays(to_end=True) needs an `end` time")
-    df = obs.select(F.col(sc).alias("series_id"), F.col(tc).alias("ts"), F.col(vc).cast("double").alias("v"))
-    valid = F.col("v").isNotNull() & ~F.isnan("v")
+    return series_grid_arrays(select_observations(obs, cfg), GridSpec.from_config(cfg), end_us, to_end)
+
+
+def series_grid_arrays(df: Any, spec: GridSpec, end_us: int | None, to_end: bool) -> Any:
+    """`grid_arrays` on (series_id, ts, value) columns and a plain spec."""
+    from pyspark.sql import functions as F
+
+    valid = F.col("value").isNotNull() & ~F.isnan("value")
     if end_us is not None:
         valid = valid & (F.unix_micros("ts") <= F.lit(end_us))
     g = df.groupBy("series_id").agg(
         F.min("ts").alias("first_ts"),
-        F.collect_list(F.when(valid, F.struct("ts", "v"))).alias("rows"),
+        F.collect_list(F.when(valid, F.struct("ts", "value"))).alias("rows"),
     )
     g = g.withColumn("anchor", _anchor_col(spec, F.col("first_ts")))
-    # (step, ts, v) sorted; keep the last row of each step (latest ts, then larger value).
+    # (step, ts, value) sorted; keep the last row of each step (latest ts, then larger value).
     rows = F.transform("rows", lambda r: F.struct(_step_col(spec, F.col("anchor"), r["ts"]).alias("k"),
-                                                 r["ts"].alias("ts"), r["v"].alias("v")))
+                                                 r["ts"].alias("ts"), r["value"].alias("v")))
     g = g.withColumn("rows", F.array_sort(rows))
     n = F.size("rows")
     keep = F.filter(F.sequence(F.lit(0), n - 1),

@@ -33,7 +33,14 @@ from typing import Any, NamedTuple
 from conf import LakecastConfig
 from pipelines.errors import LakecastError
 from pipelines.features import calendar_kinds, feature_names
-from pipelines.grid import GridSpec, from_utc_micros, shift, to_utc_micros
+from pipelines.grid import (
+    GridSpec,
+    ObservationsError,
+    from_utc_micros,
+    select_observations,
+    shift,
+    to_utc_micros,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ __all__ = [
     "SKIP_REASONS",
     "STRATEGIES",
     "WINDOW_COLUMNS",
+    "ObservationsError",
     "SplitCutoffs",
     "WindowError",
     "WindowSpec",
@@ -67,7 +75,7 @@ __all__ = [
 
 
 class WindowError(LakecastError):
-    """Windows cannot be built from this input; the message names the column or setting."""
+    """Windows cannot be built or split; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -97,25 +105,9 @@ class WindowSpec:
         return 2 + 2 * len(self.calendar)
 
 
-def _observations(obs: Any, cfg: LakecastConfig) -> Any:
-    """(series_id, ts, value) with the configured column names; fail naming what is missing."""
-    from pyspark.sql import functions as F
-
-    wanted = (cfg.data.series_col, cfg.data.time_col, cfg.data.value_col)
-    missing = [c for c in wanted if c not in obs.columns]
-    if missing:
-        raise WindowError(
-            f"cannot build windows: column(s) {', '.join(missing)} not found in the observations "
-            f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col"
-        )
-    return obs.select(F.col(wanted[0]).cast("string").alias("series_id"),
-                      F.col(wanted[1]).cast("timestamp").alias("ts"),
-                      F.col(wanted[2]).cast("double").alias("value"))
-
-
 def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None) -> Any:
     spec = WindowSpec.from_config(cfg)
-    df = _observations(obs, cfg)
+    df = select_observations(obs, cfg)
     if spec.strategy == "sql":
         from pipelines.windows_sql import sql_windows
 
@@ -197,7 +189,7 @@ def split_cutoffs(obs: Any, cfg: LakecastConfig, end: datetime | str | None = No
     from pyspark.sql import functions as F
 
     if end is None:
-        row = _observations(obs, cfg).agg(F.max(F.unix_micros("ts")).alias("end")).head()
+        row = select_observations(obs, cfg).agg(F.max(F.unix_micros("ts")).alias("end")).head()
         if row is None or row["end"] is None:
             raise WindowError("cannot split: the observations are empty")
         end_dt = from_utc_micros(row["end"])

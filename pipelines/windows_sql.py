@@ -1,0 +1,143 @@
+"""The `sql` window strategy: grouped arrays and Spark SQL higher-order functions.
+
+Everything stays in the JVM (no Python workers): `series_grid_arrays` puts each series on a
+dense array, then `transform`/`slice`/`aggregate` cut, check and scale all windows of a
+series inside its row, and only the finished windows are exploded (so the series arrays are
+never copied into each window row).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipelines.features import calendar_feature_cols, guard_scale_col
+from pipelines.grid import series_grid_arrays, step_of_col, step_ts_col
+
+if TYPE_CHECKING:
+    from conf import LakecastConfig
+    from pipelines.windows import WindowSpec
+
+
+def _calendar_arrays(spec: WindowSpec) -> Any:
+    """Per-series arrays of each step's calendar features: array<array<double>> (step, feature)."""
+    from pyspark.sql import functions as F
+
+    grid = spec.grid
+    n = F.size("values")
+
+    def per_step(i: Any) -> Any:
+        k = F.col("first_step") + i
+        if grid.is_calendar:
+            month = F.pmod(F.col("anchor") + k * grid.months, F.lit(12))
+            ts_us = F.lit(0)  # calendar frequencies only use the month
+        else:
+            ts_us = F.col("anchor") + k * F.lit(grid.step_us)
+            month = F.month(F.timestamp_micros(ts_us)) - 1
+        return F.array(*calendar_feature_cols(spec.calendar, ts_us, month))
+
+    return F.transform(F.sequence(F.lit(0), n - 1), per_step)
+
+
+def _cut(spec: WindowSpec, starts: Any, with_targets: bool) -> Any:
+    """array<struct> of raw windows (s, x, m, c, y) from the grid arrays, one per start."""
+    from pyspark.sql import functions as F
+
+    lb, hz = spec.lookback, spec.horizon
+
+    def one(s: Any) -> Any:
+        fields = [s.alias("s"), F.slice("values", s + 1, lb).alias("x"),
+                  F.slice("observed", s + 1, lb).alias("m")]
+        if spec.calendar:
+            fields.append(F.slice("cal", s + 1, lb).alias("c"))
+        if with_targets:
+            fields.append(F.slice("values", s + lb + 1, hz).alias("y"))
+        return F.struct(*fields)
+
+    return F.transform(starts, one)
+
+
+def _finish(spec: WindowSpec, with_targets: bool) -> Any:
+    """Turn each raw window struct into (k_origin, inputs, targets, loc, scale, reason)."""
+    from pyspark.sql import functions as F
+
+    lb = spec.lookback
+
+    def stats(w: Any) -> Any:
+        x = w["x"]
+        nmiss = F.size(F.filter(x, lambda v: v.isNull()))
+        cnt = lb - nmiss
+        total = F.aggregate(x, F.lit(0.0), lambda acc, v: acc + F.coalesce(v, F.lit(0.0)))
+        bad_x = (nmiss == lb) | (nmiss > F.lit(spec.max_missing_frac * lb))
+        reason = F.when(bad_x, F.lit("too_many_missing"))
+        if with_targets:
+            reason = reason.when(F.exists(w["y"], lambda v: v.isNull()), F.lit("missing_target"))
+        return w.withField("loc", F.when(cnt > 0, total / cnt)).withField("reason", reason).withField(
+            "cnt", cnt)
+
+    def scale(w: Any) -> Any:
+        ss = F.aggregate(w["x"], F.lit(0.0),
+                         lambda acc, v: acc + F.coalesce((v - w["loc"]) * (v - w["loc"]), F.lit(0.0)))
+        std = F.when(w["cnt"] > 0, F.sqrt(ss / w["cnt"]))
+        return w.withField("scale", guard_scale_col(w["loc"], std))
+
+    def features(w: Any) -> Any:
+        def step(t: Any) -> Any:
+            value = F.coalesce((w["x"][t] - w["loc"]) / w["scale"], F.lit(0.0))
+            parts = [F.array(value, F.when(w["m"][t], F.lit(0.0)).otherwise(F.lit(1.0)))]
+            if spec.calendar:
+                parts.append(w["c"][t])
+            return F.concat(*parts)
+
+        ok = w["reason"].isNull()
+        inputs = F.flatten(F.transform(F.sequence(F.lit(0), F.lit(lb - 1)), step)).cast("array<float>")
+        out = [(w["s"] + (lb - 1)).cast("long").alias("k"), F.when(ok, inputs).alias("inputs")]
+        if with_targets:
+            targets = F.transform(w["y"], lambda v: (v - w["loc"]) / w["scale"]).cast("array<float>")
+            out.append(F.when(ok, targets).alias("targets"))
+        else:
+            out.append(F.lit(None).cast("array<float>").alias("targets"))
+        out += [F.when(ok, w["loc"]).alias("scale_loc"), F.when(ok, w["scale"]).alias("scale_scale"),
+                w["reason"].alias("skip_reason")]
+        return F.struct(*out)
+
+    return stats, scale, features
+
+
+def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us: int | None) -> Any:
+    """All series' windows with Spark SQL only (the `sql` strategy)."""
+    from pyspark.sql import functions as F
+
+    grid = spec.grid
+    lb, hz = spec.lookback, spec.horizon
+    training = mode == "training"
+    g = series_grid_arrays(df, grid, t_us, to_end=not training)
+    n = F.size("values")
+    if training:
+        too_short = F.col("first_step").isNull() | (n < lb + hz)
+        short_origin = step_ts_col(grid, F.col("anchor"), F.col("last_obs_step"))
+        starts = F.sequence(F.lit(0), n - lb - hz, F.lit(spec.stride))
+        reason = F.when(too_short, F.lit("too_short"))
+    else:
+        assert t_us is not None
+        k_o = step_of_col(grid, F.col("anchor"), t_us)
+        short_origin = step_ts_col(grid, F.col("anchor"), k_o)
+        starts = F.array(n - lb)
+        reason = (F.when(F.col("first_step").isNull(), F.lit("too_short"))
+                  .when(k_o - F.col("last_obs_step") > spec.max_staleness, F.lit("stale"))
+                  .when(k_o - F.col("first_step") + 1 < lb, F.lit("too_short")))
+    g = g.withColumn("series_reason", reason)
+    if spec.calendar:
+        g = g.withColumn("cal", F.when(F.col("series_reason").isNull(), _calendar_arrays(spec)))
+    stats, scale, features = _finish(spec, training)
+    wins = F.when(F.col("series_reason").isNull(), _cut(spec, starts, training))
+    wins = F.transform(F.transform(F.transform(wins, stats), scale), features)
+    skipped = F.array(F.struct(
+        F.lit(None).cast("long").alias("k"), F.lit(None).cast("array<float>").alias("inputs"),
+        F.lit(None).cast("array<float>").alias("targets"), F.lit(None).cast("double").alias("scale_loc"),
+        F.lit(None).cast("double").alias("scale_scale"), F.col("series_reason").alias("skip_reason")))
+    rows = g.select("series_id", "anchor", "first_step", short_origin.alias("short_origin"),
+                    F.explode(F.when(F.col("series_reason").isNull(), wins).otherwise(skipped)).alias("w"))
+    origin = F.when(F.col("w.k").isNull(), F.col("short_origin")).otherwise(
+        step_ts_col(grid, F.col("anchor"), F.col("first_step") + F.col("w.k")))
+    return rows.select("series_id", origin.alias("forecast_origin"), "w.inputs", "w.targets",
+                       "w.scale_loc", "w.scale_scale", "w.skip_reason")
