@@ -1,0 +1,269 @@
+"""Ingest on real Spark and Delta: validation rules, accounting, exactly-once, fatal sources."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conf import LakecastConfig
+from conf.freq import parse_freq
+from jobs import ingest
+from pipelines.errors import SourceError
+from pipelines.ingest import (
+    REASONS,
+    ColumnNames,
+    IngestRules,
+    count_outcomes,
+    read_source,
+    validate,
+)
+from pipelines.tables import delta_version
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+HEADER = "series_id,ts,value,note"
+
+# One crafted row per quarantine reason (the note names the reason the row must get),
+# plus good rows that must be accepted and one exact duplicate.
+MIXED = """\
+s1,2024-01-01T00:00:00Z,1.5,ok
+s1,2024-01-01 01:00:00,2,ok
+s1,2024-01-01T03:00:00+01:00,2.5,ok
+s1,2024-01-01T03:00:00Z,3,ok
+s1,2024-01-01T03:00:00Z,3.0,exact_duplicate
+ ,2024-01-01T04:00:00Z,4,missing_series_id
+s2,,4,missing_timestamp
+s2,2024-13-45 99:00,4,bad_timestamp
+s2,2024-01-01T05:00:00Z,,missing_value
+s2,2024-01-01T06:00:00Z,four,bad_value
+s2,2024-01-01T07:00:00Z,NaN,non_finite_value
+s2,2024-01-01T08:00:00Z,-Infinity,non_finite_value
+s2,2024-01-01T09:30:00Z,5,off_grid
+s2,2024-06-03T00:00:00Z,5,future_timestamp
+s3,2024-01-01T00:00:00Z,1,conflicting_duplicate
+s3,2024-01-01T00:00:00Z,2,conflicting_duplicate
+"""
+
+
+def _csv(path: Path, body: str, header: str = HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + body)
+    return path
+
+
+def _rules(**kw: Any) -> IngestRules:
+    return IngestRules(freq=parse_freq(kw.pop("freq", "h")), **kw)
+
+
+def _observations(spark: Any, cfg: LakecastConfig) -> list[tuple[Any, ...]]:
+    rows = spark.table(cfg.table("observations")).orderBy("series_id", "ts").collect()
+    return [tuple(r) for r in rows]
+
+
+def _version(spark: Any, cfg: LakecastConfig, table: str) -> int:
+    return delta_version(spark, cfg.table(table))
+
+
+@pytest.fixture(scope="module")
+def classified_mixed(spark: Any, tmp_path_factory: pytest.TempPathFactory, cfg: LakecastConfig,
+                     ) -> list[dict[str, Any]]:
+    path = _csv(tmp_path_factory.mktemp("mixed") / "mixed.csv", MIXED)
+    raw = read_source(spark, str(path), ColumnNames("series_id", "ts", "value"), cfg)
+    out = validate(raw, _rules(), now=NOW)
+    return [r.asDict() | {"note": json.loads(r["raw"])["note"]} for r in out.collect()]
+
+
+@pytest.mark.parametrize("reason", sorted(REASONS))
+def test_each_reason_quarantines_its_crafted_row(classified_mixed: list[dict[str, Any]], reason: str) -> None:
+    crafted = [r for r in classified_mixed if r["note"] == reason]
+    assert crafted, f"no crafted row for {reason}"
+    assert {(r["status"], r["reason_code"]) for r in crafted} == {("quarantined", reason)}
+    assert all(r["reason"] and r["raw"].startswith("{") for r in crafted)
+    # No other row carries this reason.
+    assert sum(r["reason_code"] == reason for r in classified_mixed) == len(crafted)
+
+
+def test_good_rows_are_parsed_to_utc_and_exact_duplicates_collapse(
+        classified_mixed: list[dict[str, Any]]) -> None:
+    ok = sorted((r["series_id"], r["ts"], r["value"]) for r in classified_mixed if r["status"] == "valid")
+    assert ok == [
+        ("s1", datetime(2024, 1, 1, 0), 1.5),
+        ("s1", datetime(2024, 1, 1, 1), 2.0),
+        ("s1", datetime(2024, 1, 1, 2), 2.5),  # 03:00+01:00
+        ("s1", datetime(2024, 1, 1, 3), 3.0),
+    ]
+    dups = [r for r in classified_mixed if r["status"] == "duplicate"]
+    assert len(dups) == 1 and dups[0]["series_id"] == "s1" and dups[0]["reason_code"] is None
+
+
+def test_reasons_are_readable(classified_mixed: list[dict[str, Any]]) -> None:
+    by_note = {r["note"]: r["reason"] for r in classified_mixed}
+    assert by_note["bad_value"] == "value 'four' in column 'value' is not a number"
+    assert "2024-01-01T09:30:00Z (UTC) is not on the 'h' grid" in by_note["off_grid"]
+    assert "series 's3' has 2 different rows at 2024-01-01T00:00:00Z" in by_note["conflicting_duplicate"]
+    assert "2024-06-02T00:00:00Z" in by_note["future_timestamp"]  # NOW + data.max_future (1D)
+
+
+def test_accounting_identity_on_a_mixed_file(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                             tmp_path: Path) -> None:
+    cfg = fresh_db()
+    path = _csv(tmp_path / "mixed.csv", MIXED)
+    result = ingest.run(spark, cfg, str(path), now=NOW)
+    c = result.counts
+    assert (c.read, c.inserted, c.updated, c.unchanged, c.duplicates, c.quarantined) == (16, 4, 0, 0, 1, 11)
+    assert c.read == c.inserted + c.updated + c.unchanged + c.duplicates + c.quarantined
+    assert c.quarantined_by_reason == {
+        "missing_series_id": 1, "missing_timestamp": 1, "bad_timestamp": 1, "missing_value": 1,
+        "bad_value": 1, "non_finite_value": 2, "off_grid": 1, "future_timestamp": 1,
+        "conflicting_duplicate": 2,
+    }
+    run = spark.sql(f"SELECT * FROM {cfg.table('job_runs')} WHERE run_id = '{result.batch_id}'").head()
+    assert run["status"] == "succeeded"
+    assert run["row_counts"]["read"] == 16 and run["row_counts"]["quarantined.non_finite_value"] == 2
+    assert run["versions_written"] == {"observations": result.observations_version,
+                                       "quarantine": result.quarantine_version}
+    q = spark.table(cfg.table("quarantine")).filter(f"batch_id = '{result.batch_id}'")
+    assert q.count() == 11
+    assert q.filter("reason_code = 'bad_value'").head()["value_raw"] == "four"
+
+
+def test_reingest_is_idempotent_and_a_corrected_value_updates(
+        spark: Any, fresh_db: Callable[..., LakecastConfig], tmp_path: Path) -> None:
+    cfg = fresh_db()
+    first = _csv(tmp_path / "a.csv", "s1,2024-01-01T00:00:00Z,1,x\ns1,2024-01-01T01:00:00Z,2,x\n")
+    r1 = ingest.run(spark, cfg, str(first), now=NOW)
+    before = _observations(spark, cfg)
+    r2 = ingest.run(spark, cfg, str(first), now=NOW + timedelta(hours=1))
+    assert r2.observations_version > r1.observations_version
+    assert (r2.counts.inserted, r2.counts.updated, r2.counts.unchanged) == (0, 0, 2)
+    assert _observations(spark, cfg) == before  # same content, batch ids and times included
+
+    late = NOW + timedelta(hours=2)
+    fix = _csv(tmp_path / "fix.csv", "s1,2024-01-01T01:00:00Z,20,x\ns1,2023-12-31T23:00:00Z,0,late\n")
+    r3 = ingest.run(spark, cfg, str(fix), now=late)
+    assert (r3.counts.inserted, r3.counts.updated, r3.counts.unchanged) == (1, 1, 0)
+    rows = {r["ts"]: r for r in spark.table(cfg.table("observations")).collect()}
+    fixed = rows[datetime(2024, 1, 1, 1)]
+    assert fixed["value"] == 20.0 and fixed["batch_id"] == r3.batch_id
+    assert fixed["ingested_at"] == before[1][5] and fixed["updated_at"] == late.replace(tzinfo=None)
+    assert rows[datetime(2023, 12, 31, 23)]["value"] == 0.0  # late data for an old timestamp
+
+
+def test_fatal_schema_leaves_tables_untouched(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                              tmp_path: Path) -> None:
+    cfg = fresh_db()
+    versions = (_version(spark, cfg, "observations"), _version(spark, cfg, "quarantine"))
+    bad = _csv(tmp_path / "bad.csv", "s1,2024-01-01T00:00:00Z,1\n", header="id,time,amount")
+    with pytest.raises(SourceError, match=r"bad\.csv: required column\(s\) series_id, ts, value not found; "
+                       r"it has columns id, time, amount"):
+        ingest.run(spark, cfg, str(bad), now=NOW)
+    assert (_version(spark, cfg, "observations"), _version(spark, cfg, "quarantine")) == versions
+    failed = spark.sql(f"SELECT status, error FROM {cfg.table('job_runs')} WHERE status = 'failed'").collect()
+    assert len(failed) == 1 and "SourceError" in failed[0]["error"]
+
+
+def test_whole_file_unusable_is_fatal(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                      tmp_path: Path) -> None:
+    cfg = fresh_db()
+    path = _csv(tmp_path / "dates.csv", "s1,31/01/2024 13:00,1,x\ns1,31/01/2024 14:00,2,x\n")
+    with pytest.raises(SourceError, match=r"dates\.csv: all 2 rows fail with bad_timestamp \(e\.g\. "
+                       r"'31/01/2024 13:00'\).*ingest\.timestamp_format"):
+        ingest.run(spark, cfg, str(path), now=NOW)
+    assert _version(spark, cfg, "observations") == 0
+    # The hint works: with the pattern the same file validates.
+    rules = _rules(timestamp_format="dd/MM/yyyy HH:mm")
+    raw = read_source(spark, str(path), ColumnNames("series_id", "ts", "value"), cfg)
+    assert count_outcomes(validate(raw, rules, now=NOW), str(path), rules).valid == 2
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("data.json", '{"a": 1}', r"data\.json is not CSV or Parquet"),
+    ("empty.csv", "", r"every file is empty"),
+    ("header_only.csv", HEADER + "\n", r"has no data rows; it is an empty source"),
+    ("fake.parquet", HEADER + "\n", r"fake\.parquet is not a Parquet file"),
+])
+def test_unusable_sources_fail_before_writing(spark: Any, cfg: LakecastConfig, tmp_path: Path, name: str,
+                                              content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SourceError, match=message):
+        raw = read_source(spark, str(path), ColumnNames("series_id", "ts", "value"), cfg)
+        count_outcomes(validate(raw, _rules(), now=NOW), str(path), _rules())
+    with pytest.raises(SourceError, match=r"no such file or folder"):
+        read_source(spark, str(tmp_path / "missing*.csv"), ColumnNames("series_id", "ts", "value"), cfg)
+
+
+def test_parquet_folder_and_csv_glob_sources(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                             tmp_path: Path) -> None:
+    cfg = fresh_db()
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    ts = pa.array([datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(3)], pa.timestamp("us", tz="UTC"))
+    table = pa.table({"sid": ["p1"] * 3, "when": ts, "amount": pa.array([1.0, float("nan"), 3.0])})
+    pq.write_table(table, folder / "part-0.parquet")
+    (folder / "_SUCCESS").write_text("")
+    r = ingest.run(spark, cfg, str(folder), series_col="sid", time_col="when", value_col="amount", now=NOW)
+    assert (r.counts.read, r.counts.inserted) == (3, 2)
+    assert r.counts.quarantined_by_reason == {"non_finite_value": 1}
+    for i in range(2):
+        _csv(tmp_path / "csv" / f"day{i}.csv", f"c1,2024-01-0{i + 1}T00:00:00Z,{i},x\n")
+    r = ingest.run(spark, cfg, str(tmp_path / "csv" / "day*.csv"), now=NOW)
+    assert r.counts.inserted == 2
+    sources = {row["source_file"] for row in spark.table(cfg.table("observations")).collect()}
+    assert any(s.endswith("part-0.parquet") for s in sources) and any(s.endswith("day1.csv") for s in sources)
+
+
+def test_delta_table_source(spark: Any, fresh_db: Callable[..., LakecastConfig], tmp_path: Path) -> None:
+    cfg = fresh_db()
+    src = str(tmp_path / "delta_src")
+    schema = "series_id string, ts timestamp, value double"
+    df = spark.createDataFrame([("d1", datetime(2024, 1, 1), 1.0)], schema)
+    df.write.format("delta").save(src)
+    r = ingest.run(spark, cfg, src, now=NOW)
+    assert r.counts.inserted == 1
+    assert spark.table(cfg.table("observations")).head()["source_file"] == src
+
+
+def test_naive_timestamps_are_read_in_the_configured_timezone(spark: Any) -> None:
+    raw = spark.createDataFrame(
+        [("s", t, "1", "{}", "f") for t in ("2024-01-15 10:00:00", "2024-07-15 10:00", "2024-07-15T10:00:00Z",
+                                            "2024-07-15T10:00:00-04:00")],
+        "series_raw string, ts_raw string, value_raw string, raw string, source_file string")
+    rows = validate(raw, _rules(timezone="Europe/Berlin"), now=NOW).collect()
+    assert [r["ts"] for r in rows] == [
+        datetime(2024, 1, 15, 9), datetime(2024, 7, 15, 8),  # CET (+1) and CEST (+2) wall clock
+        datetime(2024, 7, 15, 10), datetime(2024, 7, 15, 14),  # explicit zones are kept
+    ]
+
+
+@pytest.mark.parametrize(("freq", "ok", "off"), [
+    ("MS", ["2024-02-01", "2023-12-01T00:00:00Z"], ["2024-02-15", "2024-02-01T01:00:00Z", "2024-01-31"]),
+    ("QS", ["2024-04-01", "2023-10-01"], ["2024-02-01", "2024-04-02"]),
+    ("W", ["2024-01-07", "2024-01-14T00:00:00Z"], ["2024-01-08", "2024-01-07T12:00:00Z"]),
+    ("15min", ["2024-01-01T00:45:00Z"], ["2024-01-01T00:50:00Z", "2024-01-01T00:45:01Z"]),
+])
+def test_frequency_grid(spark: Any, freq: str, ok: list[str], off: list[str]) -> None:
+    raw = spark.createDataFrame(
+        [(f"s{i}", t, "1", "{}", "f") for i, t in enumerate(ok + off)],
+        "series_raw string, ts_raw string, value_raw string, raw string, source_file string")
+    rows = {r["ts_raw"]: r["reason_code"] for r in validate(raw, _rules(freq=freq), now=NOW).collect()}
+    assert rows == {**dict.fromkeys(ok), **dict.fromkeys(off, "off_grid")}
+
+
+def test_cli_ingest_prints_the_summary(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    path = _csv(tmp_path / "cli.csv", "s1,2024-01-01T00:00:00Z,1,x\ns1,2024-01-01T00:00:00Z,2,y\n"
+                "s2,2024-01-01T00:00:00Z,1,x\n")
+    proc = run_cli(tmp_path / "home", "ingest", str(path), "--freq", "h")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for fact in ("rows read", "accepted (new)", "conflicting_duplicate", "observations version"):
+        assert fact in out
+    assert out.split("rows read")[1].split()[1] == "3"
