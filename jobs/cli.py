@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "jobs.generate",
     "jobs.datasets",
     "jobs.predict",
+    "jobs.train", "jobs.promote",
     "jobs.spark_conf", "jobs.metastore", "jobs.sql_server",
 )
 

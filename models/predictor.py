@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,7 +98,9 @@ class Predictor:
                                      f"got {X.shape}")
         out = np.empty((X.shape[0], m.horizon, 3), dtype=np.float32)
         x_all = np.ascontiguousarray(X, dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # Arrow-backed arrays are read-only; inference never writes to its input tensor.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             for start in range(0, X.shape[0], batch_size):
                 x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()

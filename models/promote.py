@@ -54,7 +54,8 @@ def rule(challenger_mase: float, champion_mase: float, seasonal_naive_mase: floa
     needed = champion_mase * (1.0 - margin) if math.isfinite(champion_mase) else math.inf
     beats_champion = challenger_mase <= needed
     beats_snaive = challenger_mase < seasonal_naive_mase
-    gain = 1.0 - challenger_mase / champion_mase if math.isfinite(champion_mase) and champion_mase > 0 else math.nan
+    ok_base = math.isfinite(champion_mase) and champion_mase > 0
+    gain = 1.0 - challenger_mase / champion_mase if ok_base else math.nan
     vs_champ = (f"MASE {challenger_mase:.4f} vs champion {champion_mase:.4f} "
                 f"({gain:+.1%} better, needs {margin:.1%})")
     vs_snaive = f"seasonal naive {seasonal_naive_mase:.4f}"
@@ -148,7 +149,8 @@ def pin(cfg: LakecastConfig, version: str | int) -> Decision:
     ref = registry.resolve(cfg, version=version)
     current = registry.aliases(cfg).get(CHAMPION)
     if current == ref.version:
-        return Decision(UNCHANGED, ref.version, current, ref.version, f"version {ref.version} is already champion")
+        return Decision(UNCHANGED, ref.version, current, ref.version,
+                        f"version {ref.version} is already champion")
     return Decision(PINNED, ref.version, current, ref.version,
                     f"pinned by hand (lakecast promote --version {ref.version})")
 
