@@ -130,7 +130,7 @@ def resolve(cfg: LakecastConfig, *, alias: str | None = None, version: str | int
             raise
         known = sorted(int(v.version) for v in c.search_model_versions(f"name='{name}'"))
         raise VersionNotFoundError(
-            f"registered model {name!r} has no version {version!r} (versions: "
+            f"registered model {name!r} has no version {version} (versions: "
             f"{', '.join(map(str, known)) or 'none'})"
         ) from None
     return _ref(mv, alias)
