@@ -153,8 +153,9 @@ def series_obs(spec: GridSpec, ts_us: np.ndarray, values: np.ndarray, end_us: in
         keep &= ts_us <= end_us
     ts, v = ts_us[keep], values[keep]
     k = step_index(spec, anchor, ts)
-    order = np.lexsort((v, ts, k))  # last of each step: latest ts, then larger value
-    k, v = k[order], v[order]
+    if not (ts[1:] > ts[:-1]).all():  # already in time order is the usual case: no sort
+        order = np.lexsort((v, ts, k))  # last of each step: latest ts, then larger value
+        k, v = k[order], v[order]
     last = np.ones(len(k), dtype=bool)
     last[:-1] = k[1:] != k[:-1]
     return SeriesObs(anchor, k[last], v[last])

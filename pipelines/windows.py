@@ -105,16 +105,17 @@ class WindowSpec:
         return 2 + 2 * len(self.calendar)
 
 
-def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None) -> Any:
+def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None, after_us: int | None = None) -> Any:
+    """Dispatch to the configured strategy; `after_us` keeps training windows with a later origin."""
     spec = WindowSpec.from_config(cfg)
     df = select_observations(obs, cfg)
     if spec.strategy == "sql":
         from pipelines.windows_sql import sql_windows
 
-        return sql_windows(df, cfg, spec, mode, t_us)
+        return sql_windows(df, cfg, spec, mode, t_us, after_us)
     from pipelines.windows_numpy import numpy_windows
 
-    return numpy_windows(df, spec, mode, t_us)
+    return numpy_windows(df, spec, mode, t_us, after_us)
 
 
 def training_windows(obs: Any, cfg: LakecastConfig, cutoff: datetime | str | None = None) -> Any:
@@ -212,14 +213,17 @@ def split_windows(obs: Any, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = 
     c = cutoffs or split_cutoffs(obs, cfg)
     grid = GridSpec.from_config(cfg)
 
-    def after(df: Any, t: datetime) -> Any:
-        # first target = origin + 1 step > t  <=>  origin > t - 1 step
-        first_ok = F.col("forecast_origin") > F.timestamp_micros(F.lit(to_utc_micros(shift(grid, t, -1))))
+    def after(cutoff: datetime, t: datetime) -> Any:
+        # first target = origin + 1 step > t  <=>  origin > t - 1 step. The strategy skips
+        # earlier windows without building them; the filter states the contract.
+        after_us = to_utc_micros(shift(grid, t, -1))
+        df = _build(obs, cfg, "training", to_utc_micros(cutoff), after_us)
+        first_ok = F.col("forecast_origin") > F.timestamp_micros(F.lit(after_us))
         return df.where(first_ok | (F.col("skip_reason") == "too_short"))
 
     log.info("split cut-offs: train <= %s < val <= %s < test <= %s", c.train_end, c.val_end, c.end)
     return WindowSplits(
         training_windows(obs, cfg, cutoff=c.train_end),
-        after(training_windows(obs, cfg, cutoff=c.val_end), c.train_end),
-        after(training_windows(obs, cfg, cutoff=c.end), c.val_end),
+        after(c.val_end, c.train_end),
+        after(c.end, c.val_end),
     )

@@ -65,6 +65,8 @@ class _Rows:
 
     def table(self, series_id: str, with_targets: bool) -> pa.Table:
         n = len(self.reason)
+        if n == 0:
+            return ARROW_SCHEMA.empty_table()
         usable = np.array([r is None for r in self.reason], dtype=bool)
         origin = np.concatenate(self.origin)
         loc, scale = np.concatenate(self.loc), np.concatenate(self.scale)
@@ -114,18 +116,20 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
     loc = np.full(len(starts), np.nan)
     scale = np.full(len(starts), np.nan)
     if ok.any():
-        xo = x[ok]
+        xo, io = x[ok], idx[ok]
         loc_o = np.nanmean(xo, axis=1)
         scale_o = guard_scale(loc_o, np.nanstd(xo, axis=1))
-        scaled = np.nan_to_num((xo - loc_o[:, None]) / scale_o[:, None], nan=0.0)
-        feats = [scaled[..., None], (~observed[idx[ok]])[..., None].astype(np.float64)]
+        scaled = (xo - loc_o[:, None]) / scale_o[:, None]
+        scaled[np.isnan(scaled)] = 0.0
+        feats = np.empty((len(xo), lb, nf), dtype=np.float32)  # (windows, lookback, features)
+        feats[:, :, 0] = scaled
+        feats[:, :, 1] = ~observed[io]
         if spec.calendar:
             steps = first + np.arange(len(vals))
             ts = step_micros(spec.grid, anchor, steps)
             months = anchor + steps * spec.grid.months if spec.grid.is_calendar else month_number(ts)
-            month = np.mod(months, 12)
-            feats.append(calendar_features(spec.calendar, ts, month)[idx[ok]])
-        inputs[ok] = np.concatenate(feats, axis=2).reshape(int(ok.sum()), lb * nf)
+            feats[:, :, 2:] = calendar_features(spec.calendar, ts, np.mod(months, 12))[io]
+        inputs[ok] = feats.reshape(len(xo), lb * nf)
         if targets is not None and y is not None:
             targets[ok] = (y[ok] - loc_o[:, None]) / scale_o[:, None]
         loc[ok], scale[ok] = loc_o, scale_o
@@ -134,8 +138,9 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
 
 
 def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode: str,
-                   t_us: int | None) -> _Rows:
-    """Windows of one series: `training` up to cut-off `t_us`, or `inference` as of `t_us`."""
+                   t_us: int | None, after_us: int | None = None) -> _Rows:
+    """Windows of one series: `training` up to cut-off `t_us` (only those whose origin is
+    after `after_us`, if given), or `inference` as of `t_us`."""
     out = _Rows()
     grid = spec.grid
     anchor = anchor_of(grid, ts_us)
@@ -151,7 +156,10 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
             return out
         vals, observed = dense_grid(grid, obs)
         starts = np.arange(0, len(vals) - lb - hz + 1, spec.stride)
-        _assemble(spec, anchor, first, vals, observed, starts, True, out)
+        if after_us is not None:
+            starts = starts[step_micros(grid, anchor, first + starts + lb - 1) > after_us]
+        if len(starts):
+            _assemble(spec, anchor, first, vals, observed, starts, True, out)
         return out
     assert t_us is not None
     k_o = int(step_index(grid, anchor, np.array([t_us]))[0])
@@ -168,19 +176,21 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
     return out
 
 
-def arrow_windows(spec: WindowSpec, mode: str, t_us: int | None, table: pa.Table) -> pa.Table:
+def arrow_windows(spec: WindowSpec, mode: str, t_us: int | None, table: pa.Table,
+                  after_us: int | None = None) -> pa.Table:
     """applyInArrow body: one series' (series_id, ts, value) table to its windows."""
     ts = table.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
     values = table.column("value").cast(pa.float64()).to_numpy(zero_copy_only=False)
     sid = table.column("series_id")[0].as_py()
-    return series_windows(spec, ts, values, mode, t_us).table(sid, mode == "training")
+    return series_windows(spec, ts, values, mode, t_us, after_us).table(sid, mode == "training")
 
 
-def numpy_windows(obs: Any, spec: WindowSpec, mode: str, t_us: int | None) -> Any:
+def numpy_windows(obs: Any, spec: WindowSpec, mode: str, t_us: int | None,
+                  after_us: int | None = None) -> Any:
     """All series' windows with `groupBy(series_id).applyInArrow` (the `numpy` strategy)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     def fn(table: pa.Table) -> pa.Table:
-        return arrow_windows(spec, mode, t_us, table)
+        return arrow_windows(spec, mode, t_us, table, after_us)
 
     return obs.groupBy("series_id").applyInArrow(fn, from_arrow_schema(ARROW_SCHEMA))

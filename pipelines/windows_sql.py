@@ -103,7 +103,8 @@ def _finish(spec: WindowSpec, with_targets: bool) -> Any:
     return stats, scale, features
 
 
-def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us: int | None) -> Any:
+def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us: int | None,
+                after_us: int | None = None) -> Any:
     """All series' windows with Spark SQL only (the `sql` strategy)."""
     from pyspark.sql import functions as F
 
@@ -116,6 +117,10 @@ def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us:
         too_short = F.col("first_step").isNull() | (n < lb + hz)
         short_origin = step_ts_col(grid, F.col("anchor"), F.col("last_obs_step"))
         starts = F.sequence(F.lit(0), n - lb - hz, F.lit(spec.stride))
+        if after_us is not None:
+            origin_k = F.col("first_step") + lb - 1
+            starts = F.filter(starts, lambda s: step_ts_col(grid, F.col("anchor"), origin_k + s)
+                              > F.timestamp_micros(F.lit(after_us)))
         reason = F.when(too_short, F.lit("too_short"))
     else:
         assert t_us is not None

@@ -473,6 +473,10 @@ def test_split_parts_do_not_leak(spark: Any, cfg: LakecastConfig, strategy: str)
     # the train part equals windows built from data truncated at its cut-off
     truncated = frame(spark, [r for r in hourly("a", values) if r[1] <= cut.train_end])
     assert [r for r in train if r["series_id"] == "a"] == collect(training_windows(truncated, c))
+    # the validation part = the windows up to its cut-off whose first target is after train_end
+    full_val = collect(training_windows(obs, c, cut.val_end))
+    assert val == [r for r in full_val if r["skip_reason"] == "too_short"
+                   or r["forecast_origin"] > cut.train_end - timedelta(hours=1)]
     # a series too short for a part says so in that part
     assert [r["skip_reason"] for r in train if r["series_id"] == "late"] == ["too_short"]
 
