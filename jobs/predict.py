@@ -56,6 +56,7 @@ class PinnedModel:
 class PredictResult:
     """What a run did (also recorded in job_runs)."""
 
+    run_id: str
     as_of: datetime
     model: PinnedModel
     source_version: int
@@ -76,6 +77,7 @@ class PredictResult:
             "forecast rows": f"{self.counts.get('forecast_rows', 0)} ({self.counts.get('inserted', 0)} new, "
                              f"{self.counts.get('updated', 0)} replaced)",
             "forecasts version": self.forecasts_version,
+            "job run": self.run_id,
         }
 
 
@@ -169,7 +171,7 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
                   "scored_series": scored_series, **counts}
         log.info("scored %d series (%d forecast rows); skipped %s", scored_series, counts["forecast_rows"],
                  {k: v for k, v in counts.items() if k.startswith("skipped_")} or "none")
-        result = PredictResult(as_of_dt, model, source_version, counts)
+        result = PredictResult(rec.run_id, as_of_dt, model, source_version, counts)
         if counts["forecast_rows"]:
             lineage = Lineage(model.name, model.version, model.run_id, source_version, rec.run_id,
                               rec.started_at.replace(tzinfo=UTC))

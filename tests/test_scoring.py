@@ -1,0 +1,238 @@
+"""Batch scoring: forecasts equal the model's own outputs, idempotent MERGE, pinned version, lineage."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from conf import LakecastConfig
+from jobs import predict
+from models import registry
+from models.predictor import ModelMismatchError, load_predictor
+from pipelines.job_runs import record_run
+from pipelines.scoring import NON_FINITE, ScoringError, ScoringPlan, forecast_batch, target_times
+from pipelines.tables import ensure_tables
+from tests.conftest import make_config
+from tests.scoring_helpers import (
+    T0,
+    own_forecasts,
+    register_model,
+    series_rows,
+    tiny_model,
+    write_observations,
+)
+
+SMALL = ("windows.lookback=24", "windows.horizon=6", "scoring.max_staleness=5", "scoring.precision=fp32")
+END = T0 + timedelta(hours=39)  # the newest observation: the default as-of
+
+
+def _with_model(cfg: LakecastConfig) -> LakecastConfig:
+    """The same database (and observations) under a model name of its own."""
+    return make_config(cfg.home, f"catalog.database={cfg.catalog.database}",
+                       f"model.name=m_{uuid.uuid4().hex[:8]}", *SMALL)
+
+
+def _observations() -> list[tuple[str, datetime, float]]:
+    rows = series_rows(4, 40)                                            # s0..s3: scorable
+    rows += series_rows(1, 31, prefix="stale")                          # ends 9 steps before END
+    rows += series_rows(1, 10, start=END - timedelta(hours=9), prefix="short")  # 10 < lookback
+    return rows
+
+
+def _forecasts(spark: Any, cfg: LakecastConfig) -> list[Any]:
+    """This model's forecasts (tests share one database, each with its own model name)."""
+    return (spark.table(cfg.table("forecasts")).where(f"model_name = '{cfg.model.name}'")
+            .orderBy("series_id", "target_ts").collect())
+
+
+@pytest.fixture(scope="module")
+def db(spark: Any, lakecast_home: Any) -> tuple[LakecastConfig, int]:
+    """One database for this module, with the observations; returns it and their Delta version."""
+    cfg = make_config(lakecast_home, f"catalog.database=t_{uuid.uuid4().hex[:10]}", *SMALL)
+    ensure_tables(spark, cfg)
+    return cfg, write_observations(spark, cfg, _observations())
+
+
+@pytest.fixture(scope="module")
+def scored(spark: Any, db: tuple[LakecastConfig, int]) -> Iterator[dict[str, Any]]:
+    """A registered tiny model, scored once with `lakecast predict`'s defaults."""
+    cfg, obs_version = _with_model(db[0]), db[1]
+    ref = register_model(cfg, *tiny_model(cfg, seed=1))
+    result = predict.run(spark, cfg)
+    predictor = load_predictor(registry.download_version(cfg, ref))
+    yield {"cfg": cfg, "ref": ref, "result": result, "obs_version": obs_version, "predictor": predictor}
+
+
+# --- pure: one Arrow batch ------------------------------------------------------------------
+
+
+def _plan(**kw: Any) -> ScoringPlan:
+    base = {"model_key": "m/1", "lookback": 3, "n_features": 2, "horizon": 2, "freq": "h"}
+    return ScoringPlan(**{**base, **kw})
+
+
+def _batch(inputs: list[list[float] | None], skip: list[str | None], loc: float = 10.0,
+           scale: float = 2.0) -> pa.RecordBatch:
+    n = len(inputs)
+    ts = pa.array([datetime(2024, 1, 1, 5)] * n, pa.timestamp("us", tz="UTC"))
+    return pa.RecordBatch.from_pydict({
+        "series_id": [f"s{i}" for i in range(n)], "forecast_origin": ts,
+        "inputs": pa.array(inputs, pa.list_(pa.float32())),
+        "scale_loc": [loc] * n, "scale_scale": [scale] * n, "skip_reason": pa.array(skip, pa.string()),
+    })
+
+
+def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
+    seen: list[np.ndarray] = []
+
+    def crossing(X: np.ndarray) -> np.ndarray:  # quantiles deliberately crossed: high < median < low
+        seen.append(X)
+        base = X[:, -1, 0][:, None, None]
+        return np.broadcast_to(base + np.array([1.0, 0.0, -1.0]), (len(X), 2, 3)).astype(np.float32)
+
+    batch = _batch([[0, 0, 1, 0, 2, 0], None, [3, 0, 4, 0, 5, 0]], [None, "too_short", None])
+    out = pa.Table.from_batches(list(forecast_batch(batch, crossing, _plan()))).to_pylist()
+    skipped = [r for r in out if r["skip_reason"]]
+    assert [(r["series_id"], r["skip_reason"], r["p50"]) for r in skipped] == [("s1", "too_short", None)]
+    rows = [r for r in out if not r["skip_reason"]]
+    assert [(r["series_id"], r["horizon_step"]) for r in rows] == [("s0", 1), ("s0", 2), ("s2", 1), ("s2", 2)]
+    # s2's last value is 5 (scaled): median 5 * 2 + 10 = 20, the others 18 and 22, put in order
+    s2 = [(r["p10"], r["p50"], r["p90"]) for r in rows if r["series_id"] == "s2"]
+    assert s2 == [(18.0, 20.0, 22.0)] * 2
+    assert rows[0]["target_ts"] - rows[0]["forecast_origin"] == timedelta(hours=1)
+    assert seen[0].shape == (2, 3, 2) and seen[0][1, :, 0].tolist() == [3.0, 4.0, 5.0]
+
+
+def test_non_finite_forecasts_become_skipped_rows() -> None:
+    def nan_for_first(X: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(X), 2, 3), np.float32)
+        out[0, 1, 2] = np.nan
+        return out
+
+    out = pa.Table.from_batches(list(forecast_batch(_batch([[0.0] * 6, [1.0] * 6], [None, None]),
+                                                    nan_for_first, _plan())))
+    reasons = {(r["series_id"], r["skip_reason"]) for r in out.to_pylist()}
+    assert reasons == {("s0", NON_FINITE), ("s1", None)}
+
+
+def test_window_of_wrong_length_names_the_series() -> None:
+    with pytest.raises(ScoringError, match=r"series 's1' has 4 input values.*lookback 3 x 2 features = 6"):
+        list(forecast_batch(_batch([[0.0] * 6, [0.0] * 4], [None, None]), lambda X: X, _plan()))
+
+
+def test_target_times_fixed_and_calendar() -> None:
+    def us(*dt: datetime) -> np.ndarray:
+        return np.array(dt, dtype="datetime64[us]").astype(np.int64)
+
+    def back(a: np.ndarray) -> list[str]:
+        return [str(x) for x in a.astype("datetime64[us]").astype("datetime64[m]")]
+
+    def steps(origin: datetime, horizon: int, freq: str) -> list[str]:
+        return back(target_times(us(origin), horizon, freq)[0])
+
+    assert steps(datetime(2024, 1, 1, 23), 2, "h") == ["2024-01-02T00:00", "2024-01-02T01:00"]
+    assert steps(datetime(2024, 1, 1), 2, "15min") == ["2024-01-01T00:15", "2024-01-01T00:30"]
+    assert steps(datetime(2024, 1, 1), 3, "MS") == ["2024-02-01T00:00", "2024-03-01T00:00",
+                                                   "2024-04-01T00:00"]
+    assert steps(datetime(2023, 10, 1), 2, "QS") == ["2024-01-01T00:00", "2024-04-01T00:00"]
+    assert steps(datetime(2024, 1, 1), 1, "2MS") == ["2024-03-01T00:00"]
+
+
+# --- Spark: lakecast predict ------------------------------------------------------------
+
+
+def test_forecasts_equal_the_models_own_outputs(spark: Any, scored: dict[str, Any]) -> None:
+    cfg, result = scored["cfg"], scored["result"]
+    rows = _forecasts(spark, cfg)
+    expected = own_forecasts(spark, cfg, scored["predictor"], result.as_of, scored["obs_version"])
+    assert result.as_of == END
+    assert len(rows) == len(expected) == 4 * 6
+    for r in rows:
+        np.testing.assert_allclose([r.p10, r.p50, r.p90], expected[(r.series_id, r.horizon_step)], rtol=1e-5)
+        assert r.forecast_origin == END and r.target_ts == END + timedelta(hours=r.horizon_step)
+        assert r.p10 <= r.p50 <= r.p90
+
+
+def test_lineage_and_job_run_are_recorded(spark: Any, scored: dict[str, Any]) -> None:
+    cfg, ref, result = scored["cfg"], scored["ref"], scored["result"]
+    lineage = {(r.model_name, r.model_version, r.model_run_id, r.source_version, r.job_run_id)
+               for r in _forecasts(spark, cfg)}
+    (run,) = spark.sql(f"SELECT * FROM {cfg.table('job_runs')} WHERE run_id = '{result.run_id}'").collect()
+    assert lineage == {(cfg.model.name, ref.version, ref.run_id, scored["obs_version"], result.run_id)}
+    assert all(r.scored_at is not None for r in _forecasts(spark, cfg))
+    assert run.status == "succeeded"
+    assert run.row_counts == {"series": 6, "scored_series": 4, "forecast_rows": 24, "skipped_stale": 1,
+                              "skipped_too_short": 1, "inserted": 24, "updated": 0}
+    assert run.versions_read == {"observations": scored["obs_version"]}
+    assert run.versions_written == {"forecasts": result.forecasts_version}
+    details = json.loads(run.details)
+    assert details["model_version"] == ref.version and details["model_run_id"] == ref.run_id
+    assert details["precision"] == "fp32" and details["precision_reason"] == "scoring.precision is fp32"
+    assert result.summary()["series skipped"] == "stale: 1, too_short: 1"
+
+
+def test_rerun_same_as_of_replaces_never_duplicates(spark: Any, scored: dict[str, Any]) -> None:
+    cfg = scored["cfg"]
+    before = _forecasts(spark, cfg)
+    again = predict.run(spark, cfg, as_of=END)
+    after = _forecasts(spark, cfg)
+    assert len(after) == len(before) == 24
+    assert again.counts["inserted"] == 0 and again.counts["updated"] == 24
+    values = ["series_id", "forecast_origin", "target_ts", "horizon_step", "p10", "p50", "p90",
+              "model_version"]
+    assert [[r[c] for c in values] for r in after] == [[r[c] for c in values] for r in before]
+    assert {r.job_run_id for r in after} != {r.job_run_id for r in before}  # lineage names the new run
+
+
+def test_alias_moved_mid_run_does_not_change_the_version(spark: Any, db: tuple[LakecastConfig, int]) -> None:
+    cfg, obs_version = _with_model(db[0]), db[1]
+    v1 = register_model(cfg, *tiny_model(cfg, seed=1))
+    with record_run(spark, cfg, "predict", {}) as rec:
+        pinned = predict.pin_model(cfg, alias="champion")
+        # The alias moves to a new version and the pinned one vanishes from the registry while
+        # the run goes on: workers must neither see the move nor need the registry at all.
+        v2 = register_model(cfg, *tiny_model(cfg, seed=2))
+        registry.set_alias(cfg, "champion", v2.version)
+        registry.client(cfg).delete_model_version(cfg.model.name, v1.version)
+        result = predict.score_and_write(spark, cfg, pinned, rec)
+    rows = _forecasts(spark, cfg)
+    assert {r.model_version for r in rows} == {v1.version} and len(rows) == 24
+    expected = own_forecasts(spark, cfg, load_predictor(pinned.local_dir), result.as_of, obs_version)
+    for r in rows:
+        np.testing.assert_allclose([r.p10, r.p50, r.p90], expected[(r.series_id, r.horizon_step)], rtol=1e-5)
+
+
+def test_model_for_other_windows_is_refused_before_any_work(spark: Any, db: tuple[LakecastConfig, int],
+                                                           ) -> None:
+    cfg = _with_model(db[0])
+    register_model(cfg, *tiny_model(cfg, lookback=12))
+    with pytest.raises(ModelMismatchError,
+                       match=r"trained for lookback 12 \(configured windows.lookback=24\)"):
+        predict.run(spark, cfg)
+    (run,) = spark.table(cfg.table("job_runs")).where("status = 'failed'").collect()
+    assert "lookback 12" in run.error and run.versions_read == {} and run.row_counts == {}
+    assert _forecasts(spark, cfg) == []
+
+
+def test_forecasts_table_rejects_crossed_quantiles(spark: Any, scored: dict[str, Any]) -> None:
+    table = scored["cfg"].table("forecasts")
+    with pytest.raises(Exception, match="quantiles_ordered"):  # Delta's constraint error
+        spark.sql(f"INSERT INTO {table} VALUES ('x', TIMESTAMP'2024-01-01', TIMESTAMP'2024-01-01 01:00', 1, "
+                  "2.0, 1.0, 3.0, 'm', '1', NULL, 0, NULL, NULL)")
+
+
+def test_cli_rejects_alias_with_version_and_bad_as_of() -> None:
+    from jobs.cli import main
+
+    both = CliRunner().invoke(main, ["predict", "--alias", "champion", "--version", "1"])
+    assert both.exit_code == 2 and "give --alias or --version, not both" in both.output
+    bad = CliRunner().invoke(main, ["predict", "--as-of", "yesterday"])
+    assert bad.exit_code == 2 and "'yesterday' is not an ISO timestamp" in bad.output
