@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conf import LakecastConfig
+from pipelines.concurrency import retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,11 @@ def _upsert(spark: Any, cfg: LakecastConfig, rec: RunRecord) -> None:
     table = cfg.table("job_runs")
     df = spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema)
     df.createOrReplaceTempView("_lakecast_job_run")
-    spark.sql(
+    # Jobs running at once (PostgreSQL catalog) race on this table; the MERGE is keyed.
+    retry_on_conflict(lambda: spark.sql(
         f"""MERGE INTO {table} t USING _lakecast_job_run s ON t.run_id = s.run_id
         WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"""
-    )
+    ), what=f"job_runs row {rec.run_id}")
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from conf import LakecastConfig
+from pipelines.concurrency import retry_on_conflict
 from pipelines.tables import OBSERVATIONS, QUARANTINE, delta_version
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def merge_observations(spark: Any, cfg: LakecastConfig, valid: DataFrame, *, val
         F.lit(batch_id).alias("batch_id"), stamp.alias("ingested_at"), stamp.alias("updated_at"),
     )
     changed = "NOT (t.value <=> s.value)"
-    metrics = (
+    metrics = retry_on_conflict(lambda: (
         DeltaTable.forName(spark, table).alias("t")
         .merge(source.alias("s"), "t.series_id = s.series_id AND t.ts = s.ts")
         .whenMatchedUpdate(condition=changed, set={
@@ -63,7 +64,7 @@ def merge_observations(spark: Any, cfg: LakecastConfig, valid: DataFrame, *, val
         .whenNotMatchedInsert(values={c: f"s.{c}" for c in OBSERVATIONS.column_names})
         .execute()
         .head()
-    )
+    ), what=f"MERGE into {table}")  # concurrent ingests of other files
     inserted = int(metrics["num_inserted_rows"]) if metrics is not None else 0
     updated = int(metrics["num_updated_rows"]) if metrics is not None else 0
     version = delta_version(spark, table)
@@ -121,14 +122,14 @@ def merge_forecasts(spark: Any, cfg: LakecastConfig, forecasts: DataFrame) -> Fo
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)
     on = " AND ".join(f"t.{k} = s.{k}" for k in FORECAST_KEY)
-    metrics = (
+    metrics = retry_on_conflict(lambda: (
         DeltaTable.forName(spark, table).alias("t")
         .merge(source.alias("s"), on)
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
         .execute()
         .head()
-    )
+    ), what=f"MERGE into {table}")  # predict runs for other as-of times may write at once
     inserted = int(metrics["num_inserted_rows"]) if metrics is not None else 0
     updated = int(metrics["num_updated_rows"]) if metrics is not None else 0
     version = delta_version(spark, table)
