@@ -50,7 +50,8 @@ def run(spark: Any, cfg: LakecastConfig, *, series: int, days: int, seed: int) -
 
     _stage(5, "promote: challenger vs champion")
     pr = promote.run(spark, cfg)
-    console.print(f"decision: {pr.decision.outcome} ({pr.decision.reason}); champion is v{pr.decision.champion}")
+    d = pr.decision
+    console.print(f"decision: {d.outcome} ({d.reason}); champion is v{d.champion}")
 
     _stage(6, "predict: distributed scoring with the champion")
     pd_ = predict.run(spark, cfg)

@@ -21,7 +21,8 @@ def test_help_lists_every_command() -> None:
     commands_section = result.output.split("Commands:")[1].splitlines()
     listed = {line.split()[0] for line in commands_section if re.match(r"^  [a-z]", line)}
     assert listed == set(COMMANDS)
-    assert {"init", "sql", "demo", "ingest", "train", "promote", "predict", "backfill", "sql-server"} <= listed
+    jobs = {"init", "sql", "demo", "ingest", "train", "promote", "predict", "backfill", "sql-server"}
+    assert jobs <= listed
     for name in COMMANDS:  # every listed command loads and has its own help
         sub = CliRunner().invoke(main, [name, "--help"])
         assert sub.exit_code == 0, (name, sub.output)
