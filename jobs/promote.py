@@ -74,7 +74,7 @@ def run(spark: Any, cfg: LakecastConfig, version: int | None = None, as_of: str 
         ) -> PromoteOutcome:
     """Apply the promotion rule (or pin `version`); record the decision in job_runs and as tags."""
     from jobs.train import read_observations
-    from models import promote, registry
+    from models import precision, promote, registry
 
     with record_run(spark, cfg, "promote", {"version": version, "as_of": as_of}) as rec:
         if version is not None:
@@ -95,6 +95,8 @@ def run(spark: Any, cfg: LakecastConfig, version: int | None = None, as_of: str 
         rec.versions_read["observations"] = obs_version
         windows = backtest_windows(spark, cfg, obs, as_of, rec)
         cmp = promote.compare(*predictors, windows, season=parse_freq(cfg.data.freq).season_length())
+        # Re-check reduced precision on the newest backtest windows: scoring reads these tags.
+        registry.tag_version(cfg, challenger.version, precision.check_version(cfg, predictors[0], windows))
         decision = promote.decide(cfg, challenger, champion, cmp)
         promote.apply(cfg, decision, job_run_id=rec.run_id)
         rec.details.update(_details(decision))

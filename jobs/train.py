@@ -144,7 +144,7 @@ def run(spark: Any, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutco
     """Train, backtest, log, register; the run is recorded in job_runs (failures too)."""
     import torch
 
-    from models import registry
+    from models import precision, registry
     from models.evaluate import backtest
     from models.train import fit
 
@@ -166,7 +166,8 @@ def run(spark: Any, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutco
         meta = ModelMeta(lookback=cfg.windows.lookback, n_features=len(names), feature_names=tuple(names),
                          horizon=cfg.windows.horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec)
-        test_pred = Predictor(result.model, meta, device=result.device).predict(test.X)
+        predictor = Predictor(result.model, meta, device=result.device)
+        test_pred = predictor.predict(test.X)
         bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
                       quantiles=cfg.model.quantiles)
         registry.use_tracking(cfg)
@@ -177,7 +178,8 @@ def run(spark: Any, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutco
                 "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
                 "lakecast.test_windows": str(bt.n_windows),
                 "lakecast.observations_delta_version": str(obs_version),
-                "lakecast.job_run_id": rec.run_id, "lakecast.as_of": as_of or "latest"}
+                "lakecast.job_run_id": rec.run_id, "lakecast.as_of": as_of or "latest",
+                **precision.check_version(cfg, predictor, test)}  # may scoring use bf16/fp16?
         ref, first = registry.register(cfg, model_uri, run_id=run_id, tags=tags)
         rec.details.update({"mlflow_run_id": run_id, "model_name": ref.name, "model_version": ref.version,
                             "became_champion": first, "test_mase": bt.mase(MODEL),

@@ -256,3 +256,18 @@ def choose_precision(
         reasons.append(f"{precision} was only {speedup:.2f}x fp32 in calibration "
                        f"(needs {min_speedup:g}x, scoring.calibration_min_speedup)")
     return PrecisionChoice(FP32, requested, "; ".join(reasons))
+
+
+def check_version(cfg: Any, predictor: Predictor, windows: WindowArrays) -> dict[str, str]:
+    """`precision_check` on a version's backtest windows with the configured tolerance and season.
+
+    What `lakecast train` and `lakecast promote` store as model-version tags. No windows
+    with targets: no tags (the version is then scored in fp32, saying why).
+    """
+    from conf.freq import parse_freq
+
+    if windows.y is None or len(windows) == 0:
+        log.warning("no backtest windows: precision check skipped; the version will be scored in fp32")
+        return {}
+    return precision_check(predictor, windows.X, windows.y, windows.loc, windows.scale,
+                           parse_freq(cfg.data.freq).season_length(), cfg.scoring.precision_tolerance)

@@ -200,3 +200,13 @@ def test_checked_version_is_scored_in_bf16_close_to_fp32(spark: Any, db: Lakecas
     want = np.array([expected[(r.series_id, r.horizon_step)] for r in _values(spark, cfg)])
     assert got.shape == (36, 3) and not np.array_equal(got, want)
     assert np.abs(got - want).mean() / np.abs(want).mean() < TOL
+
+
+def test_version_check_uses_configured_tolerance_and_needs_targets(small_cfg: LakecastConfig,
+                                                                     backtest_windows: Any) -> None:
+    from models.precision import check_version
+
+    p = Predictor(*tiny_model(small_cfg, seed=3))
+    tags = check_version(small_cfg, p, backtest_windows)  # what train/promote store on the version
+    assert tags["lakecast.precision.tolerance"] == "0.005" and "lakecast.precision.bf16.ok" in tags
+    assert check_version(small_cfg, p, backtest_windows.take(np.arange(0))) == {}
