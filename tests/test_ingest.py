@@ -267,3 +267,19 @@ def test_cli_ingest_prints_the_summary(tmp_path: Path) -> None:
     for fact in ("rows read", "accepted (new)", "conflicting_duplicate", "observations version"):
         assert fact in out
     assert out.split("rows read")[1].split()[1] == "3"
+
+
+def test_accounting_error_when_counts_do_not_add_up() -> None:
+    from pipelines.ingest import AccountingError, IngestCounts
+
+    ok = IngestCounts(read=5, valid=3, duplicates=1, quarantined_by_reason={"bad_value": 1},
+                      inserted=2, updated=1, unchanged=0)
+    ok.check()
+    assert ok.row_counts() == {"read": 5, "inserted": 2, "updated": 1, "unchanged": 0, "duplicates": 1,
+                               "quarantined": 1, "quarantined.bad_value": 1}
+    with pytest.raises(AccountingError, match=r"read 6 != valid 3 \+ duplicates 1 \+ quarantined 1"):
+        IngestCounts(read=6, valid=3, duplicates=1, quarantined_by_reason={"bad_value": 1}
+                     ).check(merged=False)
+    with pytest.raises(AccountingError, match=r"valid 3 != inserted 2 \+ updated 0 \+ unchanged 0"):
+        IngestCounts(read=5, valid=3, duplicates=1, quarantined_by_reason={"bad_value": 1},
+                     inserted=2).check()
