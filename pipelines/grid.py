@@ -19,7 +19,6 @@ the `numpy` window strategy) and Spark SQL (`grid_arrays`, used by the `sql` str
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,8 +28,6 @@ import numpy as np
 from conf import LakecastConfig
 from conf.freq import parse_freq
 from pipelines.errors import LakecastError
-
-US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -373,7 +370,3 @@ def to_grid(obs: Any, cfg: LakecastConfig, end: datetime | str | None = None, to
     k = F.col("first_step") + F.col("pos")
     return z.select("series_id", step_ts_col(spec, F.col("anchor"), k).alias("ts"),
                     F.col("z.value").alias("value"), F.col("z.observed").alias("observed"))
-
-
-def nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else x
