@@ -1,0 +1,120 @@
+"""Airflow DAGs for lakecast: daily ingest -> predict, weekly train -> promote.
+
+Every task runs a lakecast job script through spark-submit (the same entry point as
+`lakecast <job>`), with the Spark settings that `lakecast spark-conf` writes from the
+lakecast configuration, and the run's data interval end as `--as-of`: the run for
+2024-05-01 forecasts from the last grid step at or before 2024-05-02T00:00Z.
+
+Airflow is not a lakecast dependency. Where the scheduler runs, install `apache-airflow`
+and, for SparkSubmitOperator, `apache-airflow-providers-apache-spark` (without it the tasks
+fall back to BashOperator running spark-submit), and the lakecast checkout with its venv.
+Drop this file into the DAGs folder and set, as environment variables or Airflow Variables:
+
+  LAKECAST_REPO  the lakecast checkout (default /opt/lakecast/app)
+  LAKECAST_CONF  the config file, relative to the checkout (default conf/cluster.yaml)
+  LAKECAST_RAW   landing folder with one sub-folder per day, YYYY-MM-DD (default /data/landing)
+  LAKECAST_BIN   the venv's bin folder with lakecast and spark-submit (default /opt/lakecast/venv/bin)
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow import DAG
+
+try:  # Airflow 3 moved the core operators into the standard provider
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2
+    from airflow.operators.bash import BashOperator  # type: ignore[no-redef]
+
+try:
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+except ImportError:
+    SparkSubmitOperator = None
+
+
+def _setting(name: str, default: str) -> str:
+    """An environment variable, else an Airflow Variable, else the default."""
+    if name in os.environ:
+        return os.environ[name]
+    try:
+        from airflow.models import Variable
+
+        return str(Variable.get(name, default_var=default))
+    except Exception:  # noqa: BLE001 - no metadata database (e.g. parsing the file in a test)
+        return default
+
+
+REPO = _setting("LAKECAST_REPO", "/opt/lakecast/app")
+CONF = _setting("LAKECAST_CONF", "conf/cluster.yaml")
+RAW = _setting("LAKECAST_RAW", "/data/landing")
+BIN = _setting("LAKECAST_BIN", "/opt/lakecast/venv/bin")
+PROPERTIES = "/tmp/lakecast-{{ run_id | replace(':', '_') | replace('+', '_') }}.properties"
+AS_OF = "{{ data_interval_end | ts }}"
+
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+}
+
+
+def spark_conf_task() -> BashOperator:
+    """Write this run's spark-submit settings from the lakecast configuration."""
+    return BashOperator(
+        task_id="spark_conf",
+        bash_command=f"cd {REPO} && {BIN}/lakecast spark-conf --conf {CONF} --out {PROPERTIES}",
+    )
+
+
+def job_task(job: str, *args: str) -> Any:
+    """spark-submit jobs/<job>.py ARGS --conf CONF, with the properties of `spark_conf`."""
+    application = f"{REPO}/jobs/{job}.py"
+    app_args = [*args, "--conf", CONF]
+    # The venv first on PATH: its spark-submit, and the python that finds pyspark's Spark home.
+    env = {"PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+           "PYSPARK_PYTHON": f"{BIN}/python", "PYSPARK_DRIVER_PYTHON": f"{BIN}/python"}
+    if SparkSubmitOperator is not None:
+        return SparkSubmitOperator(
+            task_id=job, application=application, application_args=app_args,
+            properties_file=PROPERTIES, name=f"lakecast-{job}", env_vars=env,
+        )
+    quoted = " ".join(f"'{a}'" for a in app_args)
+    return BashOperator(
+        task_id=job, env=env, append_env=True,
+        bash_command=f"cd {REPO} && spark-submit --properties-file {PROPERTIES} {application} {quoted}",
+    )
+
+
+with DAG(
+    dag_id="lakecast_daily",
+    description="Ingest the day's files, then forecast every series with the champion model",
+    schedule="15 0 * * *",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["lakecast"],
+) as daily:
+    conf = spark_conf_task()
+    ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h")
+    predict = job_task("predict", "--as-of", AS_OF)
+    conf >> ingest >> predict
+
+
+with DAG(
+    dag_id="lakecast_weekly_train",
+    description="Train a challenger on all data, then let the promotion rule decide the champion",
+    schedule="30 1 * * 1",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["lakecast"],
+) as weekly:
+    conf = spark_conf_task()
+    train = job_task("train", "--as-of", AS_OF)
+    promote = job_task("promote", "--as-of", AS_OF)
+    conf >> train >> promote
