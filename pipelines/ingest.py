@@ -383,9 +383,9 @@ def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) ->
     # In-batch duplicates among rows that passed the row checks: one window per (series_id, ts).
     bad = F.col("_row_code").isNotNull()
     ok_value = F.when(~bad, F.col("value"))
-    key = Window.partitionBy("series_id", "ts")
-    ordered = key.orderBy(bad.asc(), F.col("source_file").asc_nulls_last())
-    whole = key.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    # One spec (same partitioning and order) for all four, so Spark sorts once.
+    ordered = Window.partitionBy("series_id", "ts").orderBy(bad.asc(), F.col("source_file").asc_nulls_last())
+    whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     df = df.select(
         "*",
         F.count(ok_value).over(whole).alias("_n"),
