@@ -90,7 +90,7 @@ def record_run(
         rec.error = f"{type(e).__name__}: {e}"[:4000]
         try:
             _upsert(spark, cfg, rec)
-        except Exception:  # noqa: BLE001 - never hide the job's own error behind this one
+        except Exception:
             log.exception("could not record the failure of run %s in job_runs", rec.run_id)
         raise
     rec.status, rec.ended_at = "succeeded", _now()

@@ -349,7 +349,7 @@ def build_session(cfg: LakecastConfig) -> Any:
         with open(jvm_log, "ab") as fh:
             os.dup2(fh.fileno(), 2)
             spark = builder.enableHiveSupport().getOrCreate()
-    except Exception as e:  # noqa: BLE001 - re-raised with the reason a user can act on
+    except Exception as e:
         os.dup2(saved_fd, 2)
         raise _explain_start_failure(e, cfg, jvm_log) from e
     finally:
