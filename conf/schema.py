@@ -206,6 +206,9 @@ class ScoringConfig(_Section):
     # job start and takes reduced precision only when it is at least this much faster.
     calibration_windows: int = Field(default=512, ge=16)
     calibration_min_speedup: float = Field(default=1.1, gt=0)
+    # Cut inference windows inside the scoring UDF (numpy window code, one Python stage) so
+    # windows never cross into the JVM and back; false: inference_windows() then score them.
+    fused_windows: bool = True
 
 
 class SqlServerConfig(_Section):
