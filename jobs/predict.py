@@ -10,6 +10,7 @@ count -> one MERGE into `forecasts` -> summary and `job_runs`.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,14 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
 
     from models.shipping import ModelLoader
     from pipelines.grid import from_utc_micros, to_utc_micros
-    from pipelines.scoring import Lineage, forecast_rows, plan_for, score_windows, scored_counts
+    from pipelines.scoring import (
+        Lineage,
+        forecast_rows,
+        plan_for,
+        score_observations,
+        score_windows,
+        scored_counts,
+    )
     from pipelines.sinks import merge_forecasts
     from pipelines.tables import delta_version
     from pipelines.windows import inference_windows
@@ -159,13 +167,19 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
     rec.details["as_of"] = as_of_dt.isoformat()
     log.info("scoring %s version %d as of %s", obs_table, source_version, as_of_dt)
 
-    windows = inference_windows(obs, cfg, as_of_dt)
     plan = plan_for(model.meta, cfg, model_key=model.key, precision=model.precision.precision)
     shipped = spark.sparkContext.broadcast(model.blob)
-    scored = score_windows(windows, plan, ModelLoader(shipped, key=model.key, device=model.device))
+    loader = ModelLoader(shipped, key=model.key, device=model.device)
+    if cfg.scoring.fused_windows:  # windows cut inside the scoring UDF: they never cross the JVM
+        scored = score_observations(obs, cfg, as_of_dt, plan, loader)
+    else:
+        scored = score_windows(inference_windows(obs, cfg, as_of_dt), plan, loader)
     scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    seconds = rec.details.setdefault("seconds", {})
     try:
+        t0 = time.perf_counter()
         counts = scored_counts(scored)  # runs the scoring once; the MERGE reads the cached result
+        seconds["windows_and_scoring"] = round(time.perf_counter() - t0, 3)
         scored_series = counts["forecast_rows"] // plan.horizon
         counts = {"series": scored_series + sum(v for k, v in counts.items() if k.startswith("skipped_")),
                   "scored_series": scored_series, **counts}
@@ -175,7 +189,9 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
         if counts["forecast_rows"]:
             lineage = Lineage(model.name, model.version, model.run_id, source_version, rec.run_id,
                               rec.started_at.replace(tzinfo=UTC))
+            t0 = time.perf_counter()
             merged = merge_forecasts(spark, cfg, forecast_rows(scored, lineage))
+            seconds["merge"] = round(time.perf_counter() - t0, 3)
             counts.update(inserted=merged.inserted, updated=merged.updated)
             result.forecasts_version = merged.version
             rec.versions_written["forecasts"] = merged.version
@@ -196,8 +212,10 @@ def run(spark: Any, cfg: LakecastConfig, *, as_of: datetime | str | None = None,
     params = {"as_of": None if as_of is None else str(as_of), "alias": alias,
               "version": None if version is None else str(version)}
     with record_run(spark, cfg, JOB, params) as rec:
+        t0 = time.perf_counter()
         model = pin_model(cfg, alias=alias, version=version)
         rec.details.update(model.details())
+        rec.details["seconds"] = {"pin_model": round(time.perf_counter() - t0, 3)}
         return score_and_write(spark, cfg, model, rec, as_of)
 
 

@@ -12,6 +12,7 @@ their `skip_reason`, so one pass over the windows yields both forecasts and skip
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -231,6 +232,99 @@ def _score_partition(batches: Iterator[pa.RecordBatch], plan: ScoringPlan,
         yield from forecast_batch(batch, predict, plan)
 
 
+# --- fused: observations -> windows -> forecasts in one Python stage ------------------------
+
+
+def series_runs(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(series_id, ts_us, values) per series from batches sorted by series_id.
+
+    A series may span batches (its rows are joined when the next id appears); values are
+    float64 with NaN for NULL.
+    """
+    pending_id: str | None = None
+    ts_parts: list[np.ndarray] = []
+    val_parts: list[np.ndarray] = []
+    for batch in batches:
+        n = len(batch)
+        if n == 0:
+            continue
+        sid = batch.column("series_id")
+        ts = batch.column("ts").cast(_TS).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        values = batch.column("value").cast(pa.float64()).to_numpy(zero_copy_only=False)
+        change = pc.not_equal(sid.slice(1), sid.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        cuts = [0, *(np.flatnonzero(change) + 1).tolist(), n]
+        for start, end in itertools.pairwise(cuts):
+            run_id = sid[start].as_py()
+            if ts_parts and run_id != pending_id:
+                assert pending_id is not None
+                yield pending_id, np.concatenate(ts_parts), np.concatenate(val_parts)
+                ts_parts, val_parts = [], []
+            pending_id = run_id
+            ts_parts.append(ts[start:end])
+            val_parts.append(values[start:end])
+    if ts_parts:
+        assert pending_id is not None
+        yield pending_id, np.concatenate(ts_parts), np.concatenate(val_parts)
+
+
+class _WindowBuffer:
+    """Inference windows of many series, collected until there are enough for a model batch."""
+
+    def __init__(self) -> None:
+        self.sids: list[str] = []
+        self.origin: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
+        self.loc: list[np.ndarray] = []
+        self.scale: list[np.ndarray] = []
+        self.reason: list[str | None] = []
+
+    def add(self, sid: str, rows: Any) -> None:
+        """`rows`: what `pipelines.windows_numpy.series_windows` returns for one series."""
+        self.sids += [sid] * len(rows.reason)
+        self.origin += rows.origin
+        self.inputs += rows.inputs
+        self.loc += rows.loc
+        self.scale += rows.scale
+        self.reason += rows.reason
+
+    def __len__(self) -> int:
+        return len(self.sids)
+
+    def batch(self) -> pa.RecordBatch:
+        """The buffered windows in the windows contract's columns (usable inputs as one flat buffer)."""
+        usable = np.array([r is None for r in self.reason], dtype=bool)
+        origin = np.concatenate(self.origin)
+        inputs = np.concatenate(self.inputs)
+        width = inputs.shape[1]
+        offsets = np.zeros(len(usable) + 1, dtype=np.int32)
+        np.cumsum(np.where(usable, width, 0), out=offsets[1:])
+        flat = np.ascontiguousarray(inputs[usable], dtype=np.float32).reshape(-1)
+        return pa.RecordBatch.from_arrays([
+            pa.array(self.sids, pa.string()),
+            pa.array(origin, _TS, mask=origin == np.iinfo(np.int64).min),
+            pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()), mask=pa.array(~usable)),
+            pa.array(np.concatenate(self.loc), pa.float64()),
+            pa.array(np.concatenate(self.scale), pa.float64()),
+            pa.array(self.reason, pa.string()),
+        ], names=list(WINDOW_COLUMNS))
+
+
+def _score_observations_partition(batches: Iterator[pa.RecordBatch], plan: ScoringPlan, loader: Loader,
+                                  spec: Any, as_of_us: int) -> Iterator[pa.RecordBatch]:
+    from pipelines.windows_numpy import series_windows
+
+    predict: Callable[[np.ndarray], np.ndarray] | None = None
+    buf = _WindowBuffer()
+    for sid, ts, values in series_runs(batches):
+        buf.add(sid, series_windows(spec, ts, values, "inference", as_of_us))
+        if len(buf) >= plan.batch_size:
+            predict = predict or _worker_predict(plan, loader)
+            yield from forecast_batch(buf.batch(), predict, plan)
+            buf = _WindowBuffer()
+    if len(buf):
+        yield from forecast_batch(buf.batch(), predict or _worker_predict(plan, loader), plan)
+
+
 # --- Spark -------------------------------------------------------------------------------
 
 
@@ -245,6 +339,35 @@ def score_windows(windows: Any, plan: ScoringPlan, loader: Loader) -> Any:
         raise ScoringError(f"windows lack column(s) {', '.join(missing)}; have {', '.join(windows.columns)}")
     return windows.select(*WINDOW_COLUMNS).mapInArrow(
         partial(_score_partition, plan=plan, loader=loader), SCORED_SCHEMA)
+
+
+def score_observations(obs: Any, cfg: LakecastConfig, as_of: datetime, plan: ScoringPlan,
+                       loader: Loader) -> Any:
+    """Observations -> scored rows (SCORED_SCHEMA) in ONE Python stage: windows are cut in the UDF.
+
+    The same rows as `score_windows(inference_windows(obs, cfg, as_of), ...)` (the window code
+    is `pipelines.windows_numpy.series_windows` either way), but the windows never cross into
+    the JVM and back: each crossing costs more CPU per window than the model itself (see
+    bench/RESULTS.md). Observations are shuffled by series and sorted by time; a worker
+    gathers `scoring.batch_size` windows before each model call.
+    """
+    from pyspark.sql import functions as F
+
+    from pipelines.grid import to_utc_micros
+    from pipelines.windows import WindowSpec
+
+    d = cfg.data
+    missing = [c for c in (d.series_col, d.time_col, d.value_col) if c not in obs.columns]
+    if missing:
+        raise ScoringError(f"cannot score: column(s) {', '.join(missing)} not found in the observations "
+                           f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col")
+    rows = obs.select(F.col(d.series_col).cast("string").alias("series_id"),
+                      F.col(d.time_col).cast("timestamp").alias("ts"),
+                      F.col(d.value_col).cast("double").alias("value"))
+    fn = partial(_score_observations_partition, plan=plan, loader=loader, spec=WindowSpec.from_config(cfg),
+                 as_of_us=to_utc_micros(as_of))
+    return (rows.repartition("series_id").sortWithinPartitions("series_id", "ts")
+            .mapInArrow(fn, SCORED_SCHEMA))
 
 
 def forecast_rows(scored: Any, lineage: Lineage) -> Any:

@@ -18,7 +18,17 @@ from jobs import predict
 from models import registry
 from models.predictor import ModelMismatchError, load_predictor
 from pipelines.job_runs import record_run
-from pipelines.scoring import NON_FINITE, ScoringError, ScoringPlan, forecast_batch, target_times
+from pipelines.scoring import (
+    NON_FINITE,
+    ScoringError,
+    ScoringPlan,
+    forecast_batch,
+    plan_for,
+    score_observations,
+    score_windows,
+    series_runs,
+    target_times,
+)
 from pipelines.tables import ensure_tables
 from tests.conftest import make_config
 from tests.scoring_helpers import (
@@ -128,6 +138,20 @@ def test_window_of_wrong_length_names_the_series() -> None:
         list(forecast_batch(_batch([[0.0] * 6, [0.0] * 4], [None, None]), lambda X: X, _plan()))
 
 
+def test_series_runs_join_a_series_across_batches() -> None:
+    def batch(ids: list[str], start: int) -> pa.RecordBatch:
+        ts = pa.array([datetime(2024, 1, 1) + timedelta(hours=start + i) for i in range(len(ids))],
+                      pa.timestamp("us", tz="UTC"))
+        return pa.RecordBatch.from_pydict({"series_id": ids, "ts": ts,
+                                           "value": pa.array([1.0, None, 3.0][: len(ids)], pa.float64())})
+
+    runs = list(series_runs(iter([batch(["a", "a", "b"], 0), batch(["b", "b"], 3), batch(["b", "c"], 5)])))
+    assert [(sid, len(ts)) for sid, ts, _ in runs] == [("a", 2), ("b", 4), ("c", 1)]
+    b_ts, b_values = runs[1][1], runs[1][2]
+    assert (np.diff(b_ts) == 3_600_000_000).all()          # one series, in order, across three batches
+    np.testing.assert_array_equal(b_values, [3.0, 1.0, np.nan, 1.0])  # NULL -> NaN
+
+
 def test_target_times_fixed_and_calendar() -> None:
     def us(*dt: datetime) -> np.ndarray:
         return np.array(dt, dtype="datetime64[us]").astype(np.int64)
@@ -190,6 +214,26 @@ def test_rerun_same_as_of_replaces_never_duplicates(spark: Any, scored: dict[str
               "model_version"]
     assert [[r[c] for c in values] for r in after] == [[r[c] for c in values] for r in before]
     assert {r.job_run_id for r in after} != {r.job_run_id for r in before}  # lineage names the new run
+
+
+def test_fused_windows_score_exactly_like_two_stages(spark: Any, scored: dict[str, Any]) -> None:
+    from models.shipping import ModelLoader, pack_model_dir
+    from pipelines.windows import inference_windows
+
+    cfg, predictor = scored["cfg"], scored["predictor"]
+    rows = _observations()
+    rows += [("gappy", ts, v) for sid, ts, v in series_rows(1, 40) if ts.hour % 8 >= 4]  # gaps of 4 > max_gap
+    rows += [("holes", ts, v) for sid, ts, v in series_rows(1, 40) if ts.hour not in (5, 30)]  # filled
+    rows += [("late", END + timedelta(hours=2), 1.0)]                                  # after as-of only
+    obs = spark.createDataFrame(rows, "series_id string, ts timestamp, value double")
+    plan = plan_for(predictor.meta, cfg, model_key="fused/test", precision="fp32")
+    loader = ModelLoader(pack_model_dir(registry.download_version(cfg, scored["ref"])), key="fused/test")
+    two = score_windows(inference_windows(obs, cfg, END), plan, loader).collect()
+    fused = score_observations(obs, cfg, END, plan, loader).collect()
+    assert sorted(map(tuple, fused), key=str) == sorted(map(tuple, two), key=str)
+    reasons = {r.series_id: r.skip_reason for r in fused if r.skip_reason}
+    assert reasons == {"gappy": "too_many_missing", "late": "too_short", "stale0": "stale", "short0": "too_short"}
+    assert len([r for r in fused if r.skip_reason is None]) == 5 * 6
 
 
 def test_alias_moved_mid_run_does_not_change_the_version(spark: Any, db: tuple[LakecastConfig, int]) -> None:
