@@ -9,8 +9,10 @@ MLflow run (params, config, losses, metrics, figure, model) -> new registered ve
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,7 +57,7 @@ def read_observations(spark: Any, cfg: LakecastConfig) -> tuple[Any, int]:
     return spark.sql(f"SELECT * FROM {table} VERSION AS OF {version}"), version
 
 
-def _windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | None, rec: RunRecord,
+def _windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | None, rec: RunRecord, root: Path,
              ) -> tuple[Any, dict[str, Any], list[str]]:
     """Build the three splits and write them as Parquet snapshots; counts go into `rec`."""
     from pipelines.window_io import snapshot
@@ -64,7 +66,6 @@ def _windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | None, rec: 
     names = list(feature_names(cfg))
     cut = split_cutoffs(obs, cfg, end=as_of)
     parts = split_windows(obs, cfg, cut)
-    root = cfg.home / "tmp" / f"windows-{rec.run_id}"
     shape = dict(lookback=cfg.windows.lookback, n_features=len(names), horizon=cfg.windows.horizon)
     snaps = {}
     for split, df in (("train", parts.train), ("val", parts.val), ("test", parts.test)):
@@ -154,15 +155,15 @@ def run(spark: Any, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutco
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
         log.info("observations: %s at Delta version %d", cfg.table("observations"), obs_version)
-        cutoffs, snaps, names = _windows(spark, cfg, obs, as_of, rec)
+        root = cfg.home / "tmp" / f"windows-{rec.run_id}"
         try:  # a streamed training set is read from the snapshot during fit
+            cutoffs, snaps, names = _windows(spark, cfg, obs, as_of, rec, root)
             train, val = _train_inputs(cfg, snaps, len(names))
             test = snaps["test"].load(lookback=cfg.windows.lookback, n_features=len(names),
                                       horizon=cfg.windows.horizon, keys=True)
             result = fit(train, val, cfg)
         finally:
-            for s in snaps.values():
-                s.remove()
+            shutil.rmtree(root, ignore_errors=True)
         meta = ModelMeta(lookback=cfg.windows.lookback, n_features=len(names), feature_names=tuple(names),
                          horizon=cfg.windows.horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec)

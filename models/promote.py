@@ -77,7 +77,7 @@ class Comparison:
     last_origin: str
 
     def rows(self, challenger: ModelRef, champion: ModelRef) -> tuple[list[str], list[list[str]]]:
-        cols = ["forecaster", "version", "MASE", "MAE", "RMSE", "sMAPE %", "pinball",
+        cols = ["model", "version", "MASE", "MAE", "RMSE", "sMAPE %", "pinball",
                 f"{self.challenger.interval}% coverage"]
 
         def row(name: str, version: str, m: dict[str, float]) -> list[str]:
@@ -87,7 +87,7 @@ class Comparison:
         return cols, [
             row("challenger", challenger.version, self.challenger.overall[MODEL]),
             row("champion", champion.version, self.champion.overall[MODEL]),
-            row(SEASONAL_NAIVE, "-", self.challenger.overall[SEASONAL_NAIVE]),
+            row("seasonal naive", "-", self.challenger.overall[SEASONAL_NAIVE]),
         ]
 
 
@@ -100,8 +100,8 @@ def compare(challenger: Predictor, champion: Predictor, windows: WindowArrays, *
     a = backtest(windows, challenger.predict(windows.X), season=season, quantiles=quantiles)
     b = backtest(windows, champion.predict(windows.X), season=season, quantiles=quantiles)
     origins = windows.forecast_origin
-    first = str(origins.min()) if origins is not None else "?"
-    last = str(origins.max()) if origins is not None else "?"
+    first = np.datetime_as_string(origins.min(), unit="m") if origins is not None else "?"
+    last = np.datetime_as_string(origins.max(), unit="m") if origins is not None else "?"
     return Comparison(a, b, len(windows), first, last)
 
 

@@ -187,13 +187,16 @@ def download_version(cfg: LakecastConfig, ref: ModelRef, dst_root: str | Path | 
     tmp = root / ref.name / f".{ref.version}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(tmp),
-                                            tracking_uri=cfg.tracking_uri, registry_uri=cfg.registry_uri)
-        (tmp / _COMPLETE).write_text(ref.uri)
+        # The storage location of the version's files, resolved with this config's client:
+        # a `models:/` URI would be resolved against the process-global registry instead.
+        source = client(cfg).get_model_version_download_uri(ref.name, ref.version)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp),
+                                                         tracking_uri=cfg.tracking_uri))
+        (local / _COMPLETE).write_text(f"{ref.uri} {source}")
         if dst.exists():  # an incomplete earlier attempt
             shutil.rmtree(dst, ignore_errors=True)
         try:
-            tmp.rename(dst)
+            local.rename(dst)
         except OSError:
             if not (dst / _COMPLETE).is_file():  # not a concurrent download that finished first
                 raise

@@ -100,6 +100,22 @@ def test_download_is_reused_without_calling_the_registry(mlflow_cfg, tmp_path) -
     assert registry.download_version(offline, ref, tmp_path) == first
 
 
+def test_download_uses_the_configured_store_not_the_process_global_one(mlflow_cfg, tmp_path) -> None:
+    import mlflow
+
+    cfg = named(mlflow_cfg, "reg_global")
+    log_version(cfg, 6)
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    mlflow.set_tracking_uri(elsewhere)   # as in a fresh CLI process: globals unset or different
+    mlflow.set_registry_uri(elsewhere)
+    try:
+        local = registry.download_version(cfg, registry.resolve(cfg, alias=CHAMPION), tmp_path / "cache")
+    finally:
+        registry.use_tracking(mlflow_cfg)
+    assert (local / "MLmodel").is_file() and load_predictor(local).meta == META
+    assert not (tmp_path / "other.db").exists()
+
+
 def test_missing_model_alias_and_version_are_clear_errors(mlflow_cfg) -> None:
     cfg = named(mlflow_cfg, "reg_errors")
     with pytest.raises(ModelNotFoundError,
