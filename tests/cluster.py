@@ -49,11 +49,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(x) for x in text.split()]
+    """Direct children of `pid`; a JVM forks from its other threads, so read every task's list."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
 
 
 def descendants(pid: int) -> list[int]:
@@ -199,7 +202,12 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="lakecast-pg-"))
         if os.geteuid() == 0:
-            self._owner = "postgres"
+            import pwd
+
+            users = {u.pw_name for u in pwd.getpwall()}
+            self._owner = next((u for u in ("postgres", "nobody") if u in users), None)
+            if self._owner is None:
+                raise RuntimeError("initdb refuses root and there is no `postgres` or `nobody` user")
             subprocess.run(["chown", "-R", f"{self._owner}:", str(self.root)], check=True)
         data = self.root / "data"
         self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
