@@ -104,10 +104,8 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     if fmt not in ("csv", "parquet"):
         raise DatasetError(f"unknown format {fmt!r}; use csv or parquet")
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
-    if ds.series_cols:
-        series = src[list(ds.series_cols)].agg("|".join, axis=1)
-    else:
-        series = pd.Series(ds.name, index=src.index)
+    # A dataset of one series is named after itself.
+    series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
     # Source times are ISO UTC ("...Z") or dates of calendar periods; both become explicit UTC.
     ts = pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
