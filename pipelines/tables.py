@@ -89,7 +89,8 @@ FORECASTS = TableSpec(
     comment="Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name).",
     columns=(
         Column("series_id", "STRING", "Series identifier", nullable=False),
-        Column("forecast_origin", "TIMESTAMP", "Last observed grid step the forecast starts from (UTC)", nullable=False),
+        Column("forecast_origin", "TIMESTAMP", "Last observed grid step the forecast starts from (UTC)",
+               nullable=False),
         Column("target_ts", "TIMESTAMP", "Time being forecast (UTC)", nullable=False),
         Column("horizon_step", "INT", "Steps ahead of the origin, 1-based", nullable=False),
         Column("p10", "DOUBLE", "10th percentile forecast", nullable=False),
