@@ -198,7 +198,7 @@ def calibrate(predictor: Predictor, precision: str, *, n_windows: int, batch_siz
     finally:
         torch.set_num_threads(prev)
     log.info("calibration on %d windows, %d thread(s): fp32 %.0f windows/s, %s %.0f windows/s (%.2fx)",
-             n_windows, threads, fp32, precision, reduced, precision, reduced / fp32)
+             n_windows, threads, fp32, precision, reduced, reduced / fp32)
     return reduced / fp32
 
 
