@@ -1,0 +1,49 @@
+"""`lakecast sql-server` pieces that need no server (the served query is in test_cluster.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.sql_server import THRIFT_CLASS, command, jdbc_url
+from pipelines.session import (
+    CatalogBusyError,
+    SessionError,
+    _CatalogLock,
+    hold_catalog,
+    thrift_server_properties,
+)
+from tests.conftest import make_config
+
+
+def test_command_starts_the_thrift_server_with_lakecast_settings(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "sql_server.port=10123", "sql_server.host=0.0.0.0")
+    cmd = command(cfg, tmp_path / "p.properties")
+    assert cmd[0].endswith("bin/spark-submit") and cmd[cmd.index("--class") + 1] == THRIFT_CLASS
+    assert cmd[cmd.index("--properties-file") + 1] == str(tmp_path / "p.properties")
+    assert "hive.server2.thrift.port=10123" in cmd and "hive.server2.thrift.bind.host=0.0.0.0" in cmd
+    assert jdbc_url(cfg) == "jdbc:hive2://127.0.0.1:10123/lakecast"
+
+
+def test_thrift_settings_put_delta_on_the_driver_class_path(tmp_path: Path) -> None:
+    settings = thrift_server_properties(make_config(tmp_path))  # the test Ivy cache holds the JARs
+    cp = settings["spark.driver.extraClassPath"].split(":")
+    assert any("delta-spark_" in p for p in cp) and any("delta-storage-" in p for p in cp)
+    assert all(Path(p).is_file() for p in cp)
+
+
+def test_thrift_settings_need_the_jars_fetched_first(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, f"spark.ivy_dir={tmp_path / 'empty_ivy'}")
+    with pytest.raises(SessionError, match=r"are not in the Ivy cache yet; run any lakecast command once"):
+        thrift_server_properties(cfg)
+
+
+def test_server_holds_the_embedded_catalog(tmp_path: Path) -> None:
+    """On Derby a job started while the server runs gets the one-line busy message."""
+    cfg = make_config(tmp_path)
+    with hold_catalog(cfg), pytest.raises(CatalogBusyError, match=r"is in use by pid \d+"):
+        _CatalogLock(cfg.home).acquire()
+    lock = _CatalogLock(cfg.home)
+    lock.acquire()  # released when the server stops
+    lock.release()
