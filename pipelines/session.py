@@ -337,25 +337,20 @@ def build_session(cfg: LakecastConfig) -> Any:
     if not any((cfg.ivy_dir / "jars").glob("io.delta_delta-spark*.jar")):
         log.info("first start: resolving Delta Lake JARs (%s) from Maven Central into %s",
                  delta_package(), cfg.ivy_dir)
-    prev = os.getcwd()
     jvm_log = cfg.home / "logs" / "spark-jvm.log"
     jvm_log.parent.mkdir(parents=True, exist_ok=True)
-    saved_fd = os.dup(2)
-    try:
-        # Derby and Hive drop files (derby.log, metastore_db) in the working directory.
-        os.chdir(cfg.home)
-        # The JVM's own stderr (Ivy resolution, log4j warnings) goes to a log file under the
-        # home, so a terminal shows lakecast's stage lines, and errors quote what matters.
-        with open(jvm_log, "ab") as fh:
-            os.dup2(fh.fileno(), 2)
-            spark = builder.enableHiveSupport().getOrCreate()
-    except Exception as e:
-        os.dup2(saved_fd, 2)
-        raise _explain_start_failure(e, cfg, jvm_log) from e
-    finally:
-        os.dup2(saved_fd, 2)
-        os.close(saved_fd)
-        os.chdir(prev)
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        try:
+            spark = _start_jvm(builder, cfg, jvm_log)
+            break
+        except Exception as e:
+            err = _explain_start_failure(e, cfg, jvm_log)
+            # A download cut short (network hiccup) leaves a partial JAR; Ivy fetches it again.
+            if "download failed" in str(err) and attempt < attempts:
+                log.warning("JAR download failed (attempt %d of %d); retrying", attempt, attempts)
+                continue
+            raise err from e
     if os.environ.get("PYSPARK_GATEWAY_PORT") and not _delta_loadable(spark):
         # Launched by spark-submit: its JVM was started without the Delta JARs.
         raise SessionError(
@@ -367,6 +362,31 @@ def build_session(cfg: LakecastConfig) -> Any:
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     log.info("spark %s on %s, home %s", spark.version, cfg.spark.master, cfg.home)
     return spark
+
+
+def _start_jvm(builder: Any, cfg: LakecastConfig, jvm_log: Path) -> Any:
+    """Launch the JVM with its stderr in `jvm_log`, one process at a time per Ivy cache.
+
+    Two processes resolving into the same Ivy cache at once truncate each other's
+    downloads, so JVM start (which resolves the packages) holds a lock on the cache.
+    """
+    cfg.ivy_dir.mkdir(parents=True, exist_ok=True)
+    prev = os.getcwd()
+    saved_fd = os.dup(2)
+    try:
+        with open(cfg.ivy_dir / ".resolve.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Derby and Hive drop files (derby.log, metastore_db) in the working directory.
+            os.chdir(cfg.home)
+            # The JVM's own stderr (Ivy resolution, log4j warnings) goes to a log file under the
+            # home, so a terminal shows lakecast's stage lines, and errors quote what matters.
+            with open(jvm_log, "ab") as fh:
+                os.dup2(fh.fileno(), 2)
+                return builder.enableHiveSupport().getOrCreate()
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        os.chdir(prev)
 
 
 def _tail_reasons(jvm_log: Path) -> list[str]:
@@ -384,6 +404,12 @@ def _explain_start_failure(e: Exception, cfg: LakecastConfig, jvm_log: Path) -> 
     text = str(e)
     reasons = _tail_reasons(jvm_log)
     joined = "\n".join(reasons)
+    if "download failed" in joined:
+        return SessionError(
+            f"Spark could not download its JARs into the Ivy cache {cfg.ivy_dir} "
+            f"({delta_package()} and its dependencies come from Maven Central): download failed. "
+            f"Check network access to Maven Central and retry. Full JVM log: {jvm_log}"
+        )
     if "unresolved dependency" in joined or "UNRESOLVED DEPENDENCIES" in joined:
         unresolved = [r for r in reasons if "unresolved dependency" in r]
         return SessionError(
