@@ -8,7 +8,7 @@ lakecast configuration, and the run's data interval end as `--as-of`: the run fo
 Airflow is not a lakecast dependency. Where the scheduler runs, install `apache-airflow`
 and, for SparkSubmitOperator, `apache-airflow-providers-apache-spark` (without it the tasks
 fall back to BashOperator running spark-submit), and the lakecast checkout with its venv.
-Drop this file into the DAGs folder and set, as environment variables or Airflow Variables:
+Drop this file into the DAGs folder and set, in the scheduler's and workers' environment:
 
   LAKECAST_REPO  the lakecast checkout (default /opt/lakecast/app)
   LAKECAST_CONF  the config file, relative to the checkout (default conf/cluster.yaml)
@@ -36,15 +36,9 @@ except ImportError:
 
 
 def _setting(name: str, default: str) -> str:
-    """An environment variable, else an Airflow Variable, else the default."""
-    if name in os.environ:
-        return os.environ[name]
-    try:
-        from airflow.models import Variable
-
-        return str(Variable.get(name, default_var=default))
-    except Exception:  # noqa: BLE001 - no metadata database (e.g. parsing the file in a test)
-        return default
+    # Environment only: Airflow Variables at parse time would query the metadata database on
+    # every parse of this file.
+    return os.environ.get(name, default)
 
 
 REPO = _setting("LAKECAST_REPO", "/opt/lakecast/app")
