@@ -201,7 +201,8 @@ class ScoringConfig(_Section):
     max_staleness: int = Field(default=48, ge=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     precision_tolerance: float = Field(default=0.005, gt=0)
-    batch_size: int = Field(default=512, ge=1)
+    # Windows per forward pass; 256 was the fastest bf16 batch on this 2-core CPU (bench/RESULTS.md).
+    batch_size: int = Field(default=256, ge=1)
     arrow_batch_rows: int = Field(default=10000, ge=1)
     torch_threads: int = Field(default=1, ge=1)
     # `precision: auto` times fp32 against reduced precision on this many random windows at
