@@ -1,4 +1,4 @@
-"""`lakecast backfill --start T1 --end T2 [--every 1d] [--force]`: predict for every as-of time.
+"""`lakecast backfill --start T1 --end T2 [--every 1d] [--force]`: predict over a range of as-of times, resumably.
 
 Data flow: pin ONE model version for the whole range (alias resolved once) -> the as-of
 times T1, T1+every, ... <= T2 -> one query of `forecasts` for those already scored by this
