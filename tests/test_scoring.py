@@ -280,3 +280,36 @@ def test_cli_rejects_alias_with_version_and_bad_as_of() -> None:
     assert both.exit_code == 2 and "give --alias or --version, not both" in both.output
     bad = CliRunner().invoke(main, ["predict", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "'yesterday' is not an ISO timestamp" in bad.output
+
+
+README_QUERIES = (
+    # 1. the live forecast of one series, with its 80 % interval
+    """SELECT target_ts, horizon_step, p10, p50, p90, model_version
+       FROM lakecast.forecasts_latest WHERE series_id = 's1' ORDER BY target_ts""",
+    # 2. accuracy after the fact, per model version and horizon step
+    """SELECT f.model_name, f.model_version, f.horizon_step, count(*) AS n,
+              avg(abs(o.value - f.p50)) AS mae,
+              avg(CASE WHEN o.value BETWEEN f.p10 AND f.p90 THEN 1.0 ELSE 0.0 END) AS coverage_p10_p90
+       FROM lakecast.forecasts f
+       JOIN lakecast.observations o ON o.series_id = f.series_id AND o.ts = f.target_ts
+       GROUP BY f.model_name, f.model_version, f.horizon_step
+       ORDER BY f.model_name, f.model_version, f.horizon_step""",
+    # 3. the latest scoring runs: model, precision, data version, what was skipped
+    """SELECT run_id, ended_at, get_json_object(details, '$.model_version') AS model_version,
+              get_json_object(details, '$.precision') AS precision,
+              versions_read['observations'] AS observations_version,
+              try_element_at(row_counts, 'scored_series') AS scored,
+              try_element_at(row_counts, 'skipped_stale') AS stale,
+              try_element_at(row_counts, 'skipped_too_short') AS too_short
+       FROM lakecast.job_runs WHERE job = 'predict' AND status = 'succeeded'
+       ORDER BY started_at DESC LIMIT 5""",
+)
+
+
+def test_readme_queries_run(spark: Any, scored: dict[str, Any]) -> None:
+    cfg = scored["cfg"]
+    db = cfg.catalog.database
+    live, _, runs = (spark.sql(q.replace("lakecast.", f"{db}.")).collect() for q in README_QUERIES)
+    assert [r.horizon_step for r in live] == [1, 2, 3, 4, 5, 6]
+    run = next(r for r in runs if r.run_id == scored["result"].run_id)
+    assert (run.precision, run.scored, run.stale, run.too_short) == ("fp32", 4, 1, 1)
