@@ -1,0 +1,273 @@
+"""lakecast on real multi-process infrastructure: a Spark standalone cluster (master and two
+workers on 127.0.0.1), a PostgreSQL-backed metastore, and Spark's Thrift SQL server.
+
+One home is prepared once (`lakecast demo` on local[2], tiny model) on a PostgreSQL catalog;
+then:
+  - predict through `spark-submit jobs/predict.py` on the cluster gives the local forecasts;
+  - an executor killed while predict runs: the job still completes through Spark's retries
+    (or fails clearly with nothing written), and a re-run leaves one forecast per key;
+  - two predict processes for different as-of times write the one catalog at the same time;
+  - `lakecast sql-server` serves `forecasts_latest` to pyspark's bundled beeline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conf import LakecastConfig, load_config
+from pipelines.metastore import init_schema
+from tests.cluster import (
+    SPARK_HOME,
+    PostgresServer,
+    StandaloneCluster,
+    cmdline,
+    free_port,
+    metastore_overrides,
+    port_open,
+    spark_env,
+    start_cluster,
+    start_postgres,
+    wait_for,
+)
+from tests.conftest import IVY_DIR, REPO
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+
+BIN = Path(sys.executable).parent
+# A tiny model and small windows: the point is the infrastructure, not forecast quality.
+TINY = (
+    "windows.lookback=24", "windows.horizon=6", "windows.stride=6", "train.max_epochs=1",
+    "model.hidden_size=8", "model.num_layers=1", "train.val_periods=24", "train.test_periods=24",
+    "promote.backtest_periods=24", "scoring.precision=fp32", "train.plot_series=0",
+    "spark.shuffle_partitions=2", "spark.delta_snapshot_partitions=1", "spark.driver_memory=1g",
+    f"spark.ivy_dir={IVY_DIR}",
+)
+KEY = ("series_id", "forecast_origin", "target_ts", "model_name")
+# The demo's data ends 2025-01-01T00:00 (exclusive); these as-of times lie inside it.
+AS_OF_FAULT = "2024-12-29T00:00:00"
+AS_OF_CONCURRENT = ("2024-12-27T00:00:00", "2024-12-28T00:00:00")
+
+
+class Home:
+    """A lakecast home on a PostgreSQL catalog, prepared by `lakecast demo`."""
+
+    def __init__(self, path: Path, jdbc_url: str, cluster: StandaloneCluster) -> None:
+        self.path = path
+        self.sets = (*TINY, *metastore_overrides(jdbc_url))
+        self.cluster = cluster
+
+    def overrides(self, master: str = "local[2]") -> tuple[str, ...]:
+        extra = ("spark.conf.spark.executor.memory=640m", "spark.conf.spark.executor.cores=1",
+                 "spark.conf.spark.task.maxFailures=4") if master.startswith("spark://") else ()
+        return (*self.sets, f"spark.master={master}", *extra)
+
+    def config(self, master: str = "local[2]") -> LakecastConfig:
+        return load_config(None, [f"home={self.path}", *self.overrides(master)], env={})
+
+    def env(self) -> dict[str, str]:
+        return {**spark_env(), "LAKECAST_HOME": str(self.path), "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+    def lakecast(self, *args: str, master: str = "local[2]") -> list[str]:
+        sets = [x for o in self.overrides(master) for x in ("--set", o)]
+        return [str(BIN / "lakecast"), *args, *sets]
+
+    def run(self, *args: str, master: str = "local[2]", timeout: int = 1200,
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.lakecast(*args, master=master), capture_output=True, text=True,
+                              timeout=timeout, env=self.env(), cwd=REPO)
+
+    def forecasts(self, spark: Any) -> list[Any]:
+        """The forecasts table read by path (this test process has its own catalog)."""
+        path = self.path / "warehouse" / "lakecast.db" / "forecasts"
+        return spark.read.format("delta").load(str(path)).orderBy(*KEY).collect()
+
+    def job_runs(self, spark: Any) -> list[Any]:
+        path = self.path / "warehouse" / "lakecast.db" / "job_runs"
+        return spark.read.format("delta").load(str(path)).orderBy("started_at").collect()
+
+
+def _ok(res: subprocess.CompletedProcess[str], what: str) -> None:
+    assert res.returncode == 0, (
+        f"{what} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    yield from start_postgres()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
+    yield from start_cluster(tmp_path_factory.mktemp("spark_cluster"))
+
+
+@pytest.fixture(scope="module")
+def home(spark: Any, postgres: PostgresServer, cluster: StandaloneCluster,
+         tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """Schema loaded into a new PostgreSQL database, then the whole pipeline run once locally."""
+    h = Home(tmp_path_factory.mktemp("pg_home"), postgres.create_database("metastore"), cluster)
+    status = init_schema(spark.sparkContext._gateway, h.config())
+    assert (status.status, status.version) == ("created", "2.3.0")
+    _ok(h.run("demo", "--series", "6", "--days", "30", timeout=1800), "lakecast demo (local[2])")
+    return h
+
+
+def _by_key(rows: list[Any], origin: str) -> dict[tuple[Any, ...], Any]:
+    t = datetime.fromisoformat(origin)
+    return {tuple(r[k] for k in KEY): r for r in rows if r["forecast_origin"] == t}
+
+
+def _recorded_rows(spark: Any, home: Home, as_of: str) -> int:
+    """Forecast rows the latest succeeded predict for `as_of` reported in job_runs."""
+    runs = [r for r in home.job_runs(spark) if r["job"] == "predict" and r["status"] == "succeeded"
+            and f'"as_of": "{as_of}"' in (r["parameters"] or "")]
+    assert runs, f"no succeeded predict run for {as_of} in job_runs"
+    return int(runs[-1]["row_counts"]["forecast_rows"])
+
+
+def _one_per_key(rows: list[Any]) -> None:
+    keys = [tuple(r[k] for k in KEY) for r in rows]
+    dupes = {k for k in keys if keys.count(k) > 1}
+    assert not dupes, f"{len(dupes)} forecast keys appear more than once, e.g. {sorted(dupes)[:2]}"
+
+
+@pytest.mark.timeout(2400)  # includes preparing the home (the whole demo) on a slow machine
+def test_predict_on_cluster_equals_local(spark: Any, home: Home) -> None:
+    """spark-submit jobs/predict.py on the standalone cluster == the demo's predict on local[2]."""
+    origins = {r["forecast_origin"] for r in home.forecasts(spark)}
+    assert len(origins) == 1, origins  # the demo scored once, at the end of its data
+    as_of = min(origins).isoformat()
+    local = _by_key(home.forecasts(spark), as_of)
+    assert len(local) >= 6  # at least one series scored over the horizon
+
+    from jobs.spark_conf import run as spark_conf
+    from pipelines.session import write_properties
+
+    cfg = home.config(home.cluster.url)
+    props = write_properties(spark_conf(cfg), home.path / "cluster.properties")
+    sets = [x for o in home.overrides(home.cluster.url) for x in ("--set", o)]
+    res = subprocess.run(
+        [str(BIN / "spark-submit"), "--properties-file", str(props), str(REPO / "jobs" / "predict.py"),
+         "--as-of", as_of, *sets],
+        capture_output=True, text=True, timeout=1200, env=home.env(), cwd=REPO,
+    )
+    _ok(res, "spark-submit jobs/predict.py on the cluster")
+    clustered = _by_key(home.forecasts(spark), as_of)
+    assert clustered.keys() == local.keys()
+    for k, row in clustered.items():
+        assert row["job_run_id"] != local[k]["job_run_id"]  # really re-scored, by the cluster run
+        assert row["model_version"] == local[k]["model_version"]
+        for q in ("p10", "p50", "p90"):
+            assert row[q] == pytest.approx(local[k][q], rel=1e-5, abs=1e-6), (k, q)
+    runs = [r for r in home.job_runs(spark) if r["job"] == "predict" and r["status"] == "succeeded"]
+    assert home.cluster.url in runs[-1]["parameters"]  # the recorded config names the cluster
+
+
+def _kill_first_busy_executor(cluster: StandaloneCluster, proc: subprocess.Popen[str],
+                              timeout: float = 900) -> str:
+    """SIGKILL an executor JVM as soon as it runs Python tasks (the job's UDFs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for i in range(cluster.workers):
+            if cluster.python_workers(i):
+                victim = cluster.executor_pids(i)[0]
+                what = cmdline(victim)
+                os.kill(victim, signal.SIGKILL)
+                return f"worker {i} executor pid {victim}: {what[-80:]}"
+        time.sleep(0.1)
+    raise AssertionError("predict ended (or never ran Python tasks) before an executor could be killed")
+
+
+@pytest.mark.timeout(1800)
+def test_executor_killed_during_predict(spark: Any, home: Home) -> None:
+    """Kill one worker's executor mid-run: completed by retries, or failed with nothing written."""
+    before = home.forecasts(spark)
+    proc = subprocess.Popen(home.lakecast("predict", "--as-of", AS_OF_FAULT, master=home.cluster.url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
+                            cwd=REPO)
+    try:
+        killed = _kill_first_busy_executor(home.cluster, proc)
+        _, err = proc.communicate(timeout=1200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = home.forecasts(spark)
+    faulted = _by_key(after, AS_OF_FAULT)
+    if proc.returncode == 0:
+        expected = _recorded_rows(spark, home, AS_OF_FAULT)
+        assert len(faulted) == expected > 0, f"after killing {killed}, predict wrote {len(faulted)} rows"
+    else:  # a clear one-line error and no partial write
+        assert "Error:" in err and "Traceback" not in err, err[-3000:]
+        assert len(after) == len(before) and not faulted
+    rerun = home.run("predict", "--as-of", AS_OF_FAULT)
+    _ok(rerun, "predict re-run after the fault")
+    final = home.forecasts(spark)
+    _one_per_key(final)
+    assert len(_by_key(final, AS_OF_FAULT)) == _recorded_rows(spark, home, AS_OF_FAULT) > 0
+
+
+@pytest.mark.timeout(1800)
+def test_two_predicts_at_once_on_postgres_catalog(spark: Any, home: Home) -> None:
+    """Two processes, two as-of times, one catalog, at the same time (Derby would refuse)."""
+    procs = [subprocess.Popen(home.lakecast("predict", "--as-of", t, master="local[1]"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
+                              cwd=REPO) for t in AS_OF_CONCURRENT]
+    results = [(p, *p.communicate(timeout=1200)) for p in procs]
+    for p, out, err in results:
+        assert p.returncode == 0, f"{p.args[1:4]} failed:\n{out[-2000:]}\n{err[-4000:]}"
+    rows = home.forecasts(spark)
+    _one_per_key(rows)
+    for t in AS_OF_CONCURRENT:
+        assert len(_by_key(rows, t)) == _recorded_rows(spark, home, t) > 0, t
+    runs = [r for r in home.job_runs(spark) if r["job"] == "predict"]
+    started = [r for r in runs if any(t in (r["parameters"] or "") for t in AS_OF_CONCURRENT)]
+    assert len(started) == 2 and {r["status"] for r in started} == {"succeeded"}
+    a, b = sorted(started, key=lambda r: r["started_at"])
+    assert b["started_at"] < a["ended_at"], "the two runs did not overlap"
+
+
+def _beeline(port: int, sql: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SPARK_HOME / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/lakecast",
+         "--silent=true", "--showHeader=true", "--outputformat=csv2", "-e", sql],
+        capture_output=True, text=True, timeout=300, env=spark_env(), cwd=REPO,
+    )
+
+
+@pytest.mark.timeout(1800)
+def test_sql_server_serves_forecasts_latest_to_beeline(spark: Any, home: Home) -> None:
+    port = free_port()
+    proc = subprocess.Popen(home.lakecast("sql-server", "--set", f"sql_server.port={port}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=home.env(),
+                            cwd=REPO)
+    try:
+        wait_for(lambda: port_open(port) or proc.poll() is not None, 300, "the Thrift SQL server",
+                 home.path / "logs" / "sql-server.log")
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        res = _beeline(port, "SELECT count(*) AS n, count(DISTINCT series_id) AS s, "
+                             "max(forecast_origin) AS o FROM forecasts_latest")
+        assert res.returncode == 0, res.stderr[-3000:]
+        lines = [ln.rsplit("> ", 1)[-1] for ln in res.stdout.splitlines() if ln.strip()]  # no prompt
+        assert "n,s,o" in lines, res.stdout
+        n, s, origin = lines[lines.index("n,s,o") + 1].split(",")
+        table = home.path / "warehouse" / "lakecast.db" / "forecasts"
+        latest = spark.sql(  # forecasts_latest has one row per (series_id, target_ts)
+            f"SELECT count(DISTINCT series_id, target_ts) AS n FROM delta.`{table}`").head()["n"]
+        assert (int(n), int(s)) == (latest, 6)
+        assert origin.startswith("2024-12-31")  # the demo scored at the end of its data
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out[-2000:]
+    assert not port_open(port), "the Thrift server outlived `lakecast sql-server`"
