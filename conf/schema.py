@@ -195,14 +195,25 @@ class MlflowConfig(_Section):
     experiment: str = "lakecast"
 
 
+class BatchSizes(_Section):
+    """Windows per forward pass for each precision (`scoring.batch_size: auto`)."""
+
+    fp32: int = Field(default=64, ge=1)
+    bf16: int = Field(default=256, ge=1)
+    fp16: int = Field(default=1024, ge=1)
+
+
 class ScoringConfig(_Section):
     """Batch inference settings."""
 
     max_staleness: int = Field(default=48, ge=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     precision_tolerance: float = Field(default=0.005, gt=0)
-    # Windows per forward pass; 256 was the fastest bf16 batch on this 2-core CPU (bench/RESULTS.md).
-    batch_size: int = Field(default=256, ge=1)
+    # Windows per forward pass. `auto` takes `batch_sizes[precision]`: on the 2-core
+    # development CPU fp32 was fastest at 64 and bf16 at 256 (bench/RESULTS.md); an int
+    # sets one size for every precision.
+    batch_size: int | Literal["auto"] = "auto"
+    batch_sizes: BatchSizes = BatchSizes()
     arrow_batch_rows: int = Field(default=10000, ge=1)
     torch_threads: int = Field(default=1, ge=1)
     # `precision: auto` times fp32 against reduced precision on this many random windows at
@@ -212,6 +223,19 @@ class ScoringConfig(_Section):
     # Cut inference windows inside the scoring UDF (numpy window code, one Python stage) so
     # windows never cross into the JVM and back; false: inference_windows() then score them.
     fused_windows: bool = True
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be a positive number of windows or 'auto'")
+        return v
+
+    def batch_size_for(self, precision: str) -> int:
+        """Windows per forward pass when scoring in `precision` (fp32, bf16, fp16)."""
+        if isinstance(self.batch_size, int):
+            return self.batch_size
+        return int(getattr(self.batch_sizes, precision))
 
 
 class SqlServerConfig(_Section):

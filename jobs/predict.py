@@ -116,7 +116,8 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
         s.precision, device=device, available=available_precisions(device), tags=ref.tags,
         tolerance=s.precision_tolerance, min_speedup=s.calibration_min_speedup,
         calibrate_fn=lambda p: calibrate(predictor, p, n_windows=s.calibration_windows,
-                                         batch_size=s.batch_size, threads=s.torch_threads),
+                                         batch_size=s.batch_size_for(p), threads=s.torch_threads,
+                                         fp32_batch_size=s.batch_size_for("fp32")),
     )
     log.log(logging.INFO if choice.precision != "fp32" or s.precision == "fp32" else logging.WARNING,
             "scoring in %s: %s", choice.precision, choice.reason)

@@ -183,17 +183,18 @@ def _windows_per_s(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, r
 
 
 def calibrate(predictor: Predictor, precision: str, *, n_windows: int, batch_size: int,
-              threads: int, repeats: int = 3, seed: int = 0) -> float:
+              threads: int, repeats: int = 3, seed: int = 0, fp32_batch_size: int | None = None) -> float:
     """Speed of `precision` relative to fp32 on this machine (>1: faster), on random windows.
 
-    Runs with `threads` torch threads, as each scoring worker will; best of `repeats`.
+    Runs with `threads` torch threads, as each scoring worker will; best of `repeats`. Each
+    precision runs at its own batch size (`fp32_batch_size`, default `batch_size`), as scoring would.
     """
     m = predictor.meta
     X = np.random.default_rng(seed).standard_normal((n_windows, m.lookback, m.n_features)).astype(np.float32)
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        fp32 = _windows_per_s(predict_fn(predictor, FP32, batch_size), X, repeats)
+        fp32 = _windows_per_s(predict_fn(predictor, FP32, fp32_batch_size or batch_size), X, repeats)
         reduced = _windows_per_s(predict_fn(predictor, precision, batch_size), X, repeats)
     finally:
         torch.set_num_threads(prev)

@@ -64,6 +64,9 @@ class ScoringPlan:
     freq: str
     precision: str = "fp32"
     batch_size: int = 512
+    # Fused path: windows gathered per model call, so each output Arrow batch holds about
+    # `scoring.arrow_batch_rows` forecast rows (windows x horizon).
+    gather_windows: int = 512
     torch_threads: int = 1
 
 
@@ -93,7 +96,9 @@ def plan_for(meta: Any, cfg: LakecastConfig, *, model_key: str, precision: str) 
     """The scoring plan for a checked model (`meta`) under this configuration."""
     return ScoringPlan(model_key=model_key, lookback=meta.lookback, n_features=meta.n_features,
                        horizon=meta.horizon, freq=meta.freq, precision=precision,
-                       batch_size=cfg.scoring.batch_size, torch_threads=cfg.scoring.torch_threads)
+                       batch_size=cfg.scoring.batch_size_for(precision),
+                       gather_windows=max(1, cfg.scoring.arrow_batch_rows // meta.horizon),
+                       torch_threads=cfg.scoring.torch_threads)
 
 
 # --- pure numpy/Arrow: one batch of windows -> one batch of forecasts ---------------------
@@ -317,7 +322,7 @@ def _score_observations_partition(batches: Iterator[pa.RecordBatch], plan: Scori
     buf = _WindowBuffer()
     for sid, ts, values in series_runs(batches):
         buf.add(sid, series_windows(spec, ts, values, "inference", as_of_us))
-        if len(buf) >= plan.batch_size:
+        if len(buf) >= plan.gather_windows:
             predict = predict or _worker_predict(plan, loader)
             yield from forecast_batch(buf.batch(), predict, plan)
             buf = _WindowBuffer()
@@ -349,7 +354,8 @@ def score_observations(obs: Any, cfg: LakecastConfig, as_of: datetime, plan: Sco
     is `pipelines.windows_numpy.series_windows` either way), but the windows never cross into
     the JVM and back: each crossing costs more CPU per window than the model itself (see
     bench/RESULTS.md). Observations are shuffled by series and sorted by time; a worker
-    gathers `scoring.batch_size` windows before each model call.
+    gathers windows for about `scoring.arrow_batch_rows` forecast rows before each model call
+    (which runs them in batches of `scoring.batch_size`).
     """
     from pyspark.sql import functions as F
 

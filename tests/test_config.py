@@ -58,11 +58,21 @@ def test_mlflow_server_uri_switches_tracking() -> None:
         ("catalog.metastore=postgres", r"catalog: .*catalog\.jdbc_url is not set"),
         ("scoring.precision=int4", r"scoring\.precision: .*'auto', 'fp32', 'bf16' or 'fp16'"),
         ("catalog.database=bad-name", r"catalog\.database: .*not a valid database name"),
+        ("scoring.batch_size=0", r"scoring\.batch_size: .*positive number of windows or 'auto'"),
+        ("scoring.batch_sizes.bf16=0", r"scoring\.batch_sizes\.bf16: .*greater than or equal to 1"),
     ],
 )
 def test_bad_values_name_the_key(override: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         load_config(None, [override], env={})
+
+
+def test_scoring_batch_size_per_precision() -> None:
+    """`auto` takes each precision's own batch (fp32 and bf16 peak at different sizes); a number wins."""
+    auto = load_config(None, ["scoring.batch_sizes.fp32=32"], env={}).scoring
+    assert (auto.batch_size_for("fp32"), auto.batch_size_for("bf16"), auto.batch_size_for("fp16")) == (32, 256, 1024)
+    fixed = load_config(None, ["scoring.batch_size=128"], env={}).scoring
+    assert {fixed.batch_size_for(p) for p in ("fp32", "bf16", "fp16")} == {128}
 
 
 def test_malformed_set_and_missing_file(tmp_path: Path) -> None:

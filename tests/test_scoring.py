@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,18 @@ def test_series_runs_join_a_series_across_batches() -> None:
     b_ts, b_values = runs[1][1], runs[1][2]
     assert (np.diff(b_ts) == 3_600_000_000).all()          # one series, in order, across three batches
     np.testing.assert_array_equal(b_values, [3.0, 1.0, np.nan, 1.0])  # NULL -> NaN
+
+
+def test_plan_takes_the_precisions_batch_size() -> None:
+    from types import SimpleNamespace
+
+    meta = SimpleNamespace(lookback=24, n_features=2, horizon=6, freq="h")
+    cfg = make_config(Path("/tmp/unused"), "scoring.arrow_batch_rows=600")
+    fp32, bf16 = (plan_for(meta, cfg, model_key="m/1", precision=p) for p in ("fp32", "bf16"))
+    assert (fp32.batch_size, bf16.batch_size) == (64, 256)
+    assert fp32.gather_windows == 100  # 600 forecast rows per output batch / horizon 6
+    fixed = make_config(Path("/tmp/unused"), "scoring.batch_size=8")
+    assert plan_for(meta, fixed, model_key="m/1", precision="bf16").batch_size == 8
 
 
 def test_target_times_fixed_and_calendar() -> None:
