@@ -48,15 +48,25 @@ class IngestResult:
 
 def run(spark: Any, cfg: LakecastConfig, source: str, *, fmt: str | None = None,
         series_col: str | None = None, time_col: str | None = None, value_col: str | None = None,
-        freq: str | None = None, now: datetime | None = None) -> IngestResult:
-    """Ingest SOURCE; raise SourceError (nothing written) when it cannot be used at all."""
+        freq: str | None = None, now: datetime | None = None,
+        as_of: datetime | str | None = None) -> IngestResult:
+    """Ingest SOURCE; raise SourceError (nothing written) when it cannot be used at all.
+
+    `as_of` is the batch's logical time (a scheduler's date): rows later than it plus
+    `data.max_future` are quarantined as `future_timestamp`. Default: the wall clock (`now`),
+    which also stamps `ingested_at`/`updated_at`.
+    """
+    from pipelines.grid import from_utc_micros, to_utc_micros
+
     columns = ColumnNames.from_config(cfg, series_col, time_col, value_col)
     rules = IngestRules.from_config(cfg, freq=freq, columns=columns)
-    params = {"source": source, "format": fmt, "columns": columns.__dict__, "freq": rules.freq.alias}
+    params = {"source": source, "format": fmt, "columns": columns.__dict__, "freq": rules.freq.alias,
+              "as_of": None if as_of is None else str(as_of)}
     with record_run(spark, cfg, "ingest", params) as rec:
         now = now or datetime.now(UTC)
+        cutoff = now if as_of is None else from_utc_micros(to_utc_micros(as_of)).replace(tzinfo=UTC)
         raw = read_source(spark, source, columns, cfg, fmt=fmt)
-        classified = validate(raw, rules, now=now).persist(StorageLevel.MEMORY_AND_DISK)
+        classified = validate(raw, rules, now=cutoff).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             counts = count_outcomes(classified, source, rules)
             merged = merge_observations(spark, cfg, valid_observations(classified), valid_rows=counts.valid,
@@ -103,9 +113,12 @@ def summary(result: IngestResult) -> dict[str, Any]:
 @click.option("--value-col", default=None, help="Value column (default: data.value_col).")
 @click.option("--freq", default=None, help="Series frequency, a pandas alias such as h, 15min, D, MS "
               "(default: data.freq).")
+@click.option("--as-of", "as_of", default=None, metavar="T",
+              help="The batch's logical time (ISO, UTC; a scheduler's date): rows later than T + "
+                   "data.max_future are quarantined as future_timestamp. Default: now.")
 @common_options
 def cli(job: JobContext, source: str, fmt: str | None, series_col: str | None, time_col: str | None,
-        value_col: str | None, freq: str | None) -> None:
+        value_col: str | None, freq: str | None, as_of: str | None) -> None:
     """Validate SOURCE (a CSV/Parquet file, folder or glob, or a Delta path/table) into observations.
 
     Rows that fail validation go to the quarantine table with a reason; re-ingesting the same
@@ -118,11 +131,18 @@ def cli(job: JobContext, source: str, fmt: str | None, series_col: str | None, t
             parse_freq(freq)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--freq") from None
+    if as_of is not None:
+        from pipelines.grid import to_utc_micros
+
+        try:
+            to_utc_micros(as_of)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--as-of") from None
     from jobs import init_tables
 
     init_tables.run(job.spark, job.cfg)  # the governed tables must exist; creating them is idempotent
     result = run(job.spark, job.cfg, source, fmt=fmt, series_col=series_col, time_col=time_col,
-                 value_col=value_col, freq=freq)
+                 value_col=value_col, freq=freq, as_of=as_of)
     print_summary(f"lakecast ingest {source}", summary(result))
 
 

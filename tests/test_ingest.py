@@ -260,13 +260,16 @@ def test_cli_ingest_prints_the_summary(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
     path = _csv(tmp_path / "cli.csv", "s1,2024-01-01T00:00:00Z,1,x\ns1,2024-01-01T00:00:00Z,2,y\n"
-                "s2,2024-01-01T00:00:00Z,1,x\n")
-    proc = run_cli(tmp_path / "home", "ingest", str(path), "--freq", "h")
+                "s2,2024-01-01T00:00:00Z,1,x\ns2,2024-01-02T13:00:00Z,1,after as-of + 1 day\n")
+    # --as-of is the scheduler's logical date: the future check is against it, not the wall clock
+    proc = run_cli(tmp_path / "home", "ingest", str(path), "--freq", "h", "--as-of", "2024-01-01T12:00:00")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for fact in ("rows read", "accepted (new)", "conflicting_duplicate", "observations version"):
         assert fact in out
-    assert out.split("rows read")[1].split()[1] == "3"
+    assert out.split("rows read")[1].split()[1] == "4"
+    assert out.split("future_timestamp")[1].split()[1] == "1"
+    assert out.split("accepted (new)")[1].split()[1] == "1"
 
 
 def test_accounting_error_when_counts_do_not_add_up() -> None:

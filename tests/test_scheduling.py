@@ -52,7 +52,7 @@ def test_every_job_module_is_a_spark_submit_script(module: str) -> None:
 
 
 def test_scheduled_jobs_take_as_of() -> None:
-    for job in ("predict", "train", "promote"):
+    for job in ("ingest", "predict", "train", "promote"):
         assert _accepts(_command(job), "--as-of"), f"lakecast {job} needs --as-of (the logical date)"
 
 

@@ -93,7 +93,7 @@ with DAG(
     tags=["lakecast"],
 ) as daily:
     conf = spark_conf_task()
-    ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h")
+    ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h", "--as-of", AS_OF)
     predict = job_task("predict", "--as-of", AS_OF)
     conf >> ingest >> predict
 
