@@ -62,9 +62,10 @@ def main(argv: list[str]) -> int:
         took, _ = _lakecast(home, "demo", "--series", str(a.series), "--days", str(a.days), master="local[2]")
         print(f"  demo took {took:.0f} s", flush=True)
         as_of = "2024-12-31T00:00:00"
-        cluster = StandaloneCluster(Path(tmp) / "cluster", workers=2, cores=1, memory="1g").start()
+        cluster = StandaloneCluster(Path(tmp) / "cluster", workers=2, cores=1, memory="1g")
         walls: dict[str, list[float]] = {"local": [], "cluster": []}
         try:
+            cluster.start()
             for i in range(a.repeat):
                 for name, master in (("local", "local[2]"), ("cluster", cluster.url)):
                     took, _ = _lakecast(home, "predict", "--as-of", as_of, master=master)

@@ -235,6 +235,9 @@ class ScoringConfig(_Section):
         """Windows per forward pass when scoring in `precision` (fp32, bf16, fp16)."""
         if isinstance(self.batch_size, int):
             return self.batch_size
+        if precision not in BatchSizes.model_fields:
+            raise ValueError(f"no scoring batch size for precision {precision!r}; "
+                             f"one of {', '.join(BatchSizes.model_fields)}")
         return int(getattr(self.batch_sizes, precision))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -64,6 +65,33 @@ def setup_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.INFO)
 
 
+def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
+    """A one-line message for an error lakecast did not anticipate; the traceback goes to a file.
+
+    A scheduler's log then shows what failed (e.g. Spark's reason for a lost stage) without a
+    hundred lines of Java and Python frames; `-v` shows the traceback in place.
+    """
+    import traceback
+    from datetime import UTC, datetime
+
+    text = str(e).strip()
+    java = getattr(e, "java_exception", None)  # py4j's Py4JJavaError carries the Java exception
+    if java is not None:
+        with contextlib.suppress(Exception):  # the JVM may already be gone
+            text = str(java.toString())
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:500]
+    path = cfg.home / "logs" / "lakecast-errors.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(f"--- {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {' '.join(sys.argv)}\n")
+            fh.write("".join(traceback.format_exception(e)))
+        where = f"traceback in {path}"
+    except OSError:
+        where = "run again with -v for the traceback"
+    return f"{type(e).__name__}: {first or 'no message'} ({where})"
+
+
 def common_options(f: F) -> F:
     """Add `--conf FILE`, `--set key=value` and `-v` to a command; pass it a JobContext."""
 
@@ -84,6 +112,12 @@ def common_options(f: F) -> F:
             return f(job, **kwargs)
         except LakecastError as e:
             raise click.ClickException(str(e)) from None
+        except (click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # Spark/Py4J/torch failures: one line here, the traceback in a file
+            if verbose:
+                raise
+            raise click.ClickException(unexpected_error(cfg, e)) from None
         finally:
             job.close()
 

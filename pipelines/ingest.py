@@ -46,7 +46,7 @@ REASONS: dict[str, str] = {
     "bad_value": "the value is not a number",
     "non_finite_value": "the value is NaN or infinite",
     "off_grid": "the timestamp is not on the data.freq grid (UTC)",
-    "future_timestamp": "the timestamp is later than ingest time + data.max_future",
+    "future_timestamp": "the timestamp is later than the ingest time (--as-of, default now) + data.max_future",
     "conflicting_duplicate": "the batch holds different values for the same (series_id, ts)",
 }
 # A file whose every row fails for one of these is unusable as a whole (wrong column, format
@@ -330,7 +330,7 @@ def _reason_text(code: str, rules: IngestRules, ts: Column, cutoff: datetime) ->
             "timestamp %s (UTC) is not on the '" + rules.freq.alias + "' grid; check data.freq "
             "and data.timezone", iso),
         "future_timestamp": F.format_string(
-            "timestamp %s (UTC) is after the ingest time + data.max_future ("
+            "timestamp %s (UTC) is after the ingest time (--as-of, default now) + data.max_future ("
             + cutoff.strftime("%Y-%m-%dT%H:%M:%SZ") + ")", iso),
         "conflicting_duplicate": F.format_string(
             "series '%s' has %d different rows at %s (UTC) in this batch with values from %s to %s; "

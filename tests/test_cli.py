@@ -37,6 +37,20 @@ def test_config_error_stops_before_spark() -> None:
     assert "data.freq" in result.output and "'3x'" in result.output
 
 
+def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(tmp_path: Path) -> None:
+    from conf import load_config
+    from jobs.context import unexpected_error
+
+    cfg = load_config(None, [f"home={tmp_path}"], env={})
+    try:
+        {}["stage 3 lost"]  # a real exception, with a traceback
+    except KeyError as e:
+        msg = unexpected_error(cfg, e)
+    log = tmp_path / "logs" / "lakecast-errors.log"
+    assert msg == f"KeyError: 'stage 3 lost' (traceback in {log})"
+    assert "Traceback (most recent call last)" in log.read_text() and "stage 3 lost" in log.read_text()
+
+
 def test_missing_java_is_explained(tmp_path: Path) -> None:
     env = {"PATH": str(BIN), "JAVA_HOME": ""}
     proc = run_cli(tmp_path, "init", env=env)

@@ -3,7 +3,8 @@ workers on 127.0.0.1), a PostgreSQL-backed metastore, and Spark's Thrift SQL ser
 
 One home is prepared once (`lakecast demo` on local[2], tiny model) on a PostgreSQL catalog;
 then:
-  - predict through `spark-submit jobs/predict.py` on the cluster gives the local forecasts;
+  - ingest, then predict through `spark-submit jobs/predict.py`, on the cluster (into a database
+    of its own) give the local observations and forecasts;
   - an executor killed while predict runs: the job still completes through Spark's retries
     (or fails clearly with nothing written);
   - two predict processes (the re-run of that time and another) write the one catalog at the
@@ -88,14 +89,15 @@ class Home:
         return subprocess.run(self.lakecast(*args, master=master), capture_output=True, text=True,
                               timeout=timeout, env=self.env(), cwd=REPO)
 
-    def forecasts(self, spark: Any) -> list[Any]:
-        """The forecasts table read by path (this test process has its own catalog)."""
-        path = self.path / "warehouse" / "lakecast.db" / "forecasts"
-        return spark.read.format("delta").load(str(path)).orderBy(*KEY).collect()
+    def table(self, spark: Any, name: str, db: str = "lakecast") -> Any:
+        """A table read by path (this test process has its own catalog)."""
+        return spark.read.format("delta").load(str(self.path / "warehouse" / f"{db}.db" / name))
 
-    def job_runs(self, spark: Any) -> list[Any]:
-        path = self.path / "warehouse" / "lakecast.db" / "job_runs"
-        return spark.read.format("delta").load(str(path)).orderBy("started_at").collect()
+    def forecasts(self, spark: Any, db: str = "lakecast") -> list[Any]:
+        return self.table(spark, "forecasts", db).orderBy(*KEY).collect()
+
+    def job_runs(self, spark: Any, db: str = "lakecast") -> list[Any]:
+        return self.table(spark, "job_runs", db).orderBy("started_at").collect()
 
 
 def _ok(res: subprocess.CompletedProcess[str], what: str) -> None:
@@ -145,35 +147,49 @@ def _one_per_key(rows: list[Any]) -> None:
 
 
 @pytest.mark.timeout(2400)  # includes preparing the home (the whole demo) on a slow machine
-def test_predict_on_cluster_equals_local(spark: Any, home: Home) -> None:
-    """spark-submit jobs/predict.py on the standalone cluster == the demo's predict on local[2]."""
+def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> None:
+    """On the standalone cluster, into a database of its own: `lakecast ingest` of the demo's
+    files, then `spark-submit jobs/predict.py`; observations and forecasts equal the demo's
+    local[2] run (same registered model)."""
     origins = {r["forecast_origin"] for r in home.forecasts(spark)}
     assert len(origins) == 1, origins  # the demo scored once, at the end of its data
     as_of = min(origins).isoformat()
     local = _by_key(home.forecasts(spark), as_of)
     assert len(local) >= 6  # at least one series scored over the horizon
 
+    db = ("--set", "catalog.database=on_cluster")
+    ingested = home.run("ingest", str(home.path / "demo_data"), "--format", "csv", "--freq", "h", *db,
+                        master=home.cluster.url)
+    _ok(ingested, "lakecast ingest on the cluster")
+    cols = ("series_id", "ts", "value")
+    local_obs = home.table(spark, "observations").select(*cols).orderBy(*cols[:2]).collect()
+    cluster_obs = home.table(spark, "observations", "on_cluster").select(*cols).orderBy(*cols[:2]).collect()
+    assert cluster_obs == local_obs and len(local_obs) > 0
+    assert (home.table(spark, "quarantine", "on_cluster").count()
+            == home.table(spark, "quarantine").count() > 0)  # the demo's files carry bad rows
+
     from jobs.spark_conf import run as spark_conf
     from pipelines.session import write_properties
 
     cfg = home.config(home.cluster.url)
     props = write_properties(spark_conf(cfg), home.path / "cluster.properties")
-    sets = [x for o in home.overrides(home.cluster.url) for x in ("--set", o)]
+    sets = [x for o in (*home.overrides(home.cluster.url), "catalog.database=on_cluster") for x in ("--set", o)]
     res = subprocess.run(
         [str(BIN / "spark-submit"), "--properties-file", str(props), str(REPO / "jobs" / "predict.py"),
          "--as-of", as_of, *sets],
         capture_output=True, text=True, timeout=1200, env=home.env(), cwd=REPO,
     )
     _ok(res, "spark-submit jobs/predict.py on the cluster")
-    clustered = _by_key(home.forecasts(spark), as_of)
+    clustered = _by_key(home.forecasts(spark, "on_cluster"), as_of)
     assert clustered.keys() == local.keys()
     for k, row in clustered.items():
-        assert row["job_run_id"] != local[k]["job_run_id"]  # really re-scored, by the cluster run
+        assert row["job_run_id"] != local[k]["job_run_id"]  # really scored, by the cluster run
         assert row["model_version"] == local[k]["model_version"]
         for q in ("p10", "p50", "p90"):
             assert row[q] == pytest.approx(local[k][q], rel=1e-5, abs=1e-6), (k, q)
-    runs = [r for r in home.job_runs(spark) if r["job"] == "predict" and r["status"] == "succeeded"]
-    assert home.cluster.url in runs[-1]["parameters"]  # the recorded config names the cluster
+    runs = [r for r in home.job_runs(spark, "on_cluster") if r["status"] == "succeeded"]
+    assert [r["job"] for r in runs] == ["ingest", "predict"]
+    assert all(home.cluster.url in r["parameters"] for r in runs)  # the recorded config names the cluster
 
 
 def _kill_first_busy_executor(cluster: StandaloneCluster, proc: subprocess.Popen[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -244,6 +245,10 @@ def test_fused_windows_score_exactly_like_two_stages(spark: Any, scored: dict[st
     two = score_windows(inference_windows(obs, cfg, END), plan, loader).collect()
     fused = score_observations(obs, cfg, END, plan, loader).collect()
     assert sorted(map(tuple, fused), key=str) == sorted(map(tuple, two), key=str)
+    # small gathers and model batches: windows flushed mid-partition, series split across calls
+    small = dataclasses.replace(plan, gather_windows=2, batch_size=3)
+    chunked = score_observations(obs.repartition(1), cfg, END, small, loader).collect()
+    assert sorted(map(tuple, chunked), key=str) == sorted(map(tuple, two), key=str)
     reasons = {r.series_id: r.skip_reason for r in fused if r.skip_reason}
     assert reasons == {"gappy": "too_many_missing", "late": "too_short", "stale0": "stale", "short0": "too_short"}
     assert len([r for r in fused if r.skip_reason is None]) == 5 * 6

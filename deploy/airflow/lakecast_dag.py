@@ -14,6 +14,11 @@ Drop this file into the DAGs folder and set, in the scheduler's and workers' env
   LAKECAST_CONF  the config file, relative to the checkout (default conf/cluster.yaml)
   LAKECAST_RAW   landing folder with one sub-folder per day, YYYY-MM-DD (default /data/landing)
   LAKECAST_BIN   the venv's bin folder with lakecast and spark-submit (default /opt/lakecast/venv/bin)
+  LAKECAST_SPARK_CONN  the Airflow Spark connection for SparkSubmitOperator (default lakecast_spark:
+                 create it with host spark://spark-master, port 7077; `spark_default` means YARN)
+
+The spark_conf task writes the properties file to /tmp on its worker: run the DAG's tasks on one
+worker (a queue of their own) or point the path at shared storage.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ REPO = _setting("LAKECAST_REPO", "/opt/lakecast/app")
 CONF = _setting("LAKECAST_CONF", "conf/cluster.yaml")
 RAW = _setting("LAKECAST_RAW", "/data/landing")
 BIN = _setting("LAKECAST_BIN", "/opt/lakecast/venv/bin")
+# An Airflow Spark connection whose host is the cluster's master (e.g. spark://spark-master:7077);
+# Airflow's own `spark_default` points at YARN.
+SPARK_CONN = _setting("LAKECAST_SPARK_CONN", "lakecast_spark")
 PROPERTIES = "/tmp/lakecast-{{ run_id | replace(':', '_') | replace('+', '_') }}.properties"
 AS_OF = "{{ data_interval_end | ts }}"
 
@@ -73,7 +81,7 @@ def job_task(job: str, *args: str) -> Any:
     if SparkSubmitOperator is not None:
         return SparkSubmitOperator(
             task_id=job, application=application, application_args=app_args,
-            properties_file=PROPERTIES, name=f"lakecast-{job}", env_vars=env,
+            properties_file=PROPERTIES, name=f"lakecast-{job}", env_vars=env, conn_id=SPARK_CONN,
         )
     quoted = " ".join(f"'{a}'" for a in app_args)
     return BashOperator(
