@@ -79,6 +79,9 @@ def test_train_register_promote_rollback(spark: Any, lakecast_home: Any) -> None
     v1 = registry.resolve(cfg, version="1")
     assert v1.tags["lakecast.observations_delta_version"] == str(obs_version)
     assert v1.run_id == out.mlflow_run_id
+    # the precision guard ran at train time and its verdict is on the version (scoring reads it)
+    assert v1.tags["lakecast.precision.tolerance"] == "0.005"
+    assert v1.tags["lakecast.precision.bf16.ok"] in ("true", "false") and "lakecast.precision.fp32.mase" in v1.tags
 
     # 2. a second model (as of a day earlier, another seed): the rule decides, on the same windows
     cfg2 = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
@@ -96,7 +99,9 @@ def test_train_register_promote_rollback(spark: Any, lakecast_home: Any) -> None
     should = ch <= cm * (1 - cfg.promote.mase_margin) and ch < sn
     assert (p.decision.outcome == promote.PROMOTED) == should
     assert registry.aliases(cfg)[CHAMPION] == ("2" if should else "1")
-    assert registry.resolve(cfg, version="2").tags["promotion.decision"] == p.decision.outcome
+    v2 = registry.resolve(cfg, version="2").tags
+    assert v2["promotion.decision"] == p.decision.outcome
+    assert v2["lakecast.precision.windows"] == str(p.comparison.n_windows)  # re-checked at promote
     recorded = json.loads(_job_run(spark, cfg, p.job_run_id).details)
     assert recorded["decision"] == p.decision.outcome and recorded["candidate"] == "2"
 
