@@ -247,8 +247,12 @@ def test_fused_windows_score_exactly_like_two_stages(spark: Any, scored: dict[st
     assert sorted(map(tuple, fused), key=str) == sorted(map(tuple, two), key=str)
     # small gathers and model batches: windows flushed mid-partition, series split across calls
     small = dataclasses.replace(plan, gather_windows=2, batch_size=3)
-    chunked = score_observations(obs.repartition(1), cfg, END, small, loader).collect()
-    assert sorted(map(tuple, chunked), key=str) == sorted(map(tuple, two), key=str)
+    chunked = sorted(map(tuple, score_observations(obs, cfg, END, small, loader).collect()), key=str)
+    expected = sorted(map(tuple, two), key=str)
+    assert [r[:4] + r[7:] for r in chunked] == [r[:4] + r[7:] for r in expected]  # keys, skip reasons
+    # another model batch size may round float32 differently in the last bits
+    np.testing.assert_allclose(np.array([r[4:7] for r in chunked], dtype=float),
+                               np.array([r[4:7] for r in expected], dtype=float), rtol=1e-5)
     reasons = {r.series_id: r.skip_reason for r in fused if r.skip_reason}
     assert reasons == {"gappy": "too_many_missing", "late": "too_short", "stale0": "stale", "short0": "too_short"}
     assert len([r for r in fused if r.skip_reason is None]) == 5 * 6
