@@ -65,6 +65,22 @@ def setup_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.INFO)
 
 
+def _check_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        from pipelines.grid import to_utc_micros
+
+        try:
+            to_utc_micros(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+def as_of_option(help: str) -> Callable[[F], F]:
+    """`--as-of T`, the scheduler's logical date (ISO, UTC): checked before Spark starts."""
+    return click.option("--as-of", "as_of", default=None, metavar="T", callback=_check_as_of, help=help)
+
+
 def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
     """A one-line message for an error lakecast did not anticipate; the traceback goes to a file.
 

@@ -16,7 +16,7 @@ import click
 from pyspark import StorageLevel
 
 from conf import LakecastConfig
-from jobs.context import JobContext, common_options
+from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_summary
 from pipelines.ingest import (
     FORMATS,
@@ -113,9 +113,8 @@ def summary(result: IngestResult) -> dict[str, Any]:
 @click.option("--value-col", default=None, help="Value column (default: data.value_col).")
 @click.option("--freq", default=None, help="Series frequency, a pandas alias such as h, 15min, D, MS "
               "(default: data.freq).")
-@click.option("--as-of", "as_of", default=None, metavar="T",
-              help="The batch's logical time (ISO, UTC; a scheduler's date): rows later than T + "
-                   "data.max_future are quarantined as future_timestamp. Default: now.")
+@as_of_option("The batch's logical time (ISO, UTC; a scheduler's date): rows later than T + "
+              "data.max_future are quarantined as future_timestamp. Default: now.")
 @common_options
 def cli(job: JobContext, source: str, fmt: str | None, series_col: str | None, time_col: str | None,
         value_col: str | None, freq: str | None, as_of: str | None) -> None:
@@ -131,13 +130,6 @@ def cli(job: JobContext, source: str, fmt: str | None, series_col: str | None, t
             parse_freq(freq)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--freq") from None
-    if as_of is not None:
-        from pipelines.grid import to_utc_micros
-
-        try:
-            to_utc_micros(as_of)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--as-of") from None
     from jobs import init_tables
 
     init_tables.run(job.spark, job.cfg)  # the governed tables must exist; creating them is idempotent

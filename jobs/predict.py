@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from conf import LakecastConfig
-from jobs.context import JobContext, common_options
+from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_summary
 from pipelines.errors import LakecastError
 from pipelines.job_runs import RunRecord, record_run
@@ -221,9 +221,8 @@ def run(spark: Any, cfg: LakecastConfig, *, as_of: datetime | str | None = None,
 
 
 @click.command("predict")
-@click.option("--as-of", "as_of", default=None, metavar="T",
-              help="Forecast from the last grid step at or before T (ISO, UTC); default: the latest "
-                   "complete period.")
+@as_of_option("Forecast from the last grid step at or before T (ISO, UTC); default: the latest "
+              "complete period.")
 @click.option("--alias", default=None, help="Registry alias to score with (default: champion).")
 @click.option("--version", "version", type=int, default=None,
               help="A fixed model version instead of an alias.")
@@ -232,13 +231,6 @@ def cli(job: JobContext, as_of: str | None, alias: str | None, version: int | No
     """Forecast every series with the live model and MERGE the forecasts into `forecasts`."""
     if alias is not None and version is not None:
         raise click.UsageError("give --alias or --version, not both")
-    if as_of is not None:
-        from pipelines.grid import to_utc_micros
-
-        try:
-            to_utc_micros(as_of)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--as-of") from None
     result = run(job.spark, job.cfg, as_of=as_of, alias=alias, version=version)
     print_summary("lakecast predict", result.summary())
 

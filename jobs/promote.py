@@ -16,7 +16,7 @@ import click
 
 from conf import LakecastConfig
 from conf.freq import parse_freq
-from jobs.context import JobContext, common_options
+from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_rows, print_summary
 from models.promote import Comparison, Decision
 from models.registry import ModelRef
@@ -111,8 +111,7 @@ def _details(d: Decision) -> dict[str, Any]:
 @click.command("promote")
 @click.option("--version", type=click.IntRange(min=1), default=None, metavar="N",
               help="Make version N champion on purpose (rollback), without the rule.")
-@click.option("--as-of", "as_of", default=None, metavar="T",
-              help="Backtest on the windows ending at T (ISO time, UTC); default: the latest data.")
+@as_of_option("Backtest on the windows ending at T (ISO time, UTC); default: the latest data.")
 @common_options
 def cli(job: JobContext, version: int | None, as_of: str | None) -> None:
     """Score challenger and champion on the latest backtest windows; promote the challenger if it wins.

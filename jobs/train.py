@@ -19,7 +19,7 @@ import click
 
 from conf import LakecastConfig
 from conf.freq import parse_freq
-from jobs.context import JobContext, common_options
+from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_rows, print_summary
 from models.arrays import WindowArrays, parquet_source
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
@@ -198,8 +198,7 @@ def print_backtest(bt: Backtest, title: str) -> None:
 
 
 @click.command("train")
-@click.option("--as-of", "as_of", default=None, metavar="T",
-              help="Use observations up to T (ISO time, UTC) as if it were now; default: all.")
+@as_of_option("Use observations up to T (ISO time, UTC) as if it were now; default: all.")
 @common_options
 def cli(job: JobContext, as_of: str | None) -> None:
     """Train the global LSTM, backtest it against naive baselines, log it to MLflow and register it."""

@@ -300,8 +300,11 @@ def test_cli_rejects_alias_with_version_and_bad_as_of() -> None:
 
     both = CliRunner().invoke(main, ["predict", "--alias", "champion", "--version", "1"])
     assert both.exit_code == 2 and "give --alias or --version, not both" in both.output
-    bad = CliRunner().invoke(main, ["predict", "--as-of", "yesterday"])
-    assert bad.exit_code == 2 and "'yesterday' is not an ISO timestamp" in bad.output
+    for job in ("ingest", "train", "promote", "predict"):  # every scheduled job, before any work
+        args = [job, "landing/"] if job == "ingest" else [job]
+        bad = CliRunner().invoke(main, [*args, "--as-of", "yesterday"])
+        assert bad.exit_code == 2 and "'yesterday' is not an ISO timestamp" in bad.output, (job, bad.output)
+        assert "--as-of" in bad.output
 
 
 README_QUERIES = (
