@@ -90,32 +90,23 @@ def job_task(job: str, *args: str) -> Any:
     )
 
 
-with DAG(
-    dag_id="lakecast_daily",
-    description="Ingest the day's files, then forecast every series with the champion model",
-    schedule="15 0 * * *",
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["lakecast"],
-) as daily:
+def lakecast_dag(dag_id: str, description: str, schedule: str) -> DAG:
+    """A lakecast DAG: one run at a time, no catch-up (use `lakecast backfill` for history)."""
+    return DAG(dag_id=dag_id, description=description, schedule=schedule, start_date=datetime(2024, 1, 1),
+               catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS, tags=["lakecast"])
+
+
+with lakecast_dag("lakecast_daily", "Ingest the day's files, then forecast every series with the champion model",
+                  "15 0 * * *") as daily:
     conf = spark_conf_task()
     ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h", "--as-of", AS_OF)
     predict = job_task("predict", "--as-of", AS_OF)
     conf >> ingest >> predict
 
 
-with DAG(
-    dag_id="lakecast_weekly_train",
-    description="Train a challenger on all data, then let the promotion rule decide the champion",
-    schedule="30 1 * * 1",
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["lakecast"],
-) as weekly:
+with lakecast_dag("lakecast_weekly_train",
+                  "Train a challenger on all data, then let the promotion rule decide the champion",
+                  "30 1 * * 1") as weekly:
     conf = spark_conf_task()
     train = job_task("train", "--as-of", AS_OF)
     promote = job_task("promote", "--as-of", AS_OF)
