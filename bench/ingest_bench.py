@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     data = work / "data"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c",
-                    "import sys; from pipelines.sample_data import generate_sample; "
+                    "import sys; from pipelines.tooling.sample_data import generate_sample; "
                     f"generate_sample(None, {str(data)!r}, series={series}, days={DAYS}, seed=1, "
                     f"fmt={args.format!r})"], check=True, cwd=REPO)
     size_mb = sum(p.stat().st_size for p in data.iterdir()) / 2**20
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from conf import load_config
     from jobs import ingest
-    from pipelines.session import build_session, stop_session
-    from pipelines.tables import ensure_tables
+    from pipelines.session.builder import build_session, stop_session
+    from pipelines.tables.specs import ensure_tables
 
     cfg = load_config(None, [f"home={work / 'home'}", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}",
                              *args.set], env={})

@@ -7,14 +7,14 @@
 Same model for every contender: the configured LSTM (2 layers x 64, lookback 168, horizon 24,
 the configured features), trained for a few epochs on generated series and registered in a
 temporary MLflow store with its precision-check tags. Same windows: inference windows built by
-`pipelines.windows` from generated observations, written once to Parquet; every Spark contender
+`pipelines.windows.build` from generated observations, written once to Parquet; every Spark contender
 reads that Parquet (unioned `--repeat` times) and its output is forced with the `noop` sink.
 
 Contenders (windows/s):
 - bare torch, fp32 and each reduced precision: `Predictor.predict` on numpy arrays already in
   memory, best of threads 1..cores x batch 64..4096 in this process, and one process per core
   (1 thread each, spawned, timed inside the workers);
-- lakecast scoring (`pipelines.scoring.score_windows`, mapInArrow) per precision, and a plain
+- lakecast scoring (`pipelines.scoring.kernel.score_windows`, mapInArrow) per precision, and a plain
   Iterator pandas UDF doing the same work (why mapInArrow);
 - lakecast plumbing alone (a predictor that returns zeros): what Spark + Arrow cost;
 - `pyspark.ml.functions.predict_batch_udf` (batch 1024, one torch thread per worker);
@@ -126,10 +126,10 @@ def write_observations(spark: Any, cfg: Any, df: Any) -> None:
 def train_bench_model(spark: Any, cfg: Any) -> tuple[Any, Any, Any]:
     """The bench model: the configured network trained a few epochs; returns (module, meta, test windows)."""
     from models.arrays import to_arrays, usable_only
-    from models.predictor import ModelMeta
+    from models.lakecast_forecaster.predictor import ModelMeta
     from models.train import fit
-    from pipelines.features import feature_names
-    from pipelines.windows import training_windows
+    from pipelines.windows.build import training_windows
+    from pipelines.windows.features import feature_names
 
     names = feature_names(cfg)
     obs = observations_df(spark, 300, 24 * 21, first=10_000_000)
@@ -184,8 +184,8 @@ def bare_grid(predictor: Any, X: np.ndarray, precision: str) -> dict[tuple[int, 
 def _per_core_worker(model_dir: str, x_path: str, precision: str, batch: int, barrier: Any, q: Any) -> None:
     import torch
 
+    from models.lakecast_forecaster.predictor import load_predictor
     from models.precision import predict_fn
-    from models.predictor import load_predictor
 
     torch.set_num_threads(1)
     X = np.load(x_path)
@@ -253,7 +253,7 @@ class _NullLoader:
 
 
 def lakecast_udf(windows: Any, n: int, meta: Any, loader: Any, precision: str, cfg: Any, key: str) -> Rate:
-    from pipelines.scoring import plan_for, score_windows
+    from pipelines.scoring.kernel import plan_for, score_windows
 
     plan = plan_for(meta, cfg, model_key=key, precision=precision)
     return _timed_noop(score_windows(windows, plan, loader), n, f"lakecast {key} {precision}")
@@ -262,7 +262,7 @@ def lakecast_udf(windows: Any, n: int, meta: Any, loader: Any, precision: str, c
 def lakecast_fused(obs: Any, n: int, meta: Any, loader: Any, precision: str, cfg: Any, key: str) -> Rate:
     """Observations -> forecasts in one stage (windows cut inside the UDF): `lakecast predict`'s path."""
     from jobs.predict import default_as_of
-    from pipelines.scoring import plan_for, score_observations
+    from pipelines.scoring.kernel import plan_for, score_observations
 
     plan = plan_for(meta, cfg, model_key=key, precision=precision)
     return _timed_noop(score_observations(obs, cfg, default_as_of(obs, cfg), plan, loader), n,
@@ -276,7 +276,7 @@ def pandas_iterator_udf(windows: Any, n: int, meta: Any, loader: Any, cfg: Any) 
     import pandas as pd
     import pyarrow as pa
 
-    from pipelines.scoring import SCORED_SCHEMA, WINDOW_COLUMNS, _worker_predict, forecast_batch, plan_for
+    from pipelines.scoring.kernel import SCORED_SCHEMA, WINDOW_COLUMNS, _worker_predict, forecast_batch, plan_for
 
     plan = plan_for(meta, cfg, model_key="bench/pandas", precision="fp32")
 
@@ -303,7 +303,7 @@ def predict_batch_udf_rate(windows: Any, n: int, model_dir: Path, meta: Any, nam
     def make_predict_fn() -> Callable[[np.ndarray], np.ndarray]:
         import torch
 
-        from models.predictor import load_predictor
+        from models.lakecast_forecaster.predictor import load_predictor
 
         torch.set_num_threads(1)
         predictor = load_predictor(path)
@@ -349,7 +349,7 @@ def log_flat_pyfunc(model_dir: Path, meta: Any) -> str:
             out = super().predict(context, model_input, params)
             return out.reshape(len(out), -1)
 
-    from models.predictor import find_predictor_dir
+    from models.lakecast_forecaster.predictor import find_predictor_dir
 
     sig = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.lookback, meta.n_features))]),
@@ -440,7 +440,7 @@ def main() -> None:
 
     # from observations: what `lakecast predict` does vs what a team would assemble
     from jobs.predict import default_as_of
-    from pipelines.windows import inference_windows
+    from pipelines.windows.build import inference_windows
 
     fused = {p: lakecast_fused(obs, small, meta, ModelLoader(shipped, key=key), p, cfg, key) for p in bare}
     for p, r in fused.items():
@@ -476,8 +476,8 @@ def main() -> None:
 
 
 def _start(cfg: Any) -> Any:
-    from pipelines.session import build_session
-    from pipelines.tables import ensure_tables
+    from pipelines.session.builder import build_session
+    from pipelines.tables.specs import ensure_tables
 
     spark = build_session(cfg)
     ensure_tables(spark, cfg)
@@ -496,8 +496,8 @@ def _bench_model(spark: Any, cfg: Any) -> tuple[Any, Any, Path, dict[str, str]]:
     import torch
 
     from models import registry
+    from models.lakecast_forecaster.predictor import Predictor
     from models.precision import check_version
-    from models.predictor import Predictor
     from models.pyfunc import log_pyfunc
 
     torch.set_num_threads(CORES)
@@ -517,7 +517,7 @@ def _bench_windows(spark: Any, cfg: Any, meta: Any, small: int, repeat: int, hom
     (read `repeat` times by every Spark contender) and the same windows as one numpy array."""
     from jobs.predict import default_as_of
     from models.arrays import to_arrays, usable_only
-    from pipelines.windows import inference_windows
+    from pipelines.windows.build import inference_windows
 
     write_observations(spark, cfg, observations_df(spark, small, cfg.windows.lookback + 2))
     obs = spark.table(cfg.table("observations"))
@@ -536,8 +536,8 @@ def _bench_windows(spark: Any, cfg: Any, meta: Any, small: int, repeat: int, hom
 def _bare_contenders(model_dir: Path, X: np.ndarray, home: Path, rows: list[tuple[str, Rate, str]],
                      ) -> dict[str, Rate]:
     """Bare torch per precision: the grid in this process, then one process per core; the best of all."""
+    from models.lakecast_forecaster.predictor import load_predictor
     from models.precision import FP32, available_precisions
-    from models.predictor import load_predictor
 
     predictor = load_predictor(model_dir)
     tmp = home / "np"

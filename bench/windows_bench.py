@@ -98,7 +98,7 @@ def generate(spark: Any, path: Path, series: int, points: int, seed: int = 7) ->
 def time_strategy(spark: Any, obs: Any, cfg: Any, rows: int) -> dict[str, float]:
     from pyspark.sql import functions as F
 
-    from pipelines.windows import training_windows
+    from pipelines.windows.build import training_windows
 
     w = training_windows(obs, cfg)
     agg = w.agg(F.count("*").alias("windows"), F.count("skip_reason").alias("skipped"),
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from conf import load_config
-    from pipelines.session import build_session, stop_session
+    from pipelines.session.builder import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="lakecast_windows_bench_"))
     base = [f"home={work / 'home'}", "spark.master=local[*]", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}",

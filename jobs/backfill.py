@@ -20,11 +20,11 @@ from typing import Any
 import click
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from conf.freq import Freq, parse_freq
 from jobs.context import JobContext, common_options
 from jobs.output import print_summary
-from pipelines.errors import LakecastError
-from pipelines.job_runs import record_run
+from pipelines.sinks.job_runs import record_run
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def parse_every(every: str) -> Freq:
 
 def as_of_times(start: datetime, end: datetime, every: Freq) -> list[datetime]:
     """start, start + every, ... up to and including end (calendar steps keep the day)."""
-    from pipelines.grid import GridSpec, shift
+    from pipelines.windows.grid import GridSpec, shift
 
     if end < start:
         raise BackfillError(f"--end {end:%Y-%m-%dT%H:%M:%S} is before --start {start:%Y-%m-%dT%H:%M:%S}")
@@ -72,7 +72,7 @@ def already_scored(spark: Any, cfg: LakecastConfig, model_name: str, model_versi
     """
     from pyspark.sql import functions as F
 
-    from pipelines.grid import GridSpec, shift
+    from pipelines.windows.grid import GridSpec, shift
 
     if not times:
         return set()
@@ -121,7 +121,7 @@ def run(spark: Any, cfg: LakecastConfig, *, start: datetime | str, end: datetime
         force: bool = False, alias: str | None = None, version: str | int | None = None) -> BackfillResult:
     """Score every as-of time in [start, end] with one pinned model; resumable, recorded."""
     from jobs.predict import pin_model, score_and_write
-    from pipelines.grid import from_utc_micros, to_utc_micros
+    from pipelines.windows.grid import from_utc_micros, to_utc_micros
 
     try:
         t0, t1 = (from_utc_micros(to_utc_micros(t)) for t in (start, end))

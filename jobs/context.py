@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from conf import ConfigError, LakecastConfig, load_config
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("lakecast")
@@ -31,7 +31,7 @@ class JobContext:
         if self._spark is None:
             from pyspark.sql import SparkSession
 
-            from pipelines.session import build_session
+            from pipelines.session.builder import build_session
 
             self._owns_spark = SparkSession.getActiveSession() is None
             log.info("starting Spark (%s) with home %s", self.cfg.spark.master, self.cfg.home)
@@ -40,7 +40,7 @@ class JobContext:
 
     def close(self) -> None:
         if self._spark is not None and self._owns_spark:
-            from pipelines.session import stop_session
+            from pipelines.session.builder import stop_session
 
             stop_session(self._spark)
         self._spark = None
@@ -67,7 +67,7 @@ def setup_logging(verbose: int) -> None:
 
 def _check_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
-        from pipelines.grid import to_utc_micros
+        from pipelines.windows.grid import to_utc_micros
 
         try:
             to_utc_micros(value)

@@ -9,7 +9,7 @@ import click
 
 from jobs.context import JobContext, common_options
 from jobs.output import print_rows, print_summary
-from pipelines.datasets import DATASETS, PACKAGE, export_dataset, package_version
+from pipelines.tooling.dataset_export import DATASETS, PACKAGE, export_dataset, package_version
 
 
 @click.group("datasets")

@@ -29,7 +29,7 @@ def _stage(n: int, title: str) -> None:
 
 def run(spark: Any, cfg: LakecastConfig, *, series: int, days: int, seed: int) -> dict[str, Any]:
     """Run every stage in one Spark session; return the headline facts."""
-    from pipelines.sample_data import generate_sample
+    from pipelines.tooling.sample_data import generate_sample
 
     _stage(1, "init: governed tables")
     init_tables.run(spark, cfg)

@@ -9,7 +9,7 @@ import click
 
 from jobs.context import JobContext, common_options
 from jobs.output import print_summary
-from pipelines.sample_data import FORMATS, generate_sample
+from pipelines.tooling.sample_data import FORMATS, generate_sample
 
 
 @click.command("generate")

@@ -18,7 +18,7 @@ from pyspark import StorageLevel
 from conf import LakecastConfig
 from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_summary
-from pipelines.ingest import (
+from pipelines.ingest.validate import (
     FORMATS,
     REASONS,
     ColumnNames,
@@ -30,8 +30,8 @@ from pipelines.ingest import (
     valid_observations,
     validate,
 )
-from pipelines.job_runs import record_run
-from pipelines.sinks import append_quarantine, merge_observations
+from pipelines.sinks.job_runs import record_run
+from pipelines.sinks.merges import append_quarantine, merge_observations
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def run(spark: Any, cfg: LakecastConfig, source: str, *, fmt: str | None = None,
     `data.max_future` are quarantined as `future_timestamp`. Default: the wall clock (`now`),
     which also stamps `ingested_at`/`updated_at`.
     """
-    from pipelines.grid import from_utc_micros, to_utc_micros
+    from pipelines.windows.grid import from_utc_micros, to_utc_micros
 
     columns = ColumnNames.from_config(cfg, series_col, time_col, value_col)
     rules = IngestRules.from_config(cfg, freq=freq, columns=columns)

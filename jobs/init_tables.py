@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from conf import LakecastConfig
+from conf.errors import SchemaDriftError
 from jobs.context import JobContext, common_options
 from jobs.output import print_rows
-from pipelines.errors import SchemaDriftError
-from pipelines.tables import TableStatus, ensure_tables
+from pipelines.tables.specs import TableStatus, ensure_tables
 
 
 def run(spark: Any, cfg: LakecastConfig) -> list[TableStatus]:

@@ -13,7 +13,7 @@ import click
 from conf import LakecastConfig
 from jobs.context import JobContext, common_options
 from jobs.output import print_rows
-from pipelines.metastore import SCHEMA_DIR, MetastoreError, SchemaStatus, init_schema
+from pipelines.tooling.metastore_schema import SCHEMA_DIR, MetastoreError, SchemaStatus, init_schema
 
 
 def run(spark: Any, cfg: LakecastConfig, scripts_dir: Path = SCHEMA_DIR) -> SchemaStatus:

@@ -19,10 +19,10 @@ from typing import Any
 import click
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_summary
-from pipelines.errors import LakecastError
-from pipelines.job_runs import RunRecord, record_run
+from pipelines.sinks.job_runs import RunRecord, record_run
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class PinnedModel:
     alias: str | None
     local_dir: Path
     blob: bytes                 # the predictor folder, packed for the workers
-    meta: Any                   # models.predictor.ModelMeta
+    meta: Any                   # models.lakecast_forecaster.predictor.ModelMeta
     device: str
     precision: Any              # models.precision.PrecisionChoice
 
@@ -98,8 +98,8 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
     from models import registry
     from models.precision import available_precisions, calibrate, choose_precision
     from models.shipping import pack_model_dir, unpack_and_load
-    from pipelines.features import feature_names
-    from pipelines.scoring import check_model_matches
+    from pipelines.scoring.kernel import check_model_matches
+    from pipelines.windows.features import feature_names
 
     if alias is None and version is None:
         alias = DEFAULT_ALIAS
@@ -132,7 +132,7 @@ def default_as_of(obs: Any, cfg: LakecastConfig, now: datetime | None = None) ->
     """
     from pyspark.sql import functions as F
 
-    from pipelines.grid import GridSpec, shift
+    from pipelines.windows.grid import GridSpec, shift
 
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
     complete = shift(GridSpec.from_config(cfg), now, -1)
@@ -147,8 +147,7 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
     from pyspark import StorageLevel
 
     from models.shipping import ModelLoader
-    from pipelines.grid import from_utc_micros, to_utc_micros
-    from pipelines.scoring import (
+    from pipelines.scoring.kernel import (
         Lineage,
         forecast_rows,
         plan_for,
@@ -156,9 +155,10 @@ def score_and_write(spark: Any, cfg: LakecastConfig, model: PinnedModel, rec: Ru
         score_windows,
         scored_counts,
     )
-    from pipelines.sinks import merge_forecasts
-    from pipelines.tables import delta_version
-    from pipelines.windows import inference_windows
+    from pipelines.sinks.merges import merge_forecasts
+    from pipelines.tables.specs import delta_version
+    from pipelines.windows.build import inference_windows
+    from pipelines.windows.grid import from_utc_micros, to_utc_micros
 
     obs_table = cfg.table("observations")
     source_version = delta_version(spark, obs_table)

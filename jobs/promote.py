@@ -20,7 +20,7 @@ from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_rows, print_summary
 from models.promote import Comparison, Decision
 from models.registry import ModelRef
-from pipelines.job_runs import RunRecord, record_run
+from pipelines.sinks.job_runs import RunRecord, record_run
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def backtest_windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | Non
     from pyspark.sql import functions as F
 
     from models.arrays import to_arrays, usable_only
-    from pipelines.grid import GridSpec, shift, to_utc_micros
-    from pipelines.window_io import collect_arrow, outcome_counts
-    from pipelines.windows import feature_names, split_cutoffs, training_windows
+    from pipelines.windows.build import feature_names, split_cutoffs, training_windows
+    from pipelines.windows.grid import GridSpec, shift, to_utc_micros
+    from pipelines.windows.transfer import collect_arrow, outcome_counts
 
     bt_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"test_periods": cfg.promote.backtest_periods})})
@@ -60,9 +60,9 @@ def backtest_windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | Non
 
 
 def _load(cfg: LakecastConfig, ref: ModelRef) -> Any:
-    from models.predictor import load_predictor
+    from models.lakecast_forecaster.predictor import load_predictor
     from models.registry import download_version
-    from pipelines.windows import feature_names
+    from pipelines.windows.build import feature_names
 
     predictor = load_predictor(download_version(cfg, ref))
     predictor.meta.check_windows(lookback=cfg.windows.lookback, feature_names=feature_names(cfg),

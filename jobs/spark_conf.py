@@ -16,7 +16,7 @@ import click
 
 from conf import LakecastConfig
 from jobs.context import JobContext, common_options
-from pipelines.session import (
+from pipelines.session.builder import (
     ensure_jdbc_driver,
     properties_text,
     submit_properties,

@@ -25,9 +25,9 @@ from types import FrameType
 import click
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from jobs.context import JobContext, common_options
-from pipelines.errors import LakecastError
-from pipelines.session import delta_jars, ensure_jdbc_driver, hold_catalog, thrift_server_properties
+from pipelines.session.builder import delta_jars, ensure_jdbc_driver, hold_catalog, thrift_server_properties
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def run(cfg: LakecastConfig, *, ready_timeout: float = 300.0) -> int:
     log_dir = cfg.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     properties = log_dir.parent / "sql-server.properties"
-    from pipelines.session import write_properties
+    from pipelines.session.builder import write_properties
 
     write_properties(thrift_server_properties(cfg), properties)
     server_log = log_dir / "sql-server.log"

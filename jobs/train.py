@@ -18,16 +18,16 @@ from typing import Any
 import click
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from conf.freq import parse_freq
 from jobs.context import JobContext, as_of_option, common_options
 from jobs.output import print_rows, print_summary
 from models.arrays import WindowArrays, parquet_source
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
-from models.predictor import ModelMeta, Predictor
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.registry import ModelRef
 from models.train import TrainResult
-from pipelines.errors import LakecastError
-from pipelines.job_runs import RunRecord, record_run
+from pipelines.sinks.job_runs import RunRecord, record_run
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TrainOutcome:
 
 def read_observations(spark: Any, cfg: LakecastConfig) -> tuple[Any, int]:
     """The observations table pinned at its current Delta version (the lineage number)."""
-    from pipelines.tables import delta_version, table_exists
+    from pipelines.tables.specs import delta_version, table_exists
 
     table = cfg.table("observations")
     if not table_exists(spark, cfg, "observations"):
@@ -60,8 +60,8 @@ def read_observations(spark: Any, cfg: LakecastConfig) -> tuple[Any, int]:
 def _windows(spark: Any, cfg: LakecastConfig, obs: Any, as_of: str | None, rec: RunRecord, root: Path,
              ) -> tuple[Any, dict[str, Any], list[str]]:
     """Build the three splits and write them as Parquet snapshots; counts go into `rec`."""
-    from pipelines.window_io import snapshot
-    from pipelines.windows import feature_names, split_cutoffs, split_windows
+    from pipelines.windows.build import feature_names, split_cutoffs, split_windows
+    from pipelines.windows.transfer import snapshot
 
     names = list(feature_names(cfg))
     cut = split_cutoffs(obs, cfg, end=as_of)

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from conf.errors import LakecastError
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, backtest
-from models.predictor import Predictor
-from pipelines.errors import LakecastError
+from models.lakecast_forecaster.predictor import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from conf import LakecastConfig
 from models import registry
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest, backtest
-from models.predictor import Predictor
+from models.lakecast_forecaster.predictor import Predictor
 from models.registry import CHAMPION, ModelRef
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types.schema import Schema, TensorSpec
 
-from models.lstm import LSTMForecaster
-from models.predictor import ModelMeta, Predictor, load_predictor, save_predictor
+from models.lakecast_forecaster.lstm import LSTMForecaster
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor, load_predictor, save_predictor
 
 ARTIFACT_KEY = "predictor"
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")

@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from conf import LakecastConfig
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from models.predictor import Predictor, find_predictor_dir, load_predictor
+from models.lakecast_forecaster.predictor import Predictor, find_predictor_dir, load_predictor
 
 log = logging.getLogger(__name__)
 

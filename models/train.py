@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from models.arrays import WindowArrays
-from models.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
-from pipelines.errors import LakecastError
+from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
 
 log = logging.getLogger(__name__)
 

@@ -49,8 +49,8 @@ def cfg(lakecast_home: Path) -> LakecastConfig:
 
 @pytest.fixture(scope="session")
 def spark(cfg: LakecastConfig) -> Iterator[Any]:
-    from pipelines.session import build_session, stop_session
-    from pipelines.tables import ensure_tables
+    from pipelines.session.builder import build_session, stop_session
+    from pipelines.tables.specs import ensure_tables
 
     session = build_session(cfg)
     ensure_tables(session, cfg)
@@ -61,7 +61,7 @@ def spark(cfg: LakecastConfig) -> Iterator[Any]:
 @pytest.fixture
 def fresh_db(spark: Any, cfg: LakecastConfig) -> Callable[..., LakecastConfig]:
     """Factory: a config whose database is new and initialised, for tests that need empty tables."""
-    from pipelines.tables import ensure_tables
+    from pipelines.tables.specs import ensure_tables
 
     def make(*extra: str) -> LakecastConfig:
         db = f"t_{uuid.uuid4().hex[:10]}"

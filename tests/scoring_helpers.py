@@ -16,10 +16,10 @@ import torch
 
 from conf import LakecastConfig
 from models import registry
-from models.lstm import LSTMForecaster, LSTMSpec, build_model
-from models.predictor import ModelMeta, Predictor
+from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.pyfunc import log_pyfunc
-from pipelines.features import feature_names
+from pipelines.windows.features import feature_names
 
 T0 = datetime(2024, 1, 1)
 
@@ -72,7 +72,7 @@ def write_observations(spark: Any, cfg: LakecastConfig, rows: Sequence[tuple[str
     """Append rows to the observations table; returns its new Delta version."""
     from pyspark.sql import functions as F
 
-    from pipelines.tables import delta_version
+    from pipelines.tables.specs import delta_version
 
     df = spark.createDataFrame(list(rows), "series_id string, ts timestamp, value double")
     now = F.current_timestamp()
@@ -86,7 +86,7 @@ def own_forecasts(spark: Any, cfg: LakecastConfig, predictor: Predictor, as_of: 
                   source_version: int) -> dict[tuple[str, int], np.ndarray]:
     """The model's own outputs (original units) for the same inference windows, by (series, step)."""
     from models.arrays import to_arrays, usable_only
-    from pipelines.windows import inference_windows
+    from pipelines.windows.build import inference_windows
 
     obs = spark.sql(f"SELECT * FROM {cfg.table('observations')} VERSION AS OF {source_version}")
     table = usable_only(inference_windows(obs, cfg, as_of).toArrow())

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from conf import LakecastConfig, load_config
-from pipelines.metastore import init_schema
+from pipelines.tooling.metastore_schema import init_schema
 from tests.cluster import (
     SPARK_HOME,
     PostgresServer,
@@ -169,7 +169,7 @@ def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> No
             == home.table(spark, "quarantine").count() > 0)  # the demo's files carry bad rows
 
     from jobs.spark_conf import run as spark_conf
-    from pipelines.session import write_properties
+    from pipelines.session.builder import write_properties
 
     cfg = home.config(home.cluster.url)
     props = write_properties(spark_conf(cfg), home.path / "cluster.properties")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conf import LakecastConfig, load_config
-from pipelines.metastore import schema_scripts
+from pipelines.tooling.metastore_schema import schema_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"

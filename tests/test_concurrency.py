@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from delta.exceptions.base import ConcurrentAppendException, ProtocolChangedException
 
-from pipelines.concurrency import is_write_conflict, retry_on_conflict
+from pipelines.tables.conflicts import is_write_conflict, retry_on_conflict
 
 
 class Flaky:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conf.freq import parse_freq
-from pipelines.datasets import DATASETS, DatasetError, export_dataset
-from pipelines.ingest import ColumnNames, IngestRules, count_outcomes, read_source, validate
+from pipelines.ingest.validate import ColumnNames, IngestRules, count_outcomes, read_source, validate
+from pipelines.tooling.dataset_export import DATASETS, DatasetError, export_dataset
 
 needs_tsdata = pytest.mark.skipif(
     importlib.util.find_spec("tsdata") is None,

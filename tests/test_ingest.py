@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conf import LakecastConfig
+from conf.errors import SourceError
 from conf.freq import parse_freq
 from jobs import ingest
-from pipelines.errors import SourceError
-from pipelines.ingest import (
+from pipelines.ingest.validate import (
     REASONS,
     ColumnNames,
     IngestRules,
@@ -24,7 +24,7 @@ from pipelines.ingest import (
     read_source,
     validate,
 )
-from pipelines.tables import delta_version
+from pipelines.tables.specs import delta_version
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 HEADER = "series_id,ts,value,note"
@@ -273,7 +273,7 @@ def test_cli_ingest_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_accounting_error_when_counts_do_not_add_up() -> None:
-    from pipelines.ingest import AccountingError, IngestCounts
+    from pipelines.ingest.validate import AccountingError, IngestCounts
 
     ok = IngestCounts(read=5, valid=3, duplicates=1, quarantined_by_reason={"bad_value": 1},
                       inserted=2, updated=1, unchanged=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
+from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
 
 torch.set_num_threads(1)
 SPEC = LSTMSpec(n_features=4, lookback=16, horizon=5, hidden_size=8, num_layers=2, dropout=0.1)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from conf import LakecastConfig
 from jobs.cli import main
-from pipelines.metastore import MetastoreError, init_schema, schema_scripts
+from pipelines.tooling.metastore_schema import MetastoreError, init_schema, schema_scripts
 from tests.cluster import PostgresServer, metastore_overrides, start_postgres
 from tests.conftest import make_config
 

@@ -12,6 +12,7 @@ import pytest
 
 from conf import LakecastConfig
 from jobs import predict
+from models.lakecast_forecaster.predictor import Predictor
 from models.precision import (
     BF16,
     FP32,
@@ -23,8 +24,7 @@ from models.precision import (
     precision_check,
     predict_fn,
 )
-from models.predictor import Predictor
-from pipelines.tables import ensure_tables
+from pipelines.tables.specs import ensure_tables
 from tests.conftest import make_config
 from tests.model_data import SEASON, seasonal_windows
 from tests.scoring_helpers import own_forecasts, register_model, series_rows, tiny_model, write_observations

@@ -14,7 +14,7 @@ import torch
 
 from conf import LakecastConfig
 from models import promote, registry
-from models.predictor import Predictor
+from models.lakecast_forecaster.predictor import Predictor
 from models.registry import CHALLENGER, CHAMPION, VersionNotFoundError
 from models.train import fit
 from tests.conftest import make_config
@@ -41,7 +41,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
 def register(cfg: LakecastConfig, result, name: str) -> tuple[registry.ModelRef, Predictor]:
     import mlflow
 
-    from models.predictor import ModelMeta
+    from models.lakecast_forecaster.predictor import ModelMeta
     from models.pyfunc import log_pyfunc
 
     meta = ModelMeta(lookback=result.spec.lookback, n_features=result.spec.n_features,

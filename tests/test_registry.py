@@ -13,8 +13,14 @@ import torch
 
 from conf import LakecastConfig
 from models import registry
-from models.lstm import LSTMSpec, build_model
-from models.predictor import ModelLoadError, ModelMeta, ModelMismatchError, Predictor, load_predictor
+from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+from models.lakecast_forecaster.predictor import (
+    ModelLoadError,
+    ModelMeta,
+    ModelMismatchError,
+    Predictor,
+    load_predictor,
+)
 from models.registry import (
     CHALLENGER,
     CHAMPION,

@@ -22,7 +22,7 @@ import pytest
 
 from conf import LakecastConfig
 from jobs.cli import COMMANDS
-from pipelines.session import delta_package, jdbc_driver_jar, properties_text, write_properties
+from pipelines.session.builder import delta_package, jdbc_driver_jar, properties_text, write_properties
 from tests.conftest import IVY_DIR, REPO, make_config
 
 DAG_FILE = REPO / "deploy" / "airflow" / "lakecast_dag.py"

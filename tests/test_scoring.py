@@ -18,9 +18,8 @@ from click.testing import CliRunner
 from conf import LakecastConfig
 from jobs import predict
 from models import registry
-from models.predictor import ModelMismatchError, load_predictor
-from pipelines.job_runs import record_run
-from pipelines.scoring import (
+from models.lakecast_forecaster.predictor import ModelMismatchError, load_predictor
+from pipelines.scoring.kernel import (
     NON_FINITE,
     ScoringError,
     ScoringPlan,
@@ -31,7 +30,8 @@ from pipelines.scoring import (
     series_runs,
     target_times,
 )
-from pipelines.tables import ensure_tables
+from pipelines.sinks.job_runs import record_run
+from pipelines.tables.specs import ensure_tables
 from tests.conftest import make_config
 from tests.scoring_helpers import (
     T0,
@@ -232,7 +232,7 @@ def test_rerun_same_as_of_replaces_never_duplicates(spark: Any, scored: dict[str
 
 def test_fused_windows_score_exactly_like_two_stages(spark: Any, scored: dict[str, Any]) -> None:
     from models.shipping import ModelLoader, pack_model_dir
-    from pipelines.windows import inference_windows
+    from pipelines.windows.build import inference_windows
 
     cfg, predictor = scored["cfg"], scored["predictor"]
     rows = _observations()

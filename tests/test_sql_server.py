@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.sql_server import THRIFT_CLASS, command, jdbc_url
-from pipelines.session import (
+from pipelines.session.builder import (
     CatalogBusyError,
     SessionError,
     _CatalogLock,

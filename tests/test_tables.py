@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from conf import LakecastConfig
+from conf.errors import SchemaDriftError
 from jobs import init_tables
-from pipelines.errors import SchemaDriftError
-from pipelines.job_runs import record_run
-from pipelines.tables import ALL_TABLES, delta_version, ensure_tables
+from pipelines.sinks.job_runs import record_run
+from pipelines.tables.specs import ALL_TABLES, delta_version, ensure_tables
 
 
 def _versions(spark: Any, cfg: LakecastConfig) -> dict[str, int]:

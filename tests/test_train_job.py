@@ -19,7 +19,7 @@ from jobs import promote as promote_job
 from jobs import train as train_job
 from models import promote, registry
 from models.registry import CHALLENGER, CHAMPION, ModelNotFoundError
-from pipelines.tables import ensure_tables
+from pipelines.tables.specs import ensure_tables
 from tests.conftest import make_config
 from tests.scoring_helpers import write_observations
 

@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conf import LakecastConfig
-from pipelines.grid import ObservationsError, to_grid
-from pipelines.windows import (
+from pipelines.windows.build import (
     WINDOW_COLUMNS,
     SplitCutoffs,
     count_skipped_series,
@@ -33,6 +32,7 @@ from pipelines.windows import (
     training_windows,
     window_counts,
 )
+from pipelines.windows.grid import ObservationsError, to_grid
 from tests.conftest import make_config
 
 SCHEMA = "series_id string, ts timestamp, value double"
@@ -424,7 +424,7 @@ def test_log_window_counts_logs_one_line(spark: Any, cfg: LakecastConfig,
                                          caplog: pytest.LogCaptureFixture) -> None:
     c = small_cfg(cfg)
     obs = frame(spark, hourly("a", [float(i) for i in range(7)]) + hourly("b", [1.0]))
-    with caplog.at_level("INFO", logger="pipelines.windows"):
+    with caplog.at_level("INFO", logger="pipelines.windows.build"):
         counts = log_window_counts(training_windows(obs, c), "train windows")
     assert counts == {"usable": 2, "too_short": 1}
     assert "train windows: 2 usable, 1 skipped {'too_short': 1}" in caplog.text

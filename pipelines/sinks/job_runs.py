@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conf import LakecastConfig
-from pipelines.concurrency import retry_on_conflict
+from pipelines.tables.conflicts import retry_on_conflict
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 log = logging.getLogger(__name__)
 

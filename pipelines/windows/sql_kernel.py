@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipelines.features import calendar_feature_cols, guard_scale_col
-from pipelines.grid import series_grid_arrays, step_of_col, step_ts_col
+from pipelines.windows.features import calendar_feature_cols, guard_scale_col
+from pipelines.windows.grid import series_grid_arrays, step_of_col, step_ts_col
 
 if TYPE_CHECKING:
     from conf import LakecastConfig
-    from pipelines.windows import WindowSpec
+    from pipelines.windows.build import WindowSpec
 
 
 def _calendar_arrays(spec: WindowSpec) -> Any:

@@ -13,8 +13,8 @@ One row per window (the shared windows contract):
 
 Skipped rows are kept (inputs/targets/scales NULL) so they can be counted; consumers keep
 `skip_reason IS NULL`. Usable windows hold only finite numbers. Windows start at a series'
-first valid observation and follow every `windows.stride` steps. See `pipelines.grid` for
-the grid and fill rules and `pipelines.features` for covariates and scaling.
+first valid observation and follow every `windows.stride` steps. See `pipelines.windows.grid` for
+the grid and fill rules and `pipelines.windows.features` for covariates and scaling.
 
 Example (training windows up to a cut-off, then numpy through Arrow):
 
@@ -31,9 +31,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from conf import LakecastConfig
-from pipelines.errors import LakecastError
-from pipelines.features import calendar_kinds, feature_names
-from pipelines.grid import (
+from conf.errors import LakecastError
+from pipelines.windows.features import calendar_kinds, feature_names
+from pipelines.windows.grid import (
     GridSpec,
     ObservationsError,
     from_utc_micros,
@@ -87,7 +87,7 @@ class WindowSpec:
     horizon: int
     stride: int
     max_missing_frac: float
-    calendar: tuple[str, ...]  # calendar cycles, see pipelines.features
+    calendar: tuple[str, ...]  # calendar cycles, see pipelines.windows.features
     max_staleness: int
     strategy: str
 
@@ -110,10 +110,10 @@ def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None, after_us:
     spec = WindowSpec.from_config(cfg)
     df = select_observations(obs, cfg)
     if spec.strategy == "sql":
-        from pipelines.windows_sql import sql_windows
+        from pipelines.windows.sql_kernel import sql_windows
 
         return sql_windows(df, cfg, spec, mode, t_us, after_us)
-    from pipelines.windows_numpy import numpy_windows
+    from pipelines.windows.numpy_kernel import numpy_windows
 
     return numpy_windows(df, spec, mode, t_us, after_us)
 

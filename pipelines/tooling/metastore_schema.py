@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from conf import LakecastConfig
-from pipelines.errors import LakecastError
-from pipelines.session import ensure_jdbc_driver
+from conf.errors import LakecastError
+from pipelines.session.builder import ensure_jdbc_driver
 
 log = logging.getLogger(__name__)
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "deploy" / "metastore" / "postgres"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "metastore" / "postgres"
 HIVE_SCHEMA_VERSION = "2.3.0"
 
 

@@ -1,7 +1,7 @@
 """Distributed batch scoring: inference windows -> quantile forecasts in original units.
 
 The UDF is thin. It receives a loader factory (a picklable zero-argument callable that
-returns a `models.predictor.Predictor`) and never learns how models are stored; each Python
+returns a `models.lakecast_forecaster.predictor.Predictor`) and never learns how models are stored; each Python
 worker calls the loader once per pinned model version and keeps the predictor for every
 later batch and task (`_worker_predict`). Batches arrive as Arrow record batches
 (`mapInArrow`): the `inputs` list column is one flat float32 buffer, reshaped into the model
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from conf.freq import parse_freq
-from pipelines.errors import LakecastError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _ARROW_SCHEMA = pa.schema([
     ("p10", pa.float64()), ("p50", pa.float64()), ("p90", pa.float64()), ("skip_reason", pa.string()),
 ])
 
-Loader = Callable[[], Any]  # () -> models.predictor.Predictor
+Loader = Callable[[], Any]  # () -> models.lakecast_forecaster.predictor.Predictor
 
 
 class ScoringError(LakecastError):
@@ -85,7 +85,7 @@ class Lineage:
 def check_model_matches(meta: Any, cfg: LakecastConfig, feature_names: Sequence[str]) -> None:
     """Refuse a model whose expected windows differ from the configured ones (before any work).
 
-    `meta` is a `models.predictor.ModelMeta`; raises its ModelMismatchError naming each
+    `meta` is a `models.lakecast_forecaster.predictor.ModelMeta`; raises its ModelMismatchError naming each
     difference (lookback, features, horizon, frequency).
     """
     meta.check_windows(lookback=cfg.windows.lookback, feature_names=feature_names,
@@ -284,7 +284,7 @@ class _WindowBuffer:
         self.reason: list[str | None] = []
 
     def add(self, sid: str, rows: Any) -> None:
-        """`rows`: what `pipelines.windows_numpy.series_windows` returns for one series."""
+        """`rows`: what `pipelines.windows.numpy_kernel.series_windows` returns for one series."""
         self.sids += [sid] * len(rows.reason)
         self.origin += rows.origin
         self.inputs += rows.inputs
@@ -316,7 +316,7 @@ class _WindowBuffer:
 
 def _score_observations_partition(batches: Iterator[pa.RecordBatch], plan: ScoringPlan, loader: Loader,
                                   spec: Any, as_of_us: int) -> Iterator[pa.RecordBatch]:
-    from pipelines.windows_numpy import series_windows
+    from pipelines.windows.numpy_kernel import series_windows
 
     predict: Callable[[np.ndarray], np.ndarray] | None = None
     buf = _WindowBuffer()
@@ -351,7 +351,7 @@ def score_observations(obs: Any, cfg: LakecastConfig, as_of: datetime, plan: Sco
     """Observations -> scored rows (SCORED_SCHEMA) in ONE Python stage: windows are cut in the UDF.
 
     The same rows as `score_windows(inference_windows(obs, cfg, as_of), ...)` (the window code
-    is `pipelines.windows_numpy.series_windows` either way), but the windows never cross into
+    is `pipelines.windows.numpy_kernel.series_windows` either way), but the windows never cross into
     the JVM and back: each crossing costs more CPU per window than the model itself (see
     bench/RESULTS.md). Observations are shuffled by series and sorted by time; a worker
     gathers windows for about `scoring.arrow_batch_rows` forecast rows before each model call
@@ -359,8 +359,8 @@ def score_observations(obs: Any, cfg: LakecastConfig, as_of: datetime, plan: Sco
     """
     from pyspark.sql import functions as F
 
-    from pipelines.grid import to_utc_micros
-    from pipelines.windows import WindowSpec
+    from pipelines.windows.build import WindowSpec
+    from pipelines.windows.grid import to_utc_micros
 
     d = cfg.data
     missing = [c for c in (d.series_col, d.time_col, d.value_col) if c not in obs.columns]

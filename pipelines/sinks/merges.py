@@ -15,8 +15,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from conf import LakecastConfig
-from pipelines.concurrency import retry_on_conflict
-from pipelines.tables import OBSERVATIONS, QUARANTINE, delta_version
+from pipelines.tables.conflicts import retry_on_conflict
+from pipelines.tables.specs import OBSERVATIONS, QUARANTINE, delta_version
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def merge_forecasts(spark: Any, cfg: LakecastConfig, forecasts: DataFrame) -> Fo
     """
     from delta.tables import DeltaTable
 
-    from pipelines.tables import FORECASTS
+    from pipelines.tables.specs import FORECASTS
 
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 log = logging.getLogger(__name__)
 

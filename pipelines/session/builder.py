@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from conf import LakecastConfig
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.features import calendar_features, guard_scale
-from pipelines.grid import (
+from pipelines.windows.features import calendar_features, guard_scale
+from pipelines.windows.grid import (
     anchor_of,
     dense_grid,
     month_number,
@@ -23,7 +23,7 @@ from pipelines.grid import (
 )
 
 if TYPE_CHECKING:
-    from pipelines.windows import WindowSpec
+    from pipelines.windows.build import WindowSpec
 
 ARROW_SCHEMA = pa.schema([
     ("series_id", pa.string()),

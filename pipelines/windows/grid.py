@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from conf import LakecastConfig
+from conf.errors import LakecastError
 from conf.freq import parse_freq
-from pipelines.errors import LakecastError
 
 
 @dataclass(frozen=True)

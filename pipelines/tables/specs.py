@@ -209,7 +209,7 @@ def ensure_tables(spark: Any, cfg: LakecastConfig) -> list[TableStatus]:
             spark.sql(f"ALTER TABLE {cfg.table(spec.name)} ADD CONSTRAINT {cname} CHECK ({expr})")
         log.info("created table %s", cfg.table(spec.name))
         result.append(TableStatus(cfg.table(spec.name), "created"))
-    from pipelines.views import ensure_views
+    from pipelines.tables.views import ensure_views
 
     ensure_views(spark, cfg)
     return result

@@ -27,8 +27,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from conf import LakecastConfig
+from conf.errors import LakecastError, SourceError
 from conf.freq import Freq, parse_freq
-from pipelines.errors import LakecastError, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.lstm import LSTMForecaster, LSTMSpec
-from pipelines.errors import LakecastError
+from conf.errors import LakecastError
+from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""lakecast_forecaster."""
