@@ -53,8 +53,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--repeat", type=int, default=2)
     a = p.parse_args(argv)
-    sys.path.insert(0, str(REPO))
-    from tests.cluster import StandaloneCluster
+    from pipelines.tooling.local_cluster import StandaloneCluster
 
     with tempfile.TemporaryDirectory(prefix="lakecast-cluster-bench-") as tmp:
         home = Path(tmp) / "home"

@@ -6,7 +6,7 @@
 Generates the sample (in a child process, so its memory is not counted), then in one
 SparkSession on a temporary home times, each on the same files:
   baseline  read + cast + append to a plain Delta table (no validation, no MERGE);
-  ingest    `jobs.ingest.run` into empty governed tables (validate, dedup, MERGE, quarantine);
+  ingest    `pipelines.flows.ingest.run` into empty governed tables (validate, dedup, MERGE, quarantine);
   reingest  the same files again: MERGE against the full table, every row unchanged.
 Peak memory is the resident set high-water mark (VmHWM) of the driver's Python process and
 of the JVM, reset before each phase. Ends with RESULT lines.
@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{time.perf_counter() - t0:.1f} s under {work}", flush=True)
 
     from conf import load_config
-    from jobs import ingest
+    from pipelines.flows import ingest
     from pipelines.session.builder import build_session, stop_session
-    from pipelines.tables.specs import ensure_tables
+    from pipelines.tables.ensure import ensure_tables
 
     cfg = load_config(None, [f"home={work / 'home'}", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}",
                              *args.set], env={})

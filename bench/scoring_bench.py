@@ -14,7 +14,7 @@ Contenders (windows/s):
 - bare torch, fp32 and each reduced precision: `Predictor.predict` on numpy arrays already in
   memory, best of threads 1..cores x batch 64..4096 in this process, and one process per core
   (1 thread each, spawned, timed inside the workers);
-- lakecast scoring (`pipelines.scoring.kernel.score_windows`, mapInArrow) per precision, and a plain
+- lakecast scoring (`pipelines.scoring.spark.score_windows`, mapInArrow) per precision, and a plain
   Iterator pandas UDF doing the same work (why mapInArrow);
 - lakecast plumbing alone (a predictor that returns zeros): what Spark + Arrow cost;
 - `pyspark.ml.functions.predict_batch_udf` (batch 1024, one torch thread per worker);
@@ -234,63 +234,75 @@ def _timed_noop(df: Any, n: int, name: str, repeats: int = 2) -> Rate:
     return r
 
 
-class _NullPredictor:
+# A loader for a plan: the plan says precision and batch size, the loader returns predict(X).
+LoaderFor = Callable[[Any], Callable[[], Callable[[np.ndarray], np.ndarray]]]
+
+
+def shipped_loader(shipped: Any) -> LoaderFor:
+    """`models.shipping.ModelLoader`s of the broadcast model, one per plan (what `lakecast predict` builds)."""
+    from models.shipping import ModelLoader
+
+    def loader_for(plan: Any) -> ModelLoader:
+        return ModelLoader(shipped, key=plan.model_key, precision=plan.precision, batch_size=plan.batch_size,
+                           threads=plan.torch_threads, windows=(plan.lookback, plan.n_features, plan.horizon))
+
+    return loader_for
+
+
+def null_loader(plan: Any) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
     """Returns zeros at once: scoring with it measures Spark + Arrow + the UDF's own numpy work."""
+    horizon = plan.horizon
 
-    def __init__(self, meta: Any) -> None:
-        self.meta, self.device = meta, "cpu"
+    def predict(X: np.ndarray) -> np.ndarray:
+        return np.zeros((len(X), horizon, 3), np.float32)
 
-    def predict(self, X: np.ndarray, batch_size: int = 0) -> np.ndarray:
-        return np.zeros((len(X), self.meta.horizon, 3), np.float32)
-
-
-class _NullLoader:
-    def __init__(self, meta: Any) -> None:
-        self.meta = meta
-
-    def __call__(self) -> _NullPredictor:
-        return _NullPredictor(self.meta)
+    return lambda: predict
 
 
-def lakecast_udf(windows: Any, n: int, meta: Any, loader: Any, precision: str, cfg: Any, key: str) -> Rate:
-    from pipelines.scoring.kernel import plan_for, score_windows
+def lakecast_udf(windows: Any, n: int, meta: Any, loader_for: LoaderFor, precision: str, cfg: Any,
+                 key: str) -> Rate:
+    from pipelines.scoring.plan import plan_for
+    from pipelines.scoring.spark import score_windows
 
     plan = plan_for(meta, cfg, model_key=key, precision=precision)
-    return _timed_noop(score_windows(windows, plan, loader), n, f"lakecast {key} {precision}")
+    return _timed_noop(score_windows(windows, plan, loader_for(plan)), n, f"lakecast {key} {precision}")
 
 
-def lakecast_fused(obs: Any, n: int, meta: Any, loader: Any, precision: str, cfg: Any, key: str) -> Rate:
+def lakecast_fused(obs: Any, n: int, meta: Any, loader_for: LoaderFor, precision: str, cfg: Any,
+                   key: str) -> Rate:
     """Observations -> forecasts in one stage (windows cut inside the UDF): `lakecast predict`'s path."""
-    from jobs.predict import default_as_of
-    from pipelines.scoring.kernel import plan_for, score_observations
+    from pipelines.flows.predict import default_as_of
+    from pipelines.scoring.plan import plan_for
+    from pipelines.scoring.spark import score_observations
 
     plan = plan_for(meta, cfg, model_key=key, precision=precision)
-    return _timed_noop(score_observations(obs, cfg, default_as_of(obs, cfg), plan, loader), n,
+    return _timed_noop(score_observations(obs, cfg, default_as_of(obs, cfg), plan, loader_for(plan)), n,
                        f"lakecast fused {precision}")
 
 
-def pandas_iterator_udf(windows: Any, n: int, meta: Any, loader: Any, cfg: Any) -> Rate:
+def pandas_iterator_udf(windows: Any, n: int, meta: Any, loader_for: LoaderFor, cfg: Any) -> Rate:
     """The same work in a plain Iterator-of-pandas UDF (applyInPandas-style conversions)."""
     from collections.abc import Iterator
 
     import pandas as pd
     import pyarrow as pa
 
-    from pipelines.scoring.kernel import SCORED_SCHEMA, WINDOW_COLUMNS, _worker_predict, forecast_batch, plan_for
+    from conf.window_contract import INFERENCE_COLUMNS, arrow_schema
+    from pipelines.scoring.kernel import SCORED_SCHEMA, forecast_batch
+    from pipelines.scoring.plan import plan_for
+    from pipelines.scoring.worker import worker_predict
 
     plan = plan_for(meta, cfg, model_key="bench/pandas", precision="fp32")
+    loader = loader_for(plan)
 
     def fn(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        predict = _worker_predict(plan, loader)
+        predict = worker_predict(plan, loader)
         for pdf in it:
-            batch = pa.RecordBatch.from_pandas(pdf, preserve_index=False).cast(pa.schema([
-                ("series_id", pa.string()), ("forecast_origin", pa.timestamp("us", tz="UTC")),
-                ("inputs", pa.list_(pa.float32())), ("scale_loc", pa.float64()), ("scale_scale", pa.float64()),
-                ("skip_reason", pa.string())]))
+            batch = pa.RecordBatch.from_pandas(pdf, preserve_index=False).cast(arrow_schema(INFERENCE_COLUMNS))
             for out in forecast_batch(batch, predict, plan):
                 yield out.to_pandas()
 
-    return _timed_noop(windows.select(*WINDOW_COLUMNS).mapInPandas(fn, SCORED_SCHEMA), n, "pandas udf")
+    return _timed_noop(windows.select(*INFERENCE_COLUMNS).mapInPandas(fn, SCORED_SCHEMA), n, "pandas udf")
 
 
 def predict_batch_udf_rate(windows: Any, n: int, model_dir: Path, meta: Any, name: str) -> Rate:
@@ -336,7 +348,7 @@ def log_flat_pyfunc(model_dir: Path, meta: Any) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from models.pyfunc import ARTIFACT_KEY, LakecastPyfunc
+    from models.lakecast_forecaster.pyfunc import ARTIFACT_KEY, LakecastPyfunc
 
     class _FlatPyfunc(LakecastPyfunc):  # type: ignore[misc]
         def load_context(self, context: Any) -> None:
@@ -365,7 +377,7 @@ def log_flat_pyfunc(model_dir: Path, meta: Any) -> str:
 
 
 def e2e(spark: Any, cfg: Any, n_series: int) -> dict[str, Any]:
-    from jobs import predict
+    from pipelines.flows import predict
 
     spark.sql(f"DELETE FROM {cfg.table('forecasts')}")  # every run inserts: same MERGE work
     c0, t0 = tree_cpu_seconds(), time.perf_counter()
@@ -423,26 +435,25 @@ def main() -> None:
     bare, lake = _bare_contenders(model_dir, X, home, rows), {}
     shipped = spark.sparkContext.broadcast(_pack(model_dir))
     key = f"{ref.name}/{ref.version}"
-    from models.shipping import ModelLoader
-
+    model_loader = shipped_loader(shipped)
     for p in bare:
-        lake[p] = lakecast_udf(windows, n, meta, ModelLoader(shipped, key=key), p, cfg, key)
+        lake[p] = lakecast_udf(windows, n, meta, model_loader, p, cfg, key)
         rows.append((f"lakecast scoring {p} (mapInArrow on the windows, {CORES} workers x 1 thread)", lake[p],
                      f"{lake[p].dedicated / bare[p].dedicated:.2f} x bare {p}"))
-    plumbing = lakecast_udf(windows, n, meta, _NullLoader(meta), "fp32", cfg, "bench/null")
+    plumbing = lakecast_udf(windows, n, meta, null_loader, "fp32", cfg, "bench/null")
     rows.append(("lakecast plumbing alone (predictor returns zeros)", plumbing, "Spark + Arrow + unscale + rows"))
     rows.append(("plain Iterator pandas UDF, same work, fp32",
-                 pandas_iterator_udf(windows, n, meta, ModelLoader(shipped, key="bench/pandas"), cfg), ""))
+                 pandas_iterator_udf(windows, n, meta, model_loader, cfg), ""))
     pbu = predict_batch_udf_rate(windows, n, model_dir, meta, "predict_batch_udf")
     rows.append(("pyspark predict_batch_udf fp32 (batch 1024)", pbu, "array out: no unscale, no rows"))
     sudf = spark_udf_rate(spark, windows, n, log_flat_pyfunc(model_dir, meta))
     rows.append(("mlflow.pyfunc.spark_udf fp32", sudf, "array out: no unscale, no rows"))
 
     # from observations: what `lakecast predict` does vs what a team would assemble
-    from jobs.predict import default_as_of
+    from pipelines.flows.predict import default_as_of
     from pipelines.windows.build import inference_windows
 
-    fused = {p: lakecast_fused(obs, small, meta, ModelLoader(shipped, key=key), p, cfg, key) for p in bare}
+    fused = {p: lakecast_fused(obs, small, meta, model_loader, p, cfg, key) for p in bare}
     for p, r in fused.items():
         rows.append((f"from observations: lakecast fused windows+scoring {p}", r, f"{small:,} series"))
     team = predict_batch_udf_rate(inference_windows(obs, cfg, default_as_of(obs, cfg)).where(
@@ -477,7 +488,7 @@ def main() -> None:
 
 def _start(cfg: Any) -> Any:
     from pipelines.session.builder import build_session
-    from pipelines.tables.specs import ensure_tables
+    from pipelines.tables.ensure import ensure_tables
 
     spark = build_session(cfg)
     ensure_tables(spark, cfg)
@@ -515,8 +526,8 @@ def _bench_windows(spark: Any, cfg: Any, meta: Any, small: int, repeat: int, hom
                    ) -> tuple[Any, Any, int, np.ndarray]:
     """Observations of `small` series (one lookback of history), their inference windows in Parquet
     (read `repeat` times by every Spark contender) and the same windows as one numpy array."""
-    from jobs.predict import default_as_of
     from models.arrays import to_arrays, usable_only
+    from pipelines.flows.predict import default_as_of
     from pipelines.windows.build import inference_windows
 
     write_observations(spark, cfg, observations_df(spark, small, cfg.windows.lookback + 2))

@@ -11,3 +11,15 @@ class SourceError(LakecastError):
 
 class SchemaDriftError(LakecastError):
     """A governed table no longer matches its expected schema."""
+
+
+class SessionError(LakecastError):
+    """Spark could not start; the message says why and what to do."""
+
+
+class CatalogBusyError(SessionError):
+    """Another process holds the embedded Derby catalog of this lakecast home."""
+
+
+class AccountingError(LakecastError):
+    """Row counts do not add up: a bug, reported rather than hidden."""

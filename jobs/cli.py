@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 import ast
 import importlib
 import importlib.util
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import click
 
-# Command name -> the job module holding its `run(...)` and its click command `cli`.
+# Command name -> the job module holding its click command `cli` (the work is in pipelines.flows).
 # Modules load only when their command runs, so `lakecast --help` and `lakecast sql` do
 # not pay for importing torch and MLflow.
 COMMANDS = {

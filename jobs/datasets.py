@@ -5,10 +5,13 @@ No Spark, no tables: it only writes files (and so records no job run).
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 import click
 
-from jobs.context import JobContext, common_options
-from jobs.output import print_rows, print_summary
+from jobs._cli.context import JobContext, common_options
+from jobs._cli.output import print_rows, print_summary
 from pipelines.tooling.dataset_export import DATASETS, PACKAGE, export_dataset, package_version
 
 

@@ -5,10 +5,13 @@ It touches no table, so it starts no Spark (pyarrow writes the files) and record
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 import click
 
-from jobs.context import JobContext, common_options
-from jobs.output import print_summary
+from jobs._cli.context import JobContext, common_options
+from jobs._cli.output import print_summary
 from pipelines.tooling.sample_data import FORMATS, generate_sample
 
 

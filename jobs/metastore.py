@@ -5,18 +5,24 @@ Run once per team before the first job on `catalog.metastore: postgres`; idempot
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from conf import LakecastConfig
-from jobs.context import JobContext, common_options
-from jobs.output import print_rows
+from jobs._cli.context import JobContext, common_options
+from jobs._cli.output import print_rows
 from pipelines.tooling.metastore_schema import SCHEMA_DIR, MetastoreError, SchemaStatus, init_schema
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
-def run(spark: Any, cfg: LakecastConfig, scripts_dir: Path = SCHEMA_DIR) -> SchemaStatus:
+
+def run(spark: SparkSession, cfg: LakecastConfig, scripts_dir: Path = SCHEMA_DIR) -> SchemaStatus:
     """Create the schema through this session's JVM, or report the one already there."""
     return init_schema(spark.sparkContext._gateway, cfg, scripts_dir)
 

@@ -10,14 +10,17 @@ Delta JARs, the metastore and the Python interpreter must reach spark-submit up 
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 from pathlib import Path
 
 import click
 
 from conf import LakecastConfig
-from jobs.context import JobContext, common_options
-from pipelines.session.builder import (
-    ensure_jdbc_driver,
+from jobs._cli.context import JobContext, common_options
+from pipelines.session.jars import ensure_jdbc_driver
+from pipelines.session.submit import (
     properties_text,
     submit_properties,
     thrift_server_properties,

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
 
+# isort: split
 import click
 
-from jobs.context import JobContext, common_options
-from jobs.output import console, print_rows
-
-
-def run(spark: Any, statement: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-    """Run one statement; return columns, up to `limit` rows and whether more were cut."""
-    df = spark.sql(statement)
-    cols = list(df.columns)
-    if not cols:
-        return [], [], False
-    rows = [tuple(r) for r in df.limit(limit + 1).collect()]
-    return cols, rows[:limit], len(rows) > limit
+from jobs._cli.context import JobContext, common_options
+from jobs._cli.output import console, print_rows
+from pipelines.tables.sql_query import run_statement, use_database
 
 
 @click.command("sql")
@@ -32,10 +24,9 @@ def cli(job: JobContext, statement: str, fmt: str, limit: int) -> None:
     The current database is the lakecast one, so `select * from forecasts_latest` works.
     """
     spark = job.spark
-    spark.catalog.setCurrentDatabase(job.cfg.catalog.database) if spark.catalog.databaseExists(
-        job.cfg.catalog.database) else None
+    use_database(spark, job.cfg.catalog.database)
     try:
-        cols, rows, cut = run(spark, statement, limit)
+        cols, rows, cut = run_statement(spark, statement, limit)
     except Exception as e:  # noqa: BLE001 - Spark's analysis/parse errors, shown without a trace
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise click.ClickException(f"SQL failed: {msg}") from None

@@ -4,9 +4,9 @@ The `inputs`/`targets` list columns are flattened once and reshaped, which for A
 a view of the batch's buffer (no copy, no per-row Python). The scoring pandas UDF uses
 the same functions on each batch it receives.
 
-Window columns (see the windows contract): `inputs` list<float> of lookback × features,
-row-major by time step; `targets` list<float> of horizon (NULL for inference windows);
-`scale_loc`, `scale_scale` (original = scaled * scale + loc); `skip_reason` NULL when usable.
+Window columns: `conf.window_contract` (`inputs` list<float> of lookback × features,
+row-major by time step; `targets` list<float> of horizon, NULL for inference windows;
+`scale_loc`, `scale_scale`: original = scaled * scale + loc; `skip_reason` NULL when usable).
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conf.errors import LakecastError
+from conf.window_contract import INPUTS, LOC, ORIGIN, SCALE, SERIES, SKIP, TARGETS
 
 log = logging.getLogger(__name__)
-
-INPUTS, TARGETS, LOC, SCALE = "inputs", "targets", "scale_loc", "scale_scale"
-SKIP, SERIES, ORIGIN = "skip_reason", "series_id", "forecast_origin"
 
 
 class WindowShapeError(LakecastError):

@@ -1,15 +1,18 @@
-"""The MLflow model: a thin pyfunc around `Predictor`, separate from the nn.Module.
+"""Log a trained forecaster as an MLflow model that loads without lakecast.
 
-Logged with a tensor signature ((-1, lookback, features) float32 -> (-1, horizon, 3)
-float32) and an input example of real windows, so `mlflow.pyfunc.load_model(uri).predict(X)`
-works in any process that can import lakecast's `models` package.
+The model is "from code": `pyfunc_entry.py` builds the `LakecastPyfunc`, and the whole
+`models/lakecast_forecaster` package travels in the model's `code/` folder (`code_paths`),
+which MLflow puts on `sys.path` at load time. So `mlflow.pyfunc.load_model(uri).predict(X)`
+works in any process with torch, numpy and mlflow, lakecast installed or not. Logged with a
+tensor signature ((-1, lookback, features) float32 -> (-1, horizon, 3) float32) and an input
+example of real windows.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import mlflow.pyfunc
@@ -20,22 +23,12 @@ from mlflow.models.model import ModelInfo
 from mlflow.types.schema import Schema, TensorSpec
 
 from models.lakecast_forecaster.lstm import LSTMForecaster
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor, load_predictor, save_predictor
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor, save_predictor
+from models.lakecast_forecaster.pyfunc import ARTIFACT_KEY
 
-ARTIFACT_KEY = "predictor"
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
-
-
-class LakecastPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
-    """Loads the predictor directory shipped as the `predictor` artifact."""
-
-    def load_context(self, context: Any) -> None:
-        self._predictor = load_predictor(context.artifacts[ARTIFACT_KEY])
-
-    # No type hints on purpose: MLflow would take them for a schema; the signature is the tensor spec.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        X = model_input if isinstance(model_input, np.ndarray) else np.asarray(model_input, dtype=np.float32)
-        return self._predictor.predict(X.astype(np.float32, copy=False))
+FORECASTER_DIR = Path(__file__).with_name("lakecast_forecaster")
+CODE_PACKAGE = FORECASTER_DIR.name  # its top-level name inside the model
 
 
 def signature_for(meta: ModelMeta) -> ModelSignature:
@@ -50,17 +43,28 @@ def log_pyfunc(module: LSTMForecaster, meta: ModelMeta, input_example: np.ndarra
     """Log the model into the active MLflow run; returns its ModelInfo (uri for registration)."""
     reqs = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
             f"mlflow=={mlflow.__version__}"]
+    saved_path, had_package = list(sys.path), CODE_PACKAGE in sys.modules
     with tempfile.TemporaryDirectory() as tmp:
         pdir = save_predictor(module, meta, Path(tmp) / ARTIFACT_KEY)
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(ENTRY_FILE),
-            artifacts={ARTIFACT_KEY: str(pdir)},
-            signature=signature_for(meta),
-            input_example=np.ascontiguousarray(input_example, dtype=np.float32),
-            pip_requirements=reqs,
-            metadata={"lakecast": {k: v for k, v in meta.to_dict().items() if k != "network"}},
-        )
+        try:
+            return mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(ENTRY_FILE),
+                code_paths=[str(FORECASTER_DIR)],
+                artifacts={ARTIFACT_KEY: str(pdir)},
+                signature=signature_for(meta),
+                input_example=np.ascontiguousarray(input_example, dtype=np.float32),
+                pip_requirements=reqs,
+                metadata={"lakecast": {k: v for k, v in meta.to_dict().items() if k != "network"}},
+            )
+        finally:
+            # log_model checks the input example by loading the model from a temporary copy: that
+            # prepends the copy's code/ to sys.path for good and imports `lakecast_forecaster` from it.
+            # Undo both, so a later load in this process imports the package from its own model.
+            sys.path[:] = saved_path
+            if not had_package:
+                for mod in [m for m in sys.modules if m == CODE_PACKAGE or m.startswith(CODE_PACKAGE + ".")]:
+                    del sys.modules[mod]
 
 
 def as_predictor(module: LSTMForecaster, meta: ModelMeta) -> Predictor:

@@ -50,7 +50,7 @@ def cfg(lakecast_home: Path) -> LakecastConfig:
 @pytest.fixture(scope="session")
 def spark(cfg: LakecastConfig) -> Iterator[Any]:
     from pipelines.session.builder import build_session, stop_session
-    from pipelines.tables.specs import ensure_tables
+    from pipelines.tables.ensure import ensure_tables
 
     session = build_session(cfg)
     ensure_tables(session, cfg)
@@ -61,7 +61,7 @@ def spark(cfg: LakecastConfig) -> Iterator[Any]:
 @pytest.fixture
 def fresh_db(spark: Any, cfg: LakecastConfig) -> Callable[..., LakecastConfig]:
     """Factory: a config whose database is new and initialised, for tests that need empty tables."""
-    from pipelines.tables.specs import ensure_tables
+    from pipelines.tables.ensure import ensure_tables
 
     def make(*extra: str) -> LakecastConfig:
         db = f"t_{uuid.uuid4().hex[:10]}"
@@ -81,3 +81,30 @@ def run_cli(home: Path, *args: str, timeout: int = 600, env: dict[str, str] | No
         [str(BIN / "lakecast"), *args, *sets], capture_output=True, text=True, timeout=timeout,
         env=full_env, cwd=REPO,
     )
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A started PostgreSQL server (pipelines.tooling.local_postgres), removed after the module."""
+    from pipelines.tooling.local_postgres import PostgresServer, postgres_bindir
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server programs not found (apt-get install postgresql)")
+    server = PostgresServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A started two-worker Spark standalone cluster (pipelines.tooling.local_cluster), stopped afterwards."""
+    from pipelines.tooling.local_cluster import StandaloneCluster
+
+    spark_cluster = StandaloneCluster(tmp_path_factory.mktemp("spark_cluster"))
+    try:
+        yield spark_cluster.start()
+    finally:
+        spark_cluster.stop()

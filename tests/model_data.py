@@ -13,17 +13,25 @@ from models.arrays import WindowArrays
 LOOKBACK, HORIZON, SEASON = 48, 12, 24
 
 
-def seasonal_windows(n_series: int = 6, length: int = 24 * 30, *, stride: int = 6, noise: float = 0.1,
-                     seed: int = 0) -> tuple[WindowArrays, np.ndarray]:
-    """Windows of sine-like daily series at different levels; also each window's end step."""
+def seasonal_series(n_series: int = 6, length: int = 24 * 30, *, noise: float = 0.1,
+                    seed: int = 0) -> list[np.ndarray]:
+    """Sine-like daily series at different levels (the values `seasonal_windows` cuts)."""
     rng = np.random.default_rng(seed)
     t = np.arange(length)
-    xs, ys, locs, scales, ends, sids = [], [], [], [], [], []
-    for s in range(n_series):
+    out = []
+    for _ in range(n_series):
         level, amp = rng.uniform(5, 50), rng.uniform(0.2, 0.5)
         phase = rng.uniform(0, 2 * np.pi)
-        y = level * (1 + amp * np.sin(2 * np.pi * t / SEASON + phase)
-                     + 0.5 * amp * np.sin(4 * np.pi * t / SEASON) + noise * amp * rng.standard_normal(length))
+        out.append(level * (1 + amp * np.sin(2 * np.pi * t / SEASON + phase)
+                            + 0.5 * amp * np.sin(4 * np.pi * t / SEASON) + noise * amp * rng.standard_normal(length)))
+    return out
+
+
+def seasonal_windows(n_series: int = 6, length: int = 24 * 30, *, stride: int = 6, noise: float = 0.1,
+                     seed: int = 0) -> tuple[WindowArrays, np.ndarray]:
+    """Windows of `seasonal_series`; also each window's end step."""
+    xs, ys, locs, scales, ends, sids = [], [], [], [], [], []
+    for s, y in enumerate(seasonal_series(n_series, length, noise=noise, seed=seed)):
         for start in range(0, length - LOOKBACK - HORIZON + 1, stride):
             x = y[start:start + LOOKBACK]
             loc, sc = x.mean(), x.std()

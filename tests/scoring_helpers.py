@@ -72,7 +72,7 @@ def write_observations(spark: Any, cfg: LakecastConfig, rows: Sequence[tuple[str
     """Append rows to the observations table; returns its new Delta version."""
     from pyspark.sql import functions as F
 
-    from pipelines.tables.specs import delta_version
+    from pipelines.tables.ensure import delta_version
 
     df = spark.createDataFrame(list(rows), "series_id string, ts timestamp, value double")
     now = F.current_timestamp()

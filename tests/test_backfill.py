@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from conf import LakecastConfig
 from conf.freq import parse_freq
-from jobs import backfill
-from jobs.backfill import BackfillError, as_of_times, parse_every
 from jobs.cli import main
-from pipelines.tables.specs import delta_version, ensure_tables
+from pipelines.flows import backfill
+from pipelines.flows.backfill import BackfillError, as_of_times, parse_every
+from pipelines.tables.ensure import delta_version, ensure_tables
 from tests.conftest import make_config
 from tests.scoring_helpers import T0, register_model, series_rows, tiny_model, write_observations
 

@@ -24,9 +24,9 @@ def test_help_lists_every_command() -> None:
     jobs = {"init", "sql", "demo", "ingest", "train", "promote", "predict", "backfill", "sql-server"}
     assert jobs <= listed
     for name in COMMANDS:  # every listed command loads and has its own help
-        sub = CliRunner().invoke(main, [name, "--help"])
+        sub = CliRunner().invoke(main, [name, "--help"], prog_name="lakecast")  # as the installed script
         assert sub.exit_code == 0, (name, sub.output)
-        assert f"Usage: main {name}" in sub.output or f"Usage: lakecast {name}" in sub.output
+        assert f"Usage: lakecast {name}" in sub.output
     sub = CliRunner().invoke(main, ["sql", "--help"])
     assert "--format" in sub.output and "--set" in sub.output and "--conf" in sub.output
 
@@ -39,7 +39,7 @@ def test_config_error_stops_before_spark() -> None:
 
 def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(tmp_path: Path) -> None:
     from conf import load_config
-    from jobs.context import unexpected_error
+    from jobs._cli.context import unexpected_error
 
     cfg = load_config(None, [f"home={tmp_path}"], env={})
     try:

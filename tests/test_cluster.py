@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,20 +27,17 @@ from typing import Any
 import pytest
 
 from conf import LakecastConfig, load_config
-from pipelines.tooling.metastore_schema import init_schema
-from tests.cluster import (
+from pipelines.tooling.local_cluster import (
     SPARK_HOME,
-    PostgresServer,
     StandaloneCluster,
     cmdline,
     free_port,
-    metastore_overrides,
     port_open,
     spark_env,
-    start_cluster,
-    start_postgres,
     wait_for,
 )
+from pipelines.tooling.local_postgres import PostgresServer, metastore_overrides
+from pipelines.tooling.metastore_schema import init_schema
 from tests.conftest import IVY_DIR, REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
@@ -68,6 +64,7 @@ class Home:
         self.path = path
         self.sets = (*TINY, *metastore_overrides(jdbc_url))
         self.cluster = cluster
+        self.demo_forecasts: list[Any] = []  # the forecasts table as the demo left it, before any test
 
     def overrides(self, master: str = "local[2]") -> tuple[str, ...]:
         extra = ("spark.conf.spark.executor.memory=640m", "spark.conf.spark.executor.cores=1",
@@ -107,16 +104,6 @@ def _ok(res: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    yield from start_postgres()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
-    yield from start_cluster(tmp_path_factory.mktemp("spark_cluster"))
-
-
-@pytest.fixture(scope="module")
 def home(spark: Any, postgres: PostgresServer, cluster: StandaloneCluster,
          tmp_path_factory: pytest.TempPathFactory) -> Home:
     """Schema loaded into a new PostgreSQL database, then the whole pipeline run once locally."""
@@ -124,6 +111,7 @@ def home(spark: Any, postgres: PostgresServer, cluster: StandaloneCluster,
     status = init_schema(spark.sparkContext._gateway, h.config())
     assert (status.status, status.version) == ("created", "2.3.0")
     _ok(h.run("demo", "--series", "6", "--days", "30", timeout=1800), "lakecast demo (local[2])")
+    h.demo_forecasts = h.forecasts(spark)  # tests add forecasts for other as-of times; this stays the demo's
     return h
 
 
@@ -151,10 +139,10 @@ def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> No
     """On the standalone cluster, into a database of its own: `lakecast ingest` of the demo's
     files, then `spark-submit jobs/predict.py`; observations and forecasts equal the demo's
     local[2] run (same registered model)."""
-    origins = {r["forecast_origin"] for r in home.forecasts(spark)}
+    origins = {r["forecast_origin"] for r in home.demo_forecasts}
     assert len(origins) == 1, origins  # the demo scored once, at the end of its data
     as_of = min(origins).isoformat()
-    local = _by_key(home.forecasts(spark), as_of)
+    local = _by_key(home.demo_forecasts, as_of)
     assert len(local) >= 6  # at least one series scored over the horizon
 
     db = ("--set", "catalog.database=on_cluster")
@@ -169,7 +157,7 @@ def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> No
             == home.table(spark, "quarantine").count() > 0)  # the demo's files carry bad rows
 
     from jobs.spark_conf import run as spark_conf
-    from pipelines.session.builder import write_properties
+    from pipelines.session.submit import write_properties
 
     cfg = home.config(home.cluster.url)
     props = write_properties(spark_conf(cfg), home.path / "cluster.properties")
@@ -228,7 +216,8 @@ def test_executor_killed_during_predict(spark: Any, home: Home) -> None:
     else:  # a clear one-line error and no partial write
         assert "Error:" in err and "Traceback" not in err, err[-3000:]
         assert len(after) == len(before) and not faulted
-    # The re-run (exactly one forecast per key afterwards) is the next test's first process.
+    # Re-running a faulted time with another predict alongside (one forecast per key afterwards) is
+    # test_rerun_and_another_as_of_at_once_on_postgres_catalog; it prepares its own state.
 
 
 @pytest.mark.timeout(1800)

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from conf.freq import parse_freq
-from pipelines.ingest.validate import ColumnNames, IngestRules, count_outcomes, read_source, validate
+from pipelines.ingest.account import count_outcomes
+from pipelines.ingest.read import ColumnNames, read_source
+from pipelines.ingest.validate import IngestRules, validate
 from pipelines.tooling.dataset_export import DATASETS, DatasetError, export_dataset
 
 needs_tsdata = pytest.mark.skipif(

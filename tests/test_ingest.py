@@ -15,16 +15,11 @@ import pytest
 from conf import LakecastConfig
 from conf.errors import SourceError
 from conf.freq import parse_freq
-from jobs import ingest
-from pipelines.ingest.validate import (
-    REASONS,
-    ColumnNames,
-    IngestRules,
-    count_outcomes,
-    read_source,
-    validate,
-)
-from pipelines.tables.specs import delta_version
+from pipelines.flows import ingest
+from pipelines.ingest.account import count_outcomes
+from pipelines.ingest.read import ColumnNames, read_source
+from pipelines.ingest.validate import REASONS, IngestRules, validate
+from pipelines.tables.ensure import delta_version
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 HEADER = "series_id,ts,value,note"
@@ -273,7 +268,8 @@ def test_cli_ingest_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_accounting_error_when_counts_do_not_add_up() -> None:
-    from pipelines.ingest.validate import AccountingError, IngestCounts
+    from conf.errors import AccountingError
+    from pipelines.ingest.account import IngestCounts
 
     ok = IngestCounts(read=5, valid=3, duplicates=1, quarantined_by_reason={"bad_value": 1},
                       inserted=2, updated=1, unchanged=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,16 +9,11 @@ from click.testing import CliRunner
 
 from conf import LakecastConfig
 from jobs.cli import main
+from pipelines.tooling.local_postgres import PostgresServer, metastore_overrides
 from pipelines.tooling.metastore_schema import MetastoreError, init_schema, schema_scripts
-from tests.cluster import PostgresServer, metastore_overrides, start_postgres
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    yield from start_postgres()
 
 
 def _cfg(cfg: LakecastConfig, url: str) -> LakecastConfig:

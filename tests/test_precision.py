@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from conf import LakecastConfig
-from jobs import predict
 from models.lakecast_forecaster.predictor import Predictor
 from models.precision import (
     BF16,
@@ -24,7 +23,8 @@ from models.precision import (
     precision_check,
     predict_fn,
 )
-from pipelines.tables.specs import ensure_tables
+from pipelines.flows import predict
+from pipelines.tables.ensure import ensure_tables
 from tests.conftest import make_config
 from tests.model_data import SEASON, seasonal_windows
 from tests.scoring_helpers import own_forecasts, register_model, series_rows, tiny_model, write_observations
@@ -140,10 +140,38 @@ def test_bf16_outputs_agree_with_fp32_within_tolerance(small_cfg: LakecastConfig
     assert np.abs(half - full).mean() / np.abs(full).mean() < 10 * TOL
 
 
-def test_calibration_times_both_precisions(small_cfg: LakecastConfig) -> None:
-    speedup = calibrate(Predictor(*tiny_model(small_cfg)), BF16, n_windows=32, batch_size=32, threads=1,
-                        repeats=1)
-    assert speedup > 0
+def test_calibration_times_both_precisions_and_drives_the_auto_decision(
+        small_cfg: LakecastConfig, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import torch
+
+    threads_before = torch.get_num_threads()
+    with caplog.at_level(logging.INFO, logger="models.precision"):
+        speedup = calibrate(Predictor(*tiny_model(small_cfg)), BF16, n_windows=32, batch_size=32, threads=1,
+                            repeats=1)
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("calibration on")]
+    n_windows, threads, fp32_rate, precision, reduced_rate, _ = record.args  # type: ignore[misc]
+    assert (n_windows, threads, precision) == (32, 1, BF16)
+    assert fp32_rate > 0 and reduced_rate > 0
+    # the result is the ratio of the two rates it timed (same division: only float noise allowed)
+    assert speedup == pytest.approx(reduced_rate / fp32_rate, rel=1e-12, abs=0)
+    assert torch.get_num_threads() == threads_before  # the scoring threads setting is put back
+
+    # the measured speedup decides `auto` against scoring.calibration_min_speedup, both ways
+    ok = {"lakecast.precision.bf16.ok": "true", "lakecast.precision.bf16.mase_rel_diff": "0.001",
+          "lakecast.precision.bf16.pinball_rel_diff": "0.002"}
+
+    def decide(min_speedup: float) -> Any:
+        return choose_precision("auto", device="cpu", available=(BF16,), tags=ok, tolerance=TOL,
+                                calibrate_fn=lambda _: speedup, min_speedup=min_speedup)
+
+    slow = decide(min_speedup=speedup * 2)          # needs twice what was measured: fp32
+    assert (slow.precision, slow.speedup) == (FP32, None)
+    assert f"bf16 was only {speedup:.2f}x fp32 in calibration" in slow.reason
+    fast = decide(min_speedup=speedup / 2)          # needs half of it: the reduced precision
+    assert (fast.precision, fast.speedup) == (BF16, speedup)
+    assert fast.reason.endswith(f"; {speedup:.2f}x fp32 in calibration")
 
 
 # --- lakecast predict records the precision it used ---------------------------------------

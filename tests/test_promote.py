@@ -1,12 +1,18 @@
 """The promotion rule, both directions, rollback and the never-without-a-champion guarantee.
 
-Real SQLite MLflow registry; a briefly trained model ("good") against an untrained one
-("bad"), compared on the same generated seasonal windows.
+`lakecast promote`'s own `run` on a real Delta `observations` table and a real SQLite MLflow
+registry: a briefly trained model ("good") against an untrained one ("bad"), both trained on
+the generated seasonal series that the table holds, compared by `run` on its backtest windows.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,60 +20,63 @@ import torch
 
 from conf import LakecastConfig
 from models import promote, registry
-from models.lakecast_forecaster.predictor import Predictor
 from models.registry import CHALLENGER, CHAMPION, VersionNotFoundError
-from models.train import fit
+from models.train import TrainResult, fit
+from pipelines.flows import promote as promote_job
+from pipelines.tables.ensure import ensure_tables
 from tests.conftest import make_config
-from tests.model_data import SEASON, seasonal_windows, time_split
+from tests.model_data import HORIZON, LOOKBACK, seasonal_series, seasonal_windows, time_split
+from tests.scoring_helpers import write_observations
 
 torch.set_num_threads(1)
+T0 = datetime(2024, 1, 1)
+LENGTH = 24 * 30
+# Windows as tests.model_data cuts them; the backtest covers the steps after its test split starts.
+SETTINGS = (f"windows.lookback={LOOKBACK}", f"windows.horizon={HORIZON}", "windows.stride=6",
+            "windows.calendar_features=false", "promote.backtest_periods=96", "promote.mase_margin=0.05",
+            "model.hidden_size=8", "model.num_layers=1", "train.max_epochs=8", "train.batch_size=64",
+            "train.learning_rate=0.01", "train.device=cpu")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory):
-    cfg = make_config(tmp_path_factory.mktemp("promote_home"), "model.hidden_size=8", "model.num_layers=1",
-                      "train.max_epochs=8", "train.batch_size=64", "train.learning_rate=0.01",
-                      "train.device=cpu", "promote.mase_margin=0.05")
-    registry.use_tracking(cfg)
-    w, ends = seasonal_windows()
-    train, val, test = time_split(w, ends, train_end=24 * 22, val_end=24 * 26)
+def setup(spark: Any, lakecast_home: Path) -> tuple[LakecastConfig, TrainResult, TrainResult]:
+    """A database whose observations are the series the two models were trained on."""
+    cfg = make_config(lakecast_home, f"catalog.database=t_{uuid.uuid4().hex[:10]}", *SETTINGS)
+    ensure_tables(spark, cfg)
+    write_observations(spark, cfg, [(f"s{s}", T0 + timedelta(hours=i), float(v))
+                                    for s, y in enumerate(seasonal_series(length=LENGTH)) for i, v in enumerate(y)])
+    w, ends = seasonal_windows(length=LENGTH)
+    train, val, _ = time_split(w, ends, train_end=LENGTH - 8 * 24, val_end=LENGTH - 4 * 24)
     good = fit(train, val, cfg)
     bad_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_epochs": 1,
                                                                            "learning_rate": 1e-6})})
     bad = fit(train, val, bad_cfg)
-    return cfg, good, bad, test
+    return cfg, good, bad
 
 
-def register(cfg: LakecastConfig, result, name: str) -> tuple[registry.ModelRef, Predictor]:
+def register(cfg: LakecastConfig, result: TrainResult) -> registry.ModelRef:
+    """Log `result` as lakecast train does and register it (the newest version is challenger)."""
     import mlflow
 
     from models.lakecast_forecaster.predictor import ModelMeta
     from models.pyfunc import log_pyfunc
 
+    registry.use_tracking(cfg)
     meta = ModelMeta(lookback=result.spec.lookback, n_features=result.spec.n_features,
                      feature_names=("value", "missing"), horizon=result.spec.horizon,
                      quantiles=(0.1, 0.5, 0.9), freq="h", network=result.spec)
     with mlflow.start_run() as run:
         info = log_pyfunc(result.model, meta, np.zeros((1, meta.lookback, meta.n_features), np.float32))
     ref, _ = registry.register(cfg, info.model_uri, run_id=run.info.run_id)
-    return ref, Predictor(result.model, meta)
+    return ref
 
 
 def named(cfg: LakecastConfig, name: str) -> LakecastConfig:
     return cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": name})})
 
 
-def run_rule(cfg: LakecastConfig, test, by_version: dict[str, Predictor]) -> promote.Decision:
-    """What `lakecast promote` does after loading the two versions."""
-    challenger = registry.resolve(cfg, alias=CHALLENGER)
-    shortcut = promote.without_comparison(cfg, challenger)
-    if shortcut is None:
-        champion = registry.resolve(cfg, alias=CHAMPION)
-        cmp = promote.compare(by_version[challenger.version], by_version[champion.version], test,
-                              season=SEASON)
-        shortcut = promote.decide(cfg, challenger, champion, cmp)
-    promote.apply(cfg, shortcut, job_run_id="test-run")
-    return shortcut
+def recorded(spark: Any, cfg: LakecastConfig, run_id: str) -> Any:
+    return spark.table(cfg.table("job_runs")).where(f"run_id = '{run_id}'").head()
 
 
 def test_rule_needs_the_margin_and_the_seasonal_naive() -> None:
@@ -80,54 +89,58 @@ def test_rule_needs_the_margin_and_the_seasonal_naive() -> None:
     assert not promote.rule(1.10, 1.00, 1.2, 0.0)[0]              # worse: never promoted
 
 
-def test_better_challenger_is_promoted_worse_one_is_not(setup) -> None:
-    cfg, good, bad, test = setup
+def test_better_challenger_is_promoted_worse_one_is_not(spark: Any, setup: Any) -> None:
+    cfg, good, bad = setup
     cfg = named(cfg, "promote_both_ways")
-    v1, p1 = register(cfg, bad, "bad")
-    by_version = {v1.version: p1}
-    assert run_rule(cfg, test, by_version).outcome == promote.UNCHANGED   # v1 is both aliases
+    register(cfg, bad)
+    out = promote_job.run(spark, cfg)
+    assert (out.decision.outcome, out.comparison) == (promote.UNCHANGED, None)   # v1 is both aliases
 
-    v2, p2 = register(cfg, good, "good")
-    by_version[v2.version] = p2
-    d = run_rule(cfg, test, by_version)
+    register(cfg, good)
+    out = promote_job.run(spark, cfg)
+    d = out.decision
     assert (d.outcome, d.previous_champion, d.champion) == (promote.PROMOTED, "1", "2"), d.reason
+    assert out.comparison is not None and out.comparison.n_windows > 0
     assert registry.aliases(cfg) == {CHAMPION: "2", CHALLENGER: "2"}
     tags = registry.resolve(cfg, version="2").tags
     assert tags["promotion.decision"] == "promoted" and tags["promotion.champion_before"] == "1"
     assert float(tags["promotion.challenger_mase"]) < float(tags["promotion.seasonal_naive_mase"])
-    assert tags["promotion.windows"] == str(len(test)) and tags["promotion.job_run_id"] == "test-run"
+    assert tags["promotion.windows"] == str(out.comparison.n_windows)
+    assert tags["promotion.job_run_id"] == out.job_run_id
     assert registry.resolve(cfg, version="1").tags["promotion.replaced_by"] == "2"
+    run = recorded(spark, cfg, out.job_run_id)
+    assert run.status == "succeeded"
+    assert (json.loads(run.details)["decision"], json.loads(run.details)["candidate"]) == ("promoted", "2")
 
-    v3, p3 = register(cfg, bad, "bad again")
-    by_version[v3.version] = p3
-    d = run_rule(cfg, test, by_version)
-    assert (d.outcome, d.champion) == (promote.KEPT, "2")
+    register(cfg, bad)
+    out = promote_job.run(spark, cfg)
+    assert (out.decision.outcome, out.decision.champion) == (promote.KEPT, "2"), out.decision.reason
     assert registry.aliases(cfg) == {CHAMPION: "2", CHALLENGER: "3"}
     assert registry.resolve(cfg, version="3").tags["promotion.decision"] == "kept"
 
 
-def test_rollback_pins_a_version_and_checks_it_exists(setup) -> None:
-    cfg, good, bad, _ = setup
+def test_rollback_pins_a_version_and_checks_it_exists(spark: Any, setup: Any) -> None:
+    cfg, good, bad = setup
     cfg = named(cfg, "promote_rollback")
-    register(cfg, bad, "v1")
-    register(cfg, good, "v2")
+    register(cfg, bad)
+    register(cfg, good)
     registry.set_alias(cfg, CHAMPION, "2")
-    d = promote.pin(cfg, 1)
-    promote.apply(cfg, d)
+    d = promote_job.run(spark, cfg, version=1).decision
     assert (d.outcome, d.previous_champion, d.champion) == (promote.PINNED, "2", "1")
     assert registry.aliases(cfg)[CHAMPION] == "1"
     assert registry.resolve(cfg, version="1").tags["promotion.decision"] == "pinned"
-    assert promote.pin(cfg, 1).outcome == promote.UNCHANGED
+    assert promote_job.run(spark, cfg, version=1).decision.outcome == promote.UNCHANGED
     with pytest.raises(VersionNotFoundError, match=r"'promote_rollback' has no version 9 \(versions: 1, 2\)"):
-        promote.pin(cfg, 9)
+        promote_job.run(spark, cfg, version=9)
     assert registry.aliases(cfg)[CHAMPION] == "1"
 
 
-def test_a_registry_without_champion_gets_one(setup) -> None:
-    cfg, good, _, test = setup
+def test_a_registry_without_champion_gets_one(spark: Any, setup: Any) -> None:
+    cfg, good, _ = setup
     cfg = named(cfg, "promote_no_champion")
-    v1, p1 = register(cfg, good, "v1")
+    register(cfg, good)
     registry.client(cfg).delete_registered_model_alias(cfg.model.name, CHAMPION)   # someone removed it
-    d = run_rule(cfg, test, {v1.version: p1})
-    assert (d.outcome, d.champion) == (promote.NO_CHAMPION, "1")
+    out = promote_job.run(spark, cfg)
+    assert (out.decision.outcome, out.decision.champion) == (promote.NO_CHAMPION, "1")
     assert registry.aliases(cfg)[CHAMPION] == "1"
+    assert registry.resolve(cfg, version="1").tags["promotion.job_run_id"] == out.job_run_id

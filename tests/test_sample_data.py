@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conf.freq import parse_freq
-from pipelines.ingest.validate import ColumnNames, IngestRules, count_outcomes, read_source, validate
+from pipelines.ingest.account import count_outcomes
+from pipelines.ingest.read import ColumnNames, read_source
+from pipelines.ingest.validate import IngestRules, validate
 from pipelines.tooling.sample_data import SampleError, generate_sample, sample_table
 
 TEXT = pacsv.ConvertOptions(column_types={"series_id": pa.string(), "ts": pa.string(), "value": pa.string()})

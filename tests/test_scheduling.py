@@ -13,7 +13,6 @@ import re
 import shlex
 import subprocess
 import sys
-from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import pytest
 
 from conf import LakecastConfig
 from jobs.cli import COMMANDS
-from pipelines.session.builder import delta_package, jdbc_driver_jar, properties_text, write_properties
+from pipelines.session.jars import delta_package, jdbc_driver_jar
+from pipelines.session.submit import properties_text, write_properties
 from tests.conftest import IVY_DIR, REPO, make_config
 
 DAG_FILE = REPO / "deploy" / "airflow" / "lakecast_dag.py"
@@ -46,9 +46,45 @@ def test_every_job_module_is_a_spark_submit_script(module: str) -> None:
     path = REPO / Path(*module.split(".")).with_suffix(".py")
     tail = [ln.strip() for ln in path.read_text().rstrip().splitlines()[-2:]]
     assert tail == ['if __name__ == "__main__":', "cli()"], f"{path} must end with the cli() entry point"
-    name = path.stem  # as a script, jobs/<name>.py would shadow a top-level module of that name
-    taken = set(sys.stdlib_module_names) | set(packages_distributions())
-    assert name not in taken, f"jobs/{name}.py shadows the module {name!r} when run by spark-submit"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "jobs").glob("*.py")), ids=lambda p: p.name)
+def test_job_scripts_drop_their_folder_from_sys_path_first(path: Path) -> None:
+    """As a script, jobs/<name>.py would otherwise shadow an installed or stdlib module <name>."""
+    if "__main__" not in path.read_text():
+        return  # not an entry script
+    body = ast.parse(path.read_text()).body
+    imports = [n for n in body if isinstance(n, ast.Import | ast.ImportFrom)
+               and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    first = imports[0]
+    assert isinstance(first, ast.Import) and first.names[0].name == "jobs._script", (
+        f"{path}: the first import must be `import jobs._script`, before anything it could shadow")
+
+
+def test_job_script_does_not_shadow_installed_packages(tmp_path: Path) -> None:
+    """`python jobs/datasets.py` (how spark-submit runs it) leaves `datasets` and `sql` to installed packages.
+
+    Fake installed packages named like jobs/datasets.py and jobs/sql.py sit on PYTHONPATH; after the
+    script ran, importing them (as a library in the same process would) must find the packages.
+    """
+    site = tmp_path / "site"
+    for name in ("datasets", "sql"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text("INSTALLED = True\n")
+    (site / "sitecustomize.py").write_text(
+        "import atexit, importlib, sys\n"
+        "def report():\n"
+        "    for name in ('datasets', 'sql'):\n"
+        "        m = importlib.import_module(name)\n"
+        "        print(f'{name} -> {getattr(m, \"INSTALLED\", False)} {m.__file__}')\n"
+        "atexit.register(report)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, str(REPO / "jobs" / "datasets.py"), "--help"], capture_output=True,
+                         text=True, timeout=120, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Usage:" in res.stdout
+    for name in ("datasets", "sql"):
+        assert f"{name} -> True {site / name / '__init__.py'}" in res.stdout, res.stdout + res.stderr
 
 
 def test_scheduled_jobs_take_as_of() -> None:

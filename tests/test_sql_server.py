@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sql_server import THRIFT_CLASS, command, jdbc_url
-from pipelines.session.builder import (
-    CatalogBusyError,
-    SessionError,
-    _CatalogLock,
-    hold_catalog,
-    thrift_server_properties,
-)
+from conf.errors import CatalogBusyError, SessionError
+from pipelines.session.catalog_lock import CatalogLock, hold_catalog
+from pipelines.session.submit import thrift_server_properties
+from pipelines.tooling.thrift_server import THRIFT_CLASS, command, jdbc_url
 from tests.conftest import make_config
 
 
@@ -43,7 +39,7 @@ def test_server_holds_the_embedded_catalog(tmp_path: Path) -> None:
     """On Derby a job started while the server runs gets the one-line busy message."""
     cfg = make_config(tmp_path)
     with hold_catalog(cfg), pytest.raises(CatalogBusyError, match=r"is in use by pid \d+"):
-        _CatalogLock(cfg.home).acquire()
-    lock = _CatalogLock(cfg.home)
+        CatalogLock(cfg.home).acquire()
+    lock = CatalogLock(cfg.home)
     lock.acquire()  # released when the server stops
     lock.release()

@@ -11,9 +11,10 @@ import pytest
 
 from conf import LakecastConfig
 from conf.errors import SchemaDriftError
-from jobs import init_tables
+from pipelines.flows import init_tables
 from pipelines.sinks.job_runs import record_run
-from pipelines.tables.specs import ALL_TABLES, delta_version, ensure_tables
+from pipelines.tables.ensure import delta_version, ensure_tables
+from pipelines.tables.specs import ALL_TABLES
 
 
 def _versions(spark: Any, cfg: LakecastConfig) -> dict[str, int]:

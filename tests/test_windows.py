@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conf import LakecastConfig
+from conf.window_contract import WINDOW_COLUMNS
 from pipelines.windows.build import (
-    WINDOW_COLUMNS,
     SplitCutoffs,
     count_skipped_series,
     count_skips,
@@ -32,7 +32,7 @@ from pipelines.windows.build import (
     training_windows,
     window_counts,
 )
-from pipelines.windows.grid import ObservationsError, to_grid
+from pipelines.windows.grid_spark import ObservationsError, to_grid
 from tests.conftest import make_config
 
 SCHEMA = "series_id string, ts timestamp, value double"

@@ -1,6 +1,6 @@
 """The global LSTM forecaster: one network for all series, the whole horizon at once.
 
-Inputs are per-window scaled (see `pipelines.windows.build`), so one set of weights serves
+Inputs are per-window scaled (lakecast's window builder does it), so one set of weights serves
 series of any level. The head emits three quantiles that cannot cross: the median plus
 non-negative (softplus) offsets below and above it.
 """

@@ -19,21 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from conf.errors import LakecastError
-from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec
+from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
+from .lstm import LSTMForecaster, LSTMSpec
 
 log = logging.getLogger(__name__)
 
 META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 FORMAT_VERSION = 1
-
-
-class ModelLoadError(LakecastError):
-    """A model directory is missing, incomplete or of an unknown format."""
-
-
-class ModelMismatchError(LakecastError):
-    """The model expects other windows (lookback, features, horizon, frequency) than configured."""
 
 
 @dataclass(frozen=True)

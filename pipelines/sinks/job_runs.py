@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
 from pipelines.tables.conflicts import retry_on_conflict
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _upsert(spark: Any, cfg: LakecastConfig, rec: RunRecord) -> None:
+def _upsert(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
     table = cfg.table("job_runs")
     df = spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema)
     df.createOrReplaceTempView("_lakecast_job_run")
@@ -70,7 +73,7 @@ def _upsert(spark: Any, cfg: LakecastConfig, rec: RunRecord) -> None:
 
 @contextmanager
 def record_run(
-    spark: Any, cfg: LakecastConfig, job: str, parameters: dict[str, Any]
+    spark: SparkSession, cfg: LakecastConfig, job: str, parameters: dict[str, Any]
 ) -> Iterator[RunRecord]:
     """Insert a `running` row, yield the record to fill, then mark it succeeded or failed.
 

@@ -1,19 +1,14 @@
-"""The governed Delta tables: their schemas, constraints, comments and properties.
+"""The governed Delta tables: their schemas, constraints, comments and properties, and their DDL.
 
-`ensure_tables` creates what is missing and reports drift; it never alters an existing
-table, so re-running `lakecast init` changes nothing.
+`tables.ensure` creates them from these specs and reports drift; nothing here touches Spark.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from conf import LakecastConfig
-
-log = logging.getLogger(__name__)
 
 
 def pipeline_version() -> str:
@@ -133,13 +128,6 @@ JOB_RUNS = TableSpec(
 ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, JOB_RUNS)
 
 
-@dataclass(frozen=True)
-class TableStatus:
-    table: str
-    status: str  # created | ok | drifted
-    problems: tuple[str, ...] = ()
-
-
 def create_table_sql(spec: TableSpec, cfg: LakecastConfig) -> str:
     props = {
         "data_owner": cfg.catalog.owner,
@@ -155,69 +143,3 @@ def create_table_sql(spec: TableSpec, cfg: LakecastConfig) -> str:
         f"CREATE TABLE IF NOT EXISTS {cfg.table(spec.name)} (\n  {cols}\n) USING DELTA{part}\n"
         f"COMMENT '{_esc(spec.comment)}'\nTBLPROPERTIES ({tblprops})"
     )
-
-
-def _normalise_type(t: str) -> str:
-    return t.replace(" ", "").lower()
-
-
-def check_drift(spark: Any, spec: TableSpec, cfg: LakecastConfig) -> list[str]:
-    """Differences between an existing table and its expected schema and constraints."""
-    name = cfg.table(spec.name)
-    actual = {f.name: f for f in spark.table(name).schema.fields}
-    problems: list[str] = []
-    for col in spec.columns:
-        f = actual.get(col.name)
-        if f is None:
-            problems.append(f"column {col.name} ({col.type}) is missing")
-            continue
-        got = _normalise_type(f.dataType.simpleString())
-        if got != _normalise_type(col.type):
-            problems.append(f"column {col.name} has type {got}, expected {col.type.lower()}")
-        if not col.nullable and f.nullable:
-            problems.append(f"column {col.name} should be NOT NULL")
-    for extra in sorted(set(actual) - set(spec.column_names)):
-        problems.append(f"unexpected column {extra}")
-    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
-    for cname, expr in spec.constraints.items():
-        if f"delta.constraints.{cname.lower()}" not in props:
-            problems.append(f"CHECK constraint {cname} ({expr}) is missing")
-    for k, v in spec.properties.items():
-        if props.get(k) != v:
-            problems.append(f"table property {k} is {props.get(k)!r}, expected {v!r}")
-    return problems
-
-
-def table_exists(spark: Any, cfg: LakecastConfig, name: str) -> bool:
-    return bool(spark.catalog.tableExists(cfg.table(name)))
-
-
-def ensure_tables(spark: Any, cfg: LakecastConfig) -> list[TableStatus]:
-    """Create the database and any missing table; report drift of existing ones."""
-    db = cfg.catalog.database
-    spark.sql(
-        f"CREATE DATABASE IF NOT EXISTS {db} COMMENT 'lakecast governed forecasting tables'"
-    )
-    result: list[TableStatus] = []
-    for spec in ALL_TABLES:
-        if table_exists(spark, cfg, spec.name):
-            problems = check_drift(spark, spec, cfg)
-            result.append(TableStatus(cfg.table(spec.name), "drifted" if problems else "ok", tuple(problems)))
-            continue
-        spark.sql(create_table_sql(spec, cfg))
-        for cname, expr in spec.constraints.items():
-            spark.sql(f"ALTER TABLE {cfg.table(spec.name)} ADD CONSTRAINT {cname} CHECK ({expr})")
-        log.info("created table %s", cfg.table(spec.name))
-        result.append(TableStatus(cfg.table(spec.name), "created"))
-    from pipelines.tables.views import ensure_views
-
-    ensure_views(spark, cfg)
-    return result
-
-
-def delta_version(spark: Any, table: str) -> int:
-    """Current Delta version of a table (the lineage number stored in forecasts/job_runs)."""
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forName(spark, table).history(1).select("version").head()
-    return int(row["version"]) if row is not None else -1

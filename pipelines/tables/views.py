@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def forecasts_latest_sql(cfg: LakecastConfig) -> str:
@@ -23,5 +26,5 @@ FROM (
 """
 
 
-def ensure_views(spark: Any, cfg: LakecastConfig) -> None:
+def ensure_views(spark: SparkSession, cfg: LakecastConfig) -> None:
     spark.sql(forecasts_latest_sql(cfg))

@@ -17,7 +17,7 @@ from typing import Any
 
 from conf import LakecastConfig
 from conf.errors import LakecastError
-from pipelines.session.builder import ensure_jdbc_driver
+from pipelines.session.jars import ensure_jdbc_driver
 
 log = logging.getLogger(__name__)
 

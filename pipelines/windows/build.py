@@ -1,20 +1,14 @@
-"""Sequence windows for the LSTM, built in Spark from `observations`.
+"""Sequence windows for the LSTM, built in Spark from `observations`: the public entry points.
 
-One row per window (the shared windows contract):
-
-| column | type | meaning |
-|---|---|---|
-| series_id | string | the series |
-| forecast_origin | timestamp | the last input step; targets start one grid step later |
-| inputs | array<float> | lookback x n_features, row-major by step; feature 0 = scaled value |
-| targets | array<float> | horizon scaled values (training); NULL for inference windows |
-| scale_loc, scale_scale | double | original = scaled * scale_scale + scale_loc |
-| skip_reason | string | NULL when usable; else too_short, stale, too_many_missing, missing_target |
+One row per window, in the columns of `conf.window_contract` (series_id, forecast_origin,
+inputs lookback x features row-major, targets, scale_loc/scale_scale, skip_reason).
 
 Skipped rows are kept (inputs/targets/scales NULL) so they can be counted; consumers keep
 `skip_reason IS NULL`. Usable windows hold only finite numbers. Windows start at a series'
 first valid observation and follow every `windows.stride` steps. See `pipelines.windows.grid` for
 the grid and fill rules and `pipelines.windows.features` for covariates and scaling.
+`windows.strategy` picks the kernel that cuts them: `numpy_kernel` or `sql_kernel` (kernels
+take a `pipelines.windows.spec.WindowSpec` and never import this module).
 
 Example (training windows up to a cut-off, then numpy through Arrow):
 
@@ -26,41 +20,30 @@ Example (training windows up to a cut-off, then numpy through Arrow):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from conf import LakecastConfig
 from conf.errors import LakecastError
-from pipelines.windows.features import calendar_kinds, feature_names
-from pipelines.windows.grid import (
-    GridSpec,
-    ObservationsError,
-    from_utc_micros,
-    select_observations,
-    shift,
-    to_utc_micros,
-)
+from conf.utc import from_utc_micros, to_utc_micros
+from pipelines.windows.features import feature_names
+from pipelines.windows.grid import GridSpec, shift
+from pipelines.windows.grid_spark import select_observations
+from pipelines.windows.numpy_kernel import numpy_windows
+from pipelines.windows.spec import WindowSpec
+from pipelines.windows.sql_kernel import sql_windows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
-WINDOW_COLUMNS = ("series_id", "forecast_origin", "inputs", "targets", "scale_loc", "scale_scale",
-                  "skip_reason")
-# Why a row is unusable. too_short: not enough history (a series with no full window keeps
-# one row); stale: last observation more than scoring.max_staleness steps before as_of;
-# too_many_missing: more than windows.max_missing_frac of the inputs missing after fill
-# (or all of them); missing_target: a target step still missing after fill.
-SKIP_REASONS = ("too_short", "stale", "too_many_missing", "missing_target")
 STRATEGIES = ("numpy", "sql")
 
 __all__ = [
-    "SKIP_REASONS",
     "STRATEGIES",
-    "WINDOW_COLUMNS",
-    "ObservationsError",
     "SplitCutoffs",
     "WindowError",
-    "WindowSpec",
     "WindowSplits",
     "count_skipped_series",
     "count_skips",
@@ -78,47 +61,17 @@ class WindowError(LakecastError):
     """Windows cannot be built or split; the message says why."""
 
 
-@dataclass(frozen=True)
-class WindowSpec:
-    """The window settings of `cfg` as plain values a Python worker can carry."""
-
-    grid: GridSpec
-    lookback: int
-    horizon: int
-    stride: int
-    max_missing_frac: float
-    calendar: tuple[str, ...]  # calendar cycles, see pipelines.windows.features
-    max_staleness: int
-    strategy: str
-
-    @classmethod
-    def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
-        from conf.freq import parse_freq
-
-        w = cfg.windows
-        kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
-        return cls(GridSpec.from_config(cfg), w.lookback, w.horizon, w.stride, w.max_missing_frac,
-                   kinds, cfg.scoring.max_staleness, w.strategy)
-
-    @property
-    def n_features(self) -> int:
-        return 2 + 2 * len(self.calendar)
-
-
-def _build(obs: Any, cfg: LakecastConfig, mode: str, t_us: int | None, after_us: int | None = None) -> Any:
+def _build(obs: DataFrame, cfg: LakecastConfig, mode: str, t_us: int | None,
+           after_us: int | None = None) -> DataFrame:
     """Dispatch to the configured strategy; `after_us` keeps training windows with a later origin."""
     spec = WindowSpec.from_config(cfg)
     df = select_observations(obs, cfg)
     if spec.strategy == "sql":
-        from pipelines.windows.sql_kernel import sql_windows
-
-        return sql_windows(df, cfg, spec, mode, t_us, after_us)
-    from pipelines.windows.numpy_kernel import numpy_windows
-
+        return sql_windows(df, spec, mode, t_us, after_us)
     return numpy_windows(df, spec, mode, t_us, after_us)
 
 
-def training_windows(obs: Any, cfg: LakecastConfig, cutoff: datetime | str | None = None) -> Any:
+def training_windows(obs: DataFrame, cfg: LakecastConfig, cutoff: datetime | str | None = None) -> DataFrame:
     """Windows of `windows.lookback` inputs and `windows.horizon` targets every `windows.stride`
     steps, seeing nothing after `cutoff` (not even for filling gaps). Lazy: no Spark job runs.
 
@@ -127,7 +80,7 @@ def training_windows(obs: Any, cfg: LakecastConfig, cutoff: datetime | str | Non
     return _build(obs, cfg, "training", None if cutoff is None else to_utc_micros(cutoff))
 
 
-def inference_windows(obs: Any, cfg: LakecastConfig, as_of: datetime | str) -> Any:
+def inference_windows(obs: DataFrame, cfg: LakecastConfig, as_of: datetime | str) -> DataFrame:
     """One row per series: the last `windows.lookback` grid steps at or before `as_of`.
 
     forecast_origin is the series' last grid step at or before `as_of` (observed or not);
@@ -138,7 +91,7 @@ def inference_windows(obs: Any, cfg: LakecastConfig, as_of: datetime | str) -> A
     return _build(obs, cfg, "inference", to_utc_micros(as_of))
 
 
-def window_counts(windows: Any) -> dict[str, int]:
+def window_counts(windows: DataFrame) -> dict[str, int]:
     """Rows by outcome in one Spark job: `usable` plus each skip reason present."""
     from pyspark.sql import functions as F
 
@@ -147,12 +100,12 @@ def window_counts(windows: Any) -> dict[str, int]:
     return {"usable": counts.pop("usable", 0), **dict(sorted(counts.items()))}
 
 
-def count_skips(windows: Any) -> dict[str, int]:
+def count_skips(windows: DataFrame) -> dict[str, int]:
     """Skipped windows by reason (only reasons that occur; usable rows are not counted)."""
     return {k: v for k, v in window_counts(windows).items() if k != "usable"}
 
 
-def count_skipped_series(windows: Any) -> dict[str, int]:
+def count_skipped_series(windows: DataFrame) -> dict[str, int]:
     """Distinct series with at least one window skipped for each reason."""
     from pyspark.sql import functions as F
 
@@ -161,7 +114,7 @@ def count_skipped_series(windows: Any) -> dict[str, int]:
     return {r["skip_reason"]: int(r["n"]) for r in sorted(rows, key=lambda r: r["skip_reason"])}
 
 
-def log_window_counts(windows: Any, what: str) -> dict[str, int]:
+def log_window_counts(windows: DataFrame, what: str) -> dict[str, int]:
     """Count (one Spark job) and log one line: usable windows and skipped ones by reason."""
     counts = window_counts(windows)
     skipped = {k: v for k, v in counts.items() if k != "usable"}
@@ -179,12 +132,12 @@ class SplitCutoffs(NamedTuple):
 
 
 class WindowSplits(NamedTuple):
-    train: Any
-    val: Any
-    test: Any
+    train: DataFrame
+    val: DataFrame
+    test: DataFrame
 
 
-def split_cutoffs(obs: Any, cfg: LakecastConfig, end: datetime | str | None = None) -> SplitCutoffs:
+def split_cutoffs(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | None = None) -> SplitCutoffs:
     """Cut-offs counted back from the data's end (or `end`): `train.test_periods` steps of
     test, before them `train.val_periods` steps of validation, the rest for training."""
     from pyspark.sql import functions as F
@@ -201,7 +154,7 @@ def split_cutoffs(obs: Any, cfg: LakecastConfig, end: datetime | str | None = No
     return SplitCutoffs(shift(grid, val_end, -cfg.train.val_periods), val_end, end_dt)
 
 
-def split_windows(obs: Any, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = None) -> WindowSplits:
+def split_windows(obs: DataFrame, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = None) -> WindowSplits:
     """Train / validation / test windows by time (`split_cutoffs` unless given).
 
     Each part is built with its own cut-off, so no part sees (or fills from) later data;
@@ -213,7 +166,7 @@ def split_windows(obs: Any, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = 
     c = cutoffs or split_cutoffs(obs, cfg)
     grid = GridSpec.from_config(cfg)
 
-    def after(cutoff: datetime, t: datetime) -> Any:
+    def after(cutoff: datetime, t: datetime) -> DataFrame:
         # first target = origin + 1 step > t  <=>  origin > t - 1 step. The strategy skips
         # earlier windows without building them; the filter states the contract.
         after_us = to_utc_micros(shift(grid, t, -1))

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from conf import LakecastConfig
 from conf.freq import Freq, parse_freq
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 US_PER_DAY = 86_400_000_000
 # A standard deviation below this fraction of max(1, |mean|) counts as zero variance.
@@ -66,11 +69,11 @@ def calendar_features(kinds: tuple[str, ...], ts_us: np.ndarray, month: np.ndarr
     return np.stack(cols, axis=1) if cols else np.zeros((len(ts_us), 0))
 
 
-def calendar_feature_cols(kinds: tuple[str, ...], ts_us: Any, month: Any) -> list[Any]:
+def calendar_feature_cols(kinds: tuple[str, ...], ts_us: Column, month: Column) -> list[Column]:
     """The same features as SQL columns of a step's timestamp (us) and month (0-11)."""
     from pyspark.sql import functions as F
 
-    cols: list[Any] = []
+    cols: list[Column] = []
     for kind in kinds:
         if kind == "hour_of_day":
             phase = F.pmod(ts_us, F.lit(US_PER_DAY)) / US_PER_DAY
@@ -88,7 +91,7 @@ def guard_scale(loc: np.ndarray, std: np.ndarray) -> np.ndarray:
     return np.where(std > MIN_REL_STD * ref, std, ref)
 
 
-def guard_scale_col(loc: Any, std: Any) -> Any:
+def guard_scale_col(loc: Column, std: Column) -> Column:
     from pyspark.sql import functions as F
 
     ref = F.greatest(F.lit(1.0), F.abs(loc))

@@ -7,11 +7,12 @@ an Arrow table whose list columns are built from flat buffers (no per-row object
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from conf.window_contract import MISSING_TARGET, STALE, TOO_MANY_MISSING, TOO_SHORT, arrow_schema
 from pipelines.windows.features import calendar_features, guard_scale
 from pipelines.windows.grid import (
     anchor_of,
@@ -21,22 +22,13 @@ from pipelines.windows.grid import (
     step_index,
     step_micros,
 )
+from pipelines.windows.spec import WindowSpec
 
 if TYPE_CHECKING:
-    from pipelines.windows.build import WindowSpec
-
-ARROW_SCHEMA = pa.schema([
-    ("series_id", pa.string()),
-    ("forecast_origin", pa.timestamp("us", tz="UTC")),
-    ("inputs", pa.list_(pa.float32())),
-    ("targets", pa.list_(pa.float32())),
-    ("scale_loc", pa.float64()),
-    ("scale_scale", pa.float64()),
-    ("skip_reason", pa.string()),
-])
+    from pyspark.sql import DataFrame
 
 
-class _Rows:
+class SeriesRows:
     """Output rows of one series, collected as arrays."""
 
     def __init__(self) -> None:
@@ -45,7 +37,7 @@ class _Rows:
         self.targets: list[np.ndarray] = []
         self.loc: list[np.ndarray] = []
         self.scale: list[np.ndarray] = []
-        self.reason: list[Any] = []
+        self.reason: list[str | None] = []
 
     def skipped(self, origin_us: int | None, reason: str, spec: WindowSpec, targets: bool) -> None:
         self.add(np.array([origin_us if origin_us is not None else np.iinfo(np.int64).min]),
@@ -54,7 +46,7 @@ class _Rows:
                  np.array([np.nan]), np.array([np.nan]), [reason])
 
     def add(self, origin: np.ndarray, inputs: np.ndarray, targets: np.ndarray | None,
-            loc: np.ndarray, scale: np.ndarray, reason: list[Any]) -> None:
+            loc: np.ndarray, scale: np.ndarray, reason: list[str | None]) -> None:
         self.origin.append(origin)
         self.inputs.append(inputs)
         if targets is not None:
@@ -66,7 +58,7 @@ class _Rows:
     def table(self, series_id: str, with_targets: bool) -> pa.Table:
         n = len(self.reason)
         if n == 0:
-            return ARROW_SCHEMA.empty_table()
+            return arrow_schema().empty_table()
         usable = np.array([r is None for r in self.reason], dtype=bool)
         origin = np.concatenate(self.origin)
         loc, scale = np.concatenate(self.loc), np.concatenate(self.scale)
@@ -80,7 +72,7 @@ class _Rows:
             pa.array(loc, pa.float64(), mask=~usable),
             pa.array(scale, pa.float64(), mask=~usable),
             pa.array(self.reason, pa.string()),
-        ], schema=ARROW_SCHEMA)
+        ], schema=arrow_schema())
 
 
 def _list_array(rows: np.ndarray, usable: np.ndarray) -> pa.Array:
@@ -95,20 +87,20 @@ def _list_array(rows: np.ndarray, usable: np.ndarray) -> pa.Array:
 
 
 def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, observed: np.ndarray,
-              starts: np.ndarray, with_targets: bool, out: _Rows) -> None:
+              starts: np.ndarray, with_targets: bool, out: SeriesRows) -> None:
     """Cut windows whose inputs start at grid positions `starts`; scale and add features."""
     lb, hz = spec.lookback, spec.horizon
     idx = starts[:, None] + np.arange(lb)  # (windows, lookback)
     x = vals[idx]
     nmiss = np.isnan(x).sum(axis=1)
-    reason: list[Any] = [None] * len(starts)
+    reason: list[str | None] = [None] * len(starts)
     bad = (nmiss == lb) | (nmiss > spec.max_missing_frac * lb)
     y = vals[starts[:, None] + lb + np.arange(hz)] if with_targets else None
     bad_y = np.isnan(y).any(axis=1) & ~bad if y is not None else np.zeros(len(starts), dtype=bool)
     for i in np.flatnonzero(bad):
-        reason[i] = "too_many_missing"
+        reason[i] = TOO_MANY_MISSING
     for i in np.flatnonzero(bad_y):
-        reason[i] = "missing_target"
+        reason[i] = MISSING_TARGET
     ok = ~(bad | bad_y)
     nf = spec.n_features
     inputs = np.full((len(starts), lb * nf), np.nan, dtype=np.float32)
@@ -138,21 +130,21 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
 
 
 def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode: str,
-                   t_us: int | None, after_us: int | None = None) -> _Rows:
+                   t_us: int | None, after_us: int | None = None) -> SeriesRows:
     """Windows of one series: `training` up to cut-off `t_us` (only those whose origin is
     after `after_us`, if given), or `inference` as of `t_us`."""
-    out = _Rows()
+    out = SeriesRows()
     grid = spec.grid
     anchor = anchor_of(grid, ts_us)
     obs = series_obs(grid, ts_us, values, t_us, anchor)
     lb, hz = spec.lookback, spec.horizon
     if mode == "training":
         if len(obs.steps) == 0:
-            out.skipped(None, "too_short", spec, True)
+            out.skipped(None, TOO_SHORT, spec, True)
             return out
         first, last = int(obs.steps[0]), int(obs.steps[-1])
         if last - first + 1 < lb + hz:
-            out.skipped(int(step_micros(grid, anchor, np.array([last]))[0]), "too_short", spec, True)
+            out.skipped(int(step_micros(grid, anchor, np.array([last]))[0]), TOO_SHORT, spec, True)
             return out
         vals, observed = dense_grid(grid, obs)
         starts = np.arange(0, len(vals) - lb - hz + 1, spec.stride)
@@ -165,11 +157,11 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
     k_o = int(step_index(grid, anchor, np.array([t_us]))[0])
     origin_us = int(step_micros(grid, anchor, np.array([k_o]))[0])
     if len(obs.steps) == 0:
-        out.skipped(origin_us, "too_short", spec, False)
+        out.skipped(origin_us, TOO_SHORT, spec, False)
     elif k_o - int(obs.steps[-1]) > spec.max_staleness:
-        out.skipped(origin_us, "stale", spec, False)
+        out.skipped(origin_us, STALE, spec, False)
     elif k_o - int(obs.steps[0]) + 1 < lb:
-        out.skipped(origin_us, "too_short", spec, False)
+        out.skipped(origin_us, TOO_SHORT, spec, False)
     else:
         vals, observed = dense_grid(grid, obs, last_step=k_o)
         _assemble(spec, anchor, int(obs.steps[0]), vals, observed, np.array([len(vals) - lb]), False, out)
@@ -185,12 +177,12 @@ def arrow_windows(spec: WindowSpec, mode: str, t_us: int | None, table: pa.Table
     return series_windows(spec, ts, values, mode, t_us, after_us).table(sid, mode == "training")
 
 
-def numpy_windows(obs: Any, spec: WindowSpec, mode: str, t_us: int | None,
-                  after_us: int | None = None) -> Any:
+def numpy_windows(obs: DataFrame, spec: WindowSpec, mode: str, t_us: int | None,
+                  after_us: int | None = None) -> DataFrame:
     """All series' windows with `groupBy(series_id).applyInArrow` (the `numpy` strategy)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     def fn(table: pa.Table) -> pa.Table:
         return arrow_windows(spec, mode, t_us, table, after_us)
 
-    return obs.groupBy("series_id").applyInArrow(fn, from_arrow_schema(ARROW_SCHEMA))
+    return obs.groupBy("series_id").applyInArrow(fn, from_arrow_schema(arrow_schema()))

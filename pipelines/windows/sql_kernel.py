@@ -8,24 +8,28 @@ never copied into each window row).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from conf.window_contract import MISSING_TARGET, STALE, TOO_MANY_MISSING, TOO_SHORT
 from pipelines.windows.features import calendar_feature_cols, guard_scale_col
-from pipelines.windows.grid import series_grid_arrays, step_of_col, step_ts_col
+from pipelines.windows.grid_spark import series_grid_arrays, step_of_col, step_ts_col
+from pipelines.windows.spec import WindowSpec
 
 if TYPE_CHECKING:
-    from conf import LakecastConfig
-    from pipelines.windows.build import WindowSpec
+    from pyspark.sql import Column, DataFrame
+
+    _ColumnFn = Callable[[Column], Column]
 
 
-def _calendar_arrays(spec: WindowSpec) -> Any:
+def _calendar_arrays(spec: WindowSpec) -> Column:
     """Per-series arrays of each step's calendar features: array<array<double>> (step, feature)."""
     from pyspark.sql import functions as F
 
     grid = spec.grid
     n = F.size("values")
 
-    def per_step(i: Any) -> Any:
+    def per_step(i: Column) -> Column:
         k = F.col("first_step") + i
         if grid.is_calendar:
             month = F.pmod(F.col("anchor") + k * grid.months, F.lit(12))
@@ -38,13 +42,13 @@ def _calendar_arrays(spec: WindowSpec) -> Any:
     return F.transform(F.sequence(F.lit(0), n - 1), per_step)
 
 
-def _cut(spec: WindowSpec, starts: Any, with_targets: bool) -> Any:
+def _cut(spec: WindowSpec, starts: Column, with_targets: bool) -> Column:
     """array<struct> of raw windows (s, x, m, c, y) from the grid arrays, one per start."""
     from pyspark.sql import functions as F
 
     lb, hz = spec.lookback, spec.horizon
 
-    def one(s: Any) -> Any:
+    def one(s: Column) -> Column:
         fields = [s.alias("s"), F.slice("values", s + 1, lb).alias("x"),
                   F.slice("observed", s + 1, lb).alias("m")]
         if spec.calendar:
@@ -56,32 +60,32 @@ def _cut(spec: WindowSpec, starts: Any, with_targets: bool) -> Any:
     return F.transform(starts, one)
 
 
-def _finish(spec: WindowSpec, with_targets: bool) -> Any:
+def _finish(spec: WindowSpec, with_targets: bool) -> tuple[_ColumnFn, _ColumnFn, _ColumnFn]:
     """Turn each raw window struct into (k_origin, inputs, targets, loc, scale, reason)."""
     from pyspark.sql import functions as F
 
     lb = spec.lookback
 
-    def stats(w: Any) -> Any:
+    def stats(w: Column) -> Column:
         x = w["x"]
         nmiss = F.size(F.filter(x, lambda v: v.isNull()))
         cnt = lb - nmiss
         total = F.aggregate(x, F.lit(0.0), lambda acc, v: acc + F.coalesce(v, F.lit(0.0)))
         bad_x = (nmiss == lb) | (nmiss > F.lit(spec.max_missing_frac * lb))
-        reason = F.when(bad_x, F.lit("too_many_missing"))
+        reason = F.when(bad_x, F.lit(TOO_MANY_MISSING))
         if with_targets:
-            reason = reason.when(F.exists(w["y"], lambda v: v.isNull()), F.lit("missing_target"))
+            reason = reason.when(F.exists(w["y"], lambda v: v.isNull()), F.lit(MISSING_TARGET))
         return w.withField("loc", F.when(cnt > 0, total / cnt)).withField("reason", reason).withField(
             "cnt", cnt)
 
-    def scale(w: Any) -> Any:
+    def scale(w: Column) -> Column:
         ss = F.aggregate(w["x"], F.lit(0.0),
                          lambda acc, v: acc + F.coalesce((v - w["loc"]) * (v - w["loc"]), F.lit(0.0)))
         std = F.when(w["cnt"] > 0, F.sqrt(ss / w["cnt"]))
         return w.withField("scale", guard_scale_col(w["loc"], std))
 
-    def features(w: Any) -> Any:
-        def step(t: Any) -> Any:
+    def features(w: Column) -> Column:
+        def step(t: Column) -> Column:
             value = F.coalesce((w["x"][t] - w["loc"]) / w["scale"], F.lit(0.0))
             parts = [F.array(value, F.when(w["m"][t], F.lit(0.0)).otherwise(F.lit(1.0)))]
             if spec.calendar:
@@ -103,8 +107,8 @@ def _finish(spec: WindowSpec, with_targets: bool) -> Any:
     return stats, scale, features
 
 
-def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us: int | None,
-                after_us: int | None = None) -> Any:
+def sql_windows(df: DataFrame, spec: WindowSpec, mode: str, t_us: int | None,
+                after_us: int | None = None) -> DataFrame:
     """All series' windows with Spark SQL only (the `sql` strategy)."""
     from pyspark.sql import functions as F
 
@@ -121,15 +125,15 @@ def sql_windows(df: Any, cfg: LakecastConfig, spec: WindowSpec, mode: str, t_us:
             origin_k = F.col("first_step") + lb - 1
             starts = F.filter(starts, lambda s: step_ts_col(grid, F.col("anchor"), origin_k + s)
                               > F.timestamp_micros(F.lit(after_us)))
-        reason = F.when(too_short, F.lit("too_short"))
+        reason = F.when(too_short, F.lit(TOO_SHORT))
     else:
         assert t_us is not None
         k_o = step_of_col(grid, F.col("anchor"), t_us)
         short_origin = step_ts_col(grid, F.col("anchor"), k_o)
         starts = F.array(n - lb)
-        reason = (F.when(F.col("first_step").isNull(), F.lit("too_short"))
-                  .when(k_o - F.col("last_obs_step") > spec.max_staleness, F.lit("stale"))
-                  .when(k_o - F.col("first_step") + 1 < lb, F.lit("too_short")))
+        reason = (F.when(F.col("first_step").isNull(), F.lit(TOO_SHORT))
+                  .when(k_o - F.col("last_obs_step") > spec.max_staleness, F.lit(STALE))
+                  .when(k_o - F.col("first_step") + 1 < lb, F.lit(TOO_SHORT)))
     g = g.withColumn("series_reason", reason)
     if spec.calendar:
         g = g.withColumn("cal", F.when(F.col("series_reason").isNull(), _calendar_arrays(spec)))

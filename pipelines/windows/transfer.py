@@ -6,6 +6,8 @@ Two ways, chosen by size:
 - `snapshot`: a distributed Parquet write of the windows under the lakecast home, read back
   with pyarrow either whole (small) or as a stream of record batches per epoch (large), so
   training never needs the whole set in the driver's memory.
+
+Tables, not arrays: `models.arrays` turns them into numpy (windows never import models).
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from models.arrays import SKIP, WindowArrays, to_arrays, usable_only
+from conf.window_contract import SKIP, WINDOW_COLUMNS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
-
-TRAIN_COLUMNS = ("series_id", "forecast_origin", "inputs", "targets", "scale_loc", "scale_scale",
-                 "skip_reason")
 
 
 def outcome_counts(table: pa.Table | ds.Dataset) -> dict[str, int]:
@@ -37,7 +39,7 @@ def outcome_counts(table: pa.Table | ds.Dataset) -> dict[str, int]:
     return counts
 
 
-def collect_arrow(windows: Any, columns: tuple[str, ...] = TRAIN_COLUMNS) -> pa.Table:
+def collect_arrow(windows: DataFrame, columns: tuple[str, ...] = WINDOW_COLUMNS) -> pa.Table:
     """All rows of a (small) windows DataFrame as one Arrow table on the driver."""
     return windows.select(*columns).toArrow()
 
@@ -57,19 +59,19 @@ class Snapshot:
     def dataset(self) -> ds.Dataset:
         return ds.dataset(str(self.path), format="parquet")
 
-    def load(self, *, lookback: int, n_features: int, horizon: int, keys: bool = False) -> WindowArrays:
-        """The usable windows as arrays in memory."""
-        table = usable_only(self.dataset().to_table())
-        return to_arrays(table, lookback=lookback, n_features=n_features, horizon=horizon, keys=keys)
+    def usable(self) -> pa.Table:
+        """The usable windows (`skip_reason` NULL) in memory; `models.arrays.to_arrays` makes arrays of them."""
+        table = self.dataset().to_table()
+        return table.filter(pc.is_null(table.column(SKIP)))
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def snapshot(windows: Any, path: str | Path, *, lookback: int, n_features: int, horizon: int) -> Snapshot:
+def snapshot(windows: DataFrame, path: str | Path, *, lookback: int, n_features: int, horizon: int) -> Snapshot:
     """Write the windows (all rows, skipped ones included for counting) as Parquet at `path`."""
     out = Path(path)
-    windows.select(*TRAIN_COLUMNS).write.mode("overwrite").parquet(str(out))
+    windows.select(*WINDOW_COLUMNS).write.mode("overwrite").parquet(str(out))
     snap = Snapshot(out, {}, row_bytes=4 * (lookback * n_features + horizon) + 16)
     counts = outcome_counts(snap.dataset())
     log.info("windows snapshot %s: %s", out, counts)

@@ -7,12 +7,16 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from conf import ConfigError, LakecastConfig, load_config
 from conf.errors import LakecastError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+from models.lakecast_forecaster.errors import ForecasterError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("lakecast")
@@ -23,11 +27,11 @@ class JobContext:
 
     def __init__(self, cfg: LakecastConfig) -> None:
         self.cfg = cfg
-        self._spark: Any = None
+        self._spark: SparkSession | None = None
         self._owns_spark = False
 
     @property
-    def spark(self) -> Any:
+    def spark(self) -> SparkSession:
         if self._spark is None:
             from pyspark.sql import SparkSession
 
@@ -67,7 +71,7 @@ def setup_logging(verbose: int) -> None:
 
 def _check_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
-        from pipelines.windows.grid import to_utc_micros
+        from conf.utc import to_utc_micros
 
         try:
             to_utc_micros(value)
@@ -126,7 +130,7 @@ def common_options(f: F) -> F:
         job = JobContext(cfg)
         try:
             return f(job, **kwargs)
-        except LakecastError as e:
+        except (LakecastError, ForecasterError) as e:  # the model's own errors: it ships without conf
             raise click.ClickException(str(e)) from None
         except (click.ClickException, click.Abort, KeyboardInterrupt):
             raise

@@ -1,22 +1,19 @@
-"""Real servers for the heavy tests: a Spark standalone cluster and a PostgreSQL server.
+"""A Spark standalone cluster on this machine, for the cluster tests and bench/cluster_bench.py.
 
-Both run on 127.0.0.1 with free ports, keep everything under a temporary directory and are
-torn down by process group, so an executor or backend they spawned cannot outlive a test
-run. Nothing here is a stand-in: the master, workers and PostgreSQL are the real programs
-(pyspark's `bin/spark-class`, Debian's `initdb`/`pg_ctl`).
+The master and workers are the real programs (pyspark's `bin/spark-class`) on 127.0.0.1 with
+free ports, under a working directory of the caller's, torn down by process group so an
+executor or Python worker they spawned cannot outlive the run. Its PostgreSQL counterpart is
+pipelines.tooling.local_postgres. Tooling, not a flow: no job imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,115 +157,3 @@ class StandaloneCluster:
         for proc in reversed(self.procs):  # workers (and their executors) first
             _stop_group(proc)
         self.procs.clear()
-
-
-def postgres_bindir() -> Path | None:
-    """Directory of PostgreSQL's server programs (initdb, pg_ctl), newest version first."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0, reverse=True)
-    if found:
-        return found[0].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@dataclass
-class PostgresServer:
-    """A throwaway PostgreSQL cluster: `initdb` into a temp dir, served on a free port.
-
-    initdb refuses to run as root, so as root the server runs as the `postgres` user
-    (from Debian's package) in a directory handed to it; trust authentication on
-    127.0.0.1 only.
-    """
-
-    bindir: Path
-    port: int = 0
-    root: Path | None = None
-    _owner: str | None = None
-
-    def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self._owner:
-            cmd = ["runuser", "-u", self._owner, "--", *cmd]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/")
-        if res.returncode != 0:
-            log = self.root / "postgres.log" if self.root else None
-            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise RuntimeError(
-                f"{' '.join(args[:2])} failed ({res.returncode}): {res.stderr}{res.stdout}\n{tail}"
-            )
-        return res
-
-    def start(self) -> PostgresServer:
-        self.root = Path(tempfile.mkdtemp(prefix="lakecast-pg-"))
-        if os.geteuid() == 0:
-            import pwd
-
-            users = {u.pw_name for u in pwd.getpwall()}
-            self._owner = next((u for u in ("postgres", "nobody") if u in users), None)
-            if self._owner is None:
-                raise RuntimeError("initdb refuses root and there is no `postgres` or `nobody` user")
-            subprocess.run(["chown", "-R", f"{self._owner}:", str(self.root)], check=True)
-        data = self.root / "data"
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--locale=C")
-        self.port = free_port()
-        opts = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-        self._run("pg_ctl", "-D", str(data), "-o", opts, "-l", str(self.root / "postgres.log"),
-                  "-w", "-t", "60", "start")
-        return self
-
-    def sql(self, statement: str, db: str = "postgres") -> str:
-        res = self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-                        "-v", "ON_ERROR_STOP=1", "-At", "-c", statement)
-        return res.stdout.strip()
-
-    def create_database(self, name: str, user: str = "hive", password: str = "hive") -> str:
-        """A new empty database owned by `user`; returns its JDBC URL."""
-        if not self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{user}'"):
-            self.sql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
-        self.sql(f"CREATE DATABASE {name} OWNER {user}")
-        return f"jdbc:postgresql://127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        if self.root is None:
-            return
-        data = self.root / "data"
-        if (data / "postmaster.pid").exists():
-            try:
-                self._run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", timeout=60)
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pid = int((data / "postmaster.pid").read_text().split()[0])
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.root, ignore_errors=True)
-        self.root = None
-
-
-def metastore_overrides(jdbc_url: str) -> tuple[str, ...]:
-    """`--set` overrides that put a lakecast run on a PostgreSQL metastore."""
-    return ("catalog.metastore=postgres", f"catalog.jdbc_url={jdbc_url}",
-            "catalog.jdbc_user=hive", "catalog.jdbc_password=hive")
-
-
-def start_cluster(workdir: Path) -> Iterator[StandaloneCluster]:
-    """Generator for a fixture: a started two-worker cluster, stopped afterwards."""
-    cluster = StandaloneCluster(workdir)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-
-
-def start_postgres() -> Iterator[PostgresServer]:
-    """Generator for a fixture: a started PostgreSQL server, removed afterwards."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        import pytest
-
-        pytest.skip("PostgreSQL server programs not found (apt-get install postgresql)")
-    server = PostgresServer(bindir)
-    try:
-        yield server.start()
-    finally:
-        server.stop()

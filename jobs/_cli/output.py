@@ -6,10 +6,13 @@ import csv
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from models.evaluate import Backtest
 
 console = Console()
 
@@ -38,3 +41,11 @@ def print_summary(title: str, facts: Mapping[str, Any]) -> None:
     for k, v in facts.items():
         t.add_row(str(k), str(v))
     console.print(t)
+
+
+def print_backtest(bt: Backtest, title: str) -> None:
+    """The backtest's metrics per forecaster, then per horizon step."""
+    cols, rows = bt.table()
+    print_rows(cols, rows, title=title)
+    cols, rows = bt.step_table()
+    print_rows(cols, rows, title="per horizon step")

@@ -1,0 +1,112 @@
+"""`lakecast promote [--version N]`: decide which registered version is `champion`.
+
+Data flow: resolve `challenger` and `champion` to fixed versions -> download both -> the most
+recent backtest windows (the last `promote.backtest_periods` steps of observations) ->
+score both and the seasonal naive on the same windows -> the rule (models.promote) -> move
+the alias or not -> tags on the version -> job_runs. `--version N` pins N on purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conf import LakecastConfig
+from conf.freq import parse_freq
+from models.promote import Comparison, Decision
+from models.registry import ModelRef
+from pipelines.sinks.job_runs import RunRecord, record_run
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from models.arrays import WindowArrays
+    from models.lakecast_forecaster.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromoteOutcome:
+    decision: Decision
+    challenger: ModelRef | None = None
+    champion: ModelRef | None = None
+    comparison: Comparison | None = None
+    job_run_id: str = ""
+
+
+def backtest_windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRecord,
+                     ) -> WindowArrays:
+    """Usable windows whose targets lie in the last `promote.backtest_periods` steps (as arrays)."""
+    from pyspark.sql import functions as F
+
+    from conf.utc import to_utc_micros
+    from models.arrays import to_arrays, usable_only
+    from pipelines.windows.build import feature_names, split_cutoffs, training_windows
+    from pipelines.windows.grid import GridSpec, shift
+    from pipelines.windows.transfer import collect_arrow, outcome_counts
+
+    bt_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"test_periods": cfg.promote.backtest_periods})})
+    cut = split_cutoffs(obs, bt_cfg, end=as_of)
+    grid = GridSpec.from_config(cfg)
+    first_origin = to_utc_micros(shift(grid, cut.val_end, -1))   # first target after the start
+    windows = training_windows(obs, cfg, cutoff=cut.end).where(
+        F.col("forecast_origin") > F.timestamp_micros(F.lit(first_origin)))
+    table = collect_arrow(windows)
+    counts = outcome_counts(table)
+    for outcome, n in counts.items():
+        rec.row_counts[f"backtest_windows_{outcome}"] = n
+    log.info("backtest windows (targets in (%s, %s]): %s", cut.val_end, cut.end, counts)
+    return to_arrays(usable_only(table), lookback=cfg.windows.lookback, n_features=len(feature_names(cfg)),
+                     horizon=cfg.windows.horizon, keys=True)
+
+
+def _load(cfg: LakecastConfig, ref: ModelRef) -> Predictor:
+    from models.lakecast_forecaster.predictor import load_predictor
+    from models.registry import download_version
+    from pipelines.windows.build import feature_names
+
+    predictor = load_predictor(download_version(cfg, ref))
+    predictor.meta.check_windows(lookback=cfg.windows.lookback, feature_names=feature_names(cfg),
+                                 horizon=cfg.windows.horizon, freq=cfg.data.freq)
+    return predictor
+
+
+def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as_of: str | None = None,
+        ) -> PromoteOutcome:
+    """Apply the promotion rule (or pin `version`); record the decision in job_runs and as tags."""
+    from models import precision, promote, registry
+    from pipelines.flows.train import read_observations
+
+    with record_run(spark, cfg, "promote", {"version": version, "as_of": as_of}) as rec:
+        if version is not None:
+            decision = promote.pin(cfg, version)
+            promote.apply(cfg, decision, job_run_id=rec.run_id)
+            rec.details.update(_details(decision))
+            return PromoteOutcome(decision, job_run_id=rec.run_id)
+        challenger = registry.resolve(cfg, alias=registry.CHALLENGER)
+        shortcut = promote.without_comparison(cfg, challenger)
+        if shortcut is not None:
+            promote.apply(cfg, shortcut, job_run_id=rec.run_id)
+            rec.details.update(_details(shortcut))
+            return PromoteOutcome(shortcut, challenger, job_run_id=rec.run_id)
+        champion = registry.resolve(cfg, alias=registry.CHAMPION)
+        log.info("challenger v%s vs champion v%s", challenger.version, champion.version)
+        predictors = _load(cfg, challenger), _load(cfg, champion)
+        obs, obs_version = read_observations(spark, cfg)
+        rec.versions_read["observations"] = obs_version
+        windows = backtest_windows(cfg, obs, as_of, rec)
+        cmp = promote.compare(*predictors, windows, season=parse_freq(cfg.data.freq).season_length())
+        # Re-check reduced precision on the newest backtest windows: scoring reads these tags.
+        registry.tag_version(cfg, challenger.version, precision.check_version(cfg, predictors[0], windows))
+        decision = promote.decide(cfg, challenger, champion, cmp)
+        promote.apply(cfg, decision, job_run_id=rec.run_id)
+        rec.details.update(_details(decision))
+        return PromoteOutcome(decision, challenger, champion, cmp, rec.run_id)
+
+
+def _details(d: Decision) -> dict[str, Any]:
+    return {"decision": d.outcome, "reason": d.reason, "champion_before": d.previous_champion,
+            "champion_after": d.champion, "candidate": d.candidate, **d.facts}

@@ -1,0 +1,198 @@
+"""`lakecast train [--as-of T]`: train the LSTM on `observations`, backtest, log to MLflow, register.
+
+Data flow: observations (pinned Delta version) -> train/validation/test windows (Spark) ->
+Parquet snapshot -> numpy via Arrow -> torch training -> backtest on the test windows ->
+MLflow run (params, config, losses, metrics, figure, model) -> new registered version
+(`challenger`; also `champion` when there is none) -> job_runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conf import LakecastConfig
+from conf.errors import LakecastError
+from conf.freq import parse_freq
+from models.arrays import WindowArrays, parquet_source, to_arrays
+from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.registry import ModelRef
+from models.train import TrainResult, WindowSource
+from pipelines.sinks.job_runs import RunRecord, record_run
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from pipelines.windows.build import SplitCutoffs
+    from pipelines.windows.transfer import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What `lakecast train` produced."""
+
+    model: ModelRef
+    became_champion: bool
+    backtest: Backtest
+    result: TrainResult
+    mlflow_run_id: str
+    job_run_id: str
+    observations_version: int
+    cutoffs: SplitCutoffs
+
+
+def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFrame, int]:
+    """The observations table pinned at its current Delta version (the lineage number)."""
+    from pipelines.tables.ensure import delta_version, table_exists
+
+    table = cfg.table("observations")
+    if not table_exists(spark, cfg, "observations"):
+        raise LakecastError(f"table {table} does not exist; run `lakecast init` and `lakecast ingest` first")
+    version = delta_version(spark, table)
+    return spark.sql(f"SELECT * FROM {table} VERSION AS OF {version}"), version
+
+
+def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRecord, root: Path,
+             ) -> tuple[SplitCutoffs, dict[str, Snapshot], list[str]]:
+    """Build the three splits and write them as Parquet snapshots; counts go into `rec`."""
+    from pipelines.windows.build import feature_names, split_cutoffs, split_windows
+    from pipelines.windows.transfer import snapshot
+
+    names = list(feature_names(cfg))
+    cut = split_cutoffs(obs, cfg, end=as_of)
+    parts = split_windows(obs, cfg, cut)
+    shape = dict(lookback=cfg.windows.lookback, n_features=len(names), horizon=cfg.windows.horizon)
+    snaps = {}
+    for split, df in (("train", parts.train), ("val", parts.val), ("test", parts.test)):
+        t0 = time.perf_counter()
+        snaps[split] = snapshot(df, root / split, **shape)
+        for outcome, n in snaps[split].counts.items():
+            rec.row_counts[f"{split}_windows_{outcome}"] = n
+        log.info("%s windows: %d usable, skipped %s (%.1fs)", split, snaps[split].counts.get("usable", 0),
+                 {k: v for k, v in snaps[split].counts.items() if k != "usable"} or "none",
+                 time.perf_counter() - t0)
+    return cut, snaps, names
+
+
+def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta: ModelMeta,
+                test: WindowArrays, test_pred: Any, obs_version: int, cutoffs: SplitCutoffs, rec: RunRecord,
+                names: list[str], as_of: str | None) -> tuple[str, str]:
+    """One MLflow run with everything people look for; returns (run id, logged model uri)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    from models.plots import forecast_figure
+    from models.pyfunc import log_pyfunc
+
+    params = {**{f"model.{k}": v for k, v in cfg.model.model_dump().items()},
+              **{f"train.{k}": v for k, v in cfg.train.model_dump().items()},
+              **{f"windows.{k}": v for k, v in cfg.windows.model_dump().items()},
+              "data.freq": cfg.data.freq, "features": ",".join(names), "n_features": len(names),
+              "as_of": as_of or "latest", "train_end": cutoffs.train_end, "val_end": cutoffs.val_end,
+              "test_end": cutoffs.end, "observations_delta_version": obs_version,
+              "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
+              "n_test_windows": len(test)}
+    with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
+        mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
+                         "lakecast.observations_delta_version": obs_version})
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        mlflow.log_dict(cfg.model_dump(mode="json"), "config.json")
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, h.epoch) for h in result.history
+                   for k, v in (("train_loss", h.train_loss), ("val_loss", h.val_loss),
+                                ("epoch_seconds", h.seconds))]
+        metrics += [Metric(f"test_{f}_{m}_by_step", float(v), now, step + 1)
+                    for f, ms in bt.per_step.items() for m, arr in ms.items()
+                    for step, v in enumerate(arr) if v == v]
+        metrics += [Metric(k, v, now, 0) for k, v in bt.flat_metrics().items()]
+        metrics += [Metric("best_val_loss", result.best_val_loss, now, 0),
+                    Metric("best_epoch", float(result.best_epoch), now, 0),
+                    Metric("train_seconds", result.seconds, now, 0)]
+        client = mlflow.MlflowClient()
+        for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics
+            client.log_batch(run.info.run_id, metrics=metrics[i:i + 900])
+        cols, rows = bt.table()
+        per_step = {f: {m: a.tolist() for m, a in ms.items()} for f, ms in bt.per_step.items()}
+        mlflow.log_dict({"overall": bt.overall, "columns": cols, "rows": rows, "per_step": per_step,
+                         "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
+        fig = forecast_figure(test, test_pred, cfg.train.plot_series)
+        mlflow.log_figure(fig, "forecasts_vs_actuals.png")
+        info = log_pyfunc(result.model, meta, test.X[:2])
+        return run.info.run_id, info.model_uri
+
+
+def _in_memory(snap: Snapshot, cfg: LakecastConfig, n_features: int, keys: bool = False) -> WindowArrays:
+    """A snapshot's usable windows as arrays in memory."""
+    return to_arrays(snap.usable(), lookback=cfg.windows.lookback, n_features=n_features,
+                     horizon=cfg.windows.horizon, keys=keys)
+
+
+def _train_inputs(cfg: LakecastConfig, snaps: dict[str, Snapshot], n_features: int,
+                  ) -> tuple[WindowSource, WindowArrays]:
+    """Training data in memory when it fits `train.max_in_memory_mb`, else a stream of batches."""
+    shape: dict[str, Any] = dict(lookback=cfg.windows.lookback, n_features=n_features, horizon=cfg.windows.horizon)
+    snap = snaps["train"]
+    if snap.usable_mb <= cfg.train.max_in_memory_mb:
+        log.info("training windows: %.0f MB, loaded into memory", snap.usable_mb)
+        train: WindowSource = _in_memory(snap, cfg, n_features)
+    else:
+        log.info("training windows: %.0f MB > train.max_in_memory_mb=%d, streamed as Arrow batches",
+                 snap.usable_mb, cfg.train.max_in_memory_mb)
+        train = parquet_source(str(snap.path), **shape, batch_rows=max(cfg.train.batch_size * 64, 8192),
+                               seed=cfg.train.seed)
+    return train, _in_memory(snaps["val"], cfg, n_features)
+
+
+def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutcome:
+    """Train, backtest, log, register; the run is recorded in job_runs (failures too)."""
+    import torch
+
+    from models import precision, registry
+    from models.evaluate import backtest
+    from models.train import fit
+
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
+    with record_run(spark, cfg, "train", {"as_of": as_of}) as rec:
+        obs, obs_version = read_observations(spark, cfg)
+        rec.versions_read["observations"] = obs_version
+        log.info("observations: %s at Delta version %d", cfg.table("observations"), obs_version)
+        root = cfg.home / "tmp" / f"windows-{rec.run_id}"
+        try:  # a streamed training set is read from the snapshot during fit
+            cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root)
+            train, val = _train_inputs(cfg, snaps, len(names))
+            test = _in_memory(snaps["test"], cfg, len(names), keys=True)
+            result = fit(train, val, cfg)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        meta = ModelMeta(lookback=cfg.windows.lookback, n_features=len(names), feature_names=tuple(names),
+                         horizon=cfg.windows.horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
+                         network=result.spec)
+        predictor = Predictor(result.model, meta, device=result.device)
+        test_pred = predictor.predict(test.X)
+        bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
+                      quantiles=cfg.model.quantiles)
+        registry.use_tracking(cfg)
+        run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
+                                        obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
+                                        as_of=as_of)
+        tags = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
+                "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
+                "lakecast.test_windows": str(bt.n_windows),
+                "lakecast.observations_delta_version": str(obs_version),
+                "lakecast.job_run_id": rec.run_id, "lakecast.as_of": as_of or "latest",
+                **precision.check_version(cfg, predictor, test)}  # may scoring use bf16/fp16?
+        ref, first = registry.register(cfg, model_uri, run_id=run_id, tags=tags)
+        rec.details.update({"mlflow_run_id": run_id, "model_name": ref.name, "model_version": ref.version,
+                            "became_champion": first, "test_mase": bt.mase(MODEL),
+                            "test_seasonal_naive_mase": bt.mase(SEASONAL_NAIVE),
+                            "best_epoch": result.best_epoch, "epochs": len(result.history),
+                            "train_seconds": round(result.seconds, 2), "device": result.device})
+        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs)

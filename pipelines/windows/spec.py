@@ -1,0 +1,40 @@
+"""The window settings of a configuration as plain values a Python worker can carry.
+
+Both window kernels (`numpy_kernel`, `sql_kernel`) and the fused scoring path take a
+`WindowSpec`; `build` makes one from the configuration and picks the kernel. Kernels import
+this module, never `build`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conf import LakecastConfig
+from conf.freq import parse_freq
+from pipelines.windows.features import calendar_kinds
+from pipelines.windows.grid import GridSpec
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The window settings of `cfg` as plain values a Python worker can carry."""
+
+    grid: GridSpec
+    lookback: int
+    horizon: int
+    stride: int
+    max_missing_frac: float
+    calendar: tuple[str, ...]  # calendar cycles, see pipelines.windows.features
+    max_staleness: int
+    strategy: str
+
+    @classmethod
+    def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
+        w = cfg.windows
+        kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
+        return cls(GridSpec.from_config(cfg), w.lookback, w.horizon, w.stride, w.max_missing_frac,
+                   kinds, cfg.scoring.max_staleness, w.strategy)
+
+    @property
+    def n_features(self) -> int:
+        return 2 + 2 * len(self.calendar)
