@@ -40,7 +40,7 @@ RUN pip install --no-deps -e .
 # Fetch the Delta JARs (Spark's Ivy) and the metastore's JDBC driver at build time, into the
 # ivy_dir of conf/cluster.yaml, so containers start without network access.
 RUN LAKECAST_HOME=/tmp/warm lakecast sql "SELECT 1" --set spark.ivy_dir=/opt/lakecast/ivy \
- && lakecast spark-conf --conf conf/cluster.yaml > /dev/null \
+ && LAKECAST_JDBC_PASSWORD=unused lakecast spark-conf --conf conf/cluster.yaml > /dev/null \
  && rm -rf /tmp/warm
 
 VOLUME /opt/lakecast/home

@@ -23,3 +23,11 @@ class CatalogBusyError(SessionError):
 
 class AccountingError(LakecastError):
     """Row counts do not add up: a bug, reported rather than hidden."""
+
+
+class LineageError(LakecastError):
+    """A job run's Delta commit cannot be found by its run id (or lacks Delta's metrics)."""
+
+
+class ForgetError(LakecastError):
+    """`lakecast forget` was asked wrongly or could not finish; the message never names the series id."""

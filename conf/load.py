@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from conf.schema import LakecastConfig
+from conf.secrets import is_secret_name, redact
 
 DEFAULT_FILE = Path(__file__).with_name("default.yaml")
 
@@ -74,8 +75,10 @@ def _format(err: ValidationError) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against conf/default.yaml)"
+        elif any(is_secret_name(str(p)) for p in e["loc"]):
+            pass  # never echo a secret; the message names the variable or file at fault
         elif "input" in e and e["type"] not in ("missing",):
-            msg = f"{msg} (got {e['input']!r})"
+            msg = f"{msg} (got {redact(e['input'])!r})"  # a section's mapping may hold a secret
         lines.append(f"{key}: {msg}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
@@ -96,7 +99,8 @@ def load_config(
     for item in overrides:
         data = _apply_set(data, item)
     try:
-        cfg = LakecastConfig.model_validate(data)
+        # Secrets given as {env: VAR} read `env` (conf/secrets.py), so tests can pass their own.
+        cfg = LakecastConfig.model_validate(data, context={"env": env})
     except ValidationError as e:
         raise ConfigError(_format(e)) from None
     return cfg.model_copy(update={"home": Path(cfg.home).expanduser().resolve()})

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from conf.secrets import Secret
+
 _FREQ_RE = re.compile(r"^(\d*)(min|h|D|W|MS|QS)$")
 
 
@@ -48,7 +50,7 @@ class CatalogConfig(_Section):
     metastore: Literal["derby", "postgres"] = "derby"
     jdbc_url: str | None = None
     jdbc_user: str | None = None
-    jdbc_password: str | None = None
+    jdbc_password: Secret | None = None  # {env: VAR}, {file: PATH} or inline (conf/secrets.py)
     jdbc_driver_package: str = "org.postgresql:postgresql:42.7.4"
     owner: str = "data-platform"
     classification: str = "internal"
@@ -193,6 +195,13 @@ class MlflowConfig(_Section):
     tracking_uri: str | None = None
     registry_uri: str | None = None
     experiment: str = "lakecast"
+    # Credentials for a tracking server with basic auth and for an S3 artifact store the client
+    # writes to directly; exported to MLflow's environment variables by models.registry.
+    tracking_username: str | None = None
+    tracking_password: Secret | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: Secret | None = None
+    s3_secret_access_key: Secret | None = None
 
 
 class BatchSizes(_Section):
@@ -246,6 +255,28 @@ class SqlServerConfig(_Section):
 
     host: str = "127.0.0.1"  # 0.0.0.0 to accept connections from other machines
     port: int = Field(default=10000, ge=1, le=65535)
+    # A non-loopback host needs authentication, or the explicit opt-out below.
+    authentication: Literal["none", "ldap"] = "none"
+    ldap_url: str | None = None  # e.g. ldap://ldap.example.com:389
+    ldap_base_dn: str | None = None  # users bind as uid=USER,<base dn>
+    ldap_user_dn_pattern: str | None = None  # instead: e.g. cn=%s,ou=users,dc=example,dc=com
+    ldap_domain: str | None = None  # Active Directory: users bind as USER@<domain>
+    allow_unauthenticated_remote: bool = False
+
+    @model_validator(mode="after")
+    def _ldap_needs_url(self) -> SqlServerConfig:
+        if self.authentication == "ldap" and not self.ldap_url:
+            raise ValueError("sql_server.authentication is 'ldap' but sql_server.ldap_url is not set")
+        return self
+
+
+class GovernanceConfig(_Section):
+    """Data-subject requests (`lakecast forget`)."""
+
+    # VACUUM retention of `lakecast forget`. 0: when the command ends, no data or change-data
+    # file still holds the series (and time travel to versions before the purge is gone);
+    # n > 0 keeps the last n hours readable and leaves the files to a forget re-run after n hours.
+    forget_retention_hours: int = Field(default=0, ge=0)
 
 
 class LakecastConfig(_Section):
@@ -263,6 +294,7 @@ class LakecastConfig(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     scoring: ScoringConfig = ScoringConfig()
     sql_server: SqlServerConfig = SqlServerConfig()
+    governance: GovernanceConfig = GovernanceConfig()
 
     def table(self, name: str) -> str:
         """Fully qualified name of a lakecast table, e.g. `lakecast.forecasts`."""

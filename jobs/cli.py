@@ -26,6 +26,7 @@ COMMANDS = {
     "promote": "jobs.promote",
     "predict": "jobs.predict",
     "backfill": "jobs.backfill",
+    "forget": "jobs.forget",
     "spark-conf": "jobs.spark_conf",
     "metastore": "jobs.metastore",
     "sql-server": "jobs.sql_server",

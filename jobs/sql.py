@@ -9,6 +9,7 @@ import click
 
 from jobs._cli.context import JobContext, common_options
 from jobs._cli.output import console, print_rows
+from pipelines.session.spark_errors import format_spark_error
 from pipelines.tables.sql_query import run_statement, use_database
 
 
@@ -16,7 +17,8 @@ from pipelines.tables.sql_query import run_statement, use_database
 @click.argument("statement")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
-@click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed.")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Most rows printed; 0: no limit. A note on stderr says when rows were cut.")
 @common_options
 def cli(job: JobContext, statement: str, fmt: str, limit: int) -> None:
     """Run a Spark SQL STATEMENT (query, DML or DDL) against the catalog and print the result.
@@ -27,14 +29,17 @@ def cli(job: JobContext, statement: str, fmt: str, limit: int) -> None:
     use_database(spark, job.cfg.catalog.database)
     try:
         cols, rows, cut = run_statement(spark, statement, limit)
-    except Exception as e:  # noqa: BLE001 - Spark's analysis/parse errors, shown without a trace
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:
+        # Spark's error class and message on one line (a CHECK constraint's name and the
+        # offending values); pyspark's JSON stack-trace line went to logs/spark-errors.log.
+        msg = format_spark_error(e)
+        if msg is None:
+            raise
         raise click.ClickException(f"SQL failed: {msg}") from None
     if cols:
         print_rows(cols, rows, fmt)
-        if cut:
-            console.print(f"[yellow](first {limit} rows shown; use --limit to see more)[/yellow]",
-                          highlight=False) if fmt == "table" else None
+        if cut:  # on stderr, so an export's stdout holds only rows, and the cut is never silent
+            click.echo(f"lakecast sql: result cut at --limit {limit} rows; --limit 0 prints all", err=True)
     elif fmt == "table":
         console.print("OK")
 

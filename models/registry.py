@@ -9,6 +9,7 @@ and are only applied when a job calls `use_tracking` (never at import).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from conf import LakecastConfig
 from conf.errors import LakecastError
+from conf.secrets import reveal
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,22 @@ class ModelRef:
         return f"models:/{self.name}/{self.version}"
 
 
+def export_credentials(cfg: LakecastConfig) -> None:
+    """Hand the configured MLflow/S3 credentials to MLflow the only way it takes them: its env vars.
+
+    Unset keys leave the environment alone (credentials may come from it directly).
+    """
+    m = cfg.mlflow
+    values = {"MLFLOW_TRACKING_USERNAME": m.tracking_username, "MLFLOW_S3_ENDPOINT_URL": m.s3_endpoint_url,
+              "MLFLOW_TRACKING_PASSWORD": m.tracking_password and reveal(m.tracking_password),
+              "AWS_ACCESS_KEY_ID": m.s3_access_key_id and reveal(m.s3_access_key_id),
+              "AWS_SECRET_ACCESS_KEY": m.s3_secret_access_key and reveal(m.s3_secret_access_key)}
+    os.environ.update({k: v for k, v in values.items() if v})
+
+
 def client(cfg: LakecastConfig) -> MlflowClient:
-    """A client bound to the configured tracking and registry URIs (no global state touched)."""
+    """A client bound to the configured tracking and registry URIs, with the configured credentials."""
+    export_credentials(cfg)
     return MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.registry_uri)
 
 
@@ -71,6 +87,7 @@ def use_tracking(cfg: LakecastConfig) -> str:
     directory. Returns the experiment id. Called by jobs, never at import time.
     """
     cfg.home.mkdir(parents=True, exist_ok=True)
+    export_credentials(cfg)
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_registry_uri(cfg.registry_uri)
     name = cfg.mlflow.experiment

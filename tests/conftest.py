@@ -32,6 +32,24 @@ TEST_OVERRIDES = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a TZ the system cannot resolve: the `tz` runs would silently run in UTC."""
+    import time
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if not tz:
+        return
+    try:
+        want = datetime.now(ZoneInfo(tz)).utcoffset()
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        want = None
+    if want != timedelta(seconds=time.localtime().tm_gmtoff):
+        raise pytest.UsageError(f"TZ={tz} is not a time zone this system knows (install tzdata); "
+                                "the time-zone tests would run in another zone")
+
+
 def make_config(home: Path, *extra: str) -> LakecastConfig:
     """A config on `home` with the test settings, plus any `extra` --set overrides."""
     return load_config(None, [f"home={home}", *TEST_OVERRIDES, *extra], env={})
@@ -70,6 +88,28 @@ def fresh_db(spark: Any, cfg: LakecastConfig) -> Callable[..., LakecastConfig]:
         return c
 
     return make
+
+
+def collect_utc(df: Any) -> list[Any]:
+    """`df.collect()` with TIMESTAMP values as naive UTC, whatever the host's TZ.
+
+    pyspark returns TIMESTAMPs as naive datetimes in the host's zone (`fromtimestamp`, `fold`
+    set), so converting them back through that zone is exact; tests marked `tz` read this way.
+    """
+    from datetime import UTC
+
+    from pyspark.sql import Row
+    from pyspark.sql.types import TimestampType
+
+    ts = [f.name for f in df.schema.fields if isinstance(f.dataType, TimestampType)]
+    out = []
+    for r in df.collect():
+        d = r.asDict()
+        for c in ts:
+            if d[c] is not None:
+                d[c] = d[c].astimezone(UTC).replace(tzinfo=None)
+        out.append(Row(**d))
+    return out
 
 
 def run_cli(home: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from conf import LakecastConfig
+from conf.utc import utc_aware
 from models import registry
 from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
@@ -74,7 +75,9 @@ def write_observations(spark: Any, cfg: LakecastConfig, rows: Sequence[tuple[str
 
     from pipelines.tables.ensure import delta_version
 
-    df = spark.createDataFrame(list(rows), "series_id string, ts timestamp, value double")
+    # Aware datetimes: pyspark would read naive ones in the host's zone.
+    df = spark.createDataFrame([(s, utc_aware(t), v) for s, t, v in rows],
+                               "series_id string, ts timestamp, value double")
     now = F.current_timestamp()
     (df.select("series_id", "ts", "value", F.lit("test").alias("batch_id"),
                F.lit("inline").alias("source_file"), now.alias("ingested_at"), now.alias("updated_at"))

@@ -15,7 +15,7 @@ from jobs.cli import main
 from pipelines.flows import backfill
 from pipelines.flows.backfill import BackfillError, as_of_times, parse_every
 from pipelines.tables.ensure import delta_version, ensure_tables
-from tests.conftest import make_config
+from tests.conftest import collect_utc, make_config
 from tests.scoring_helpers import T0, register_model, series_rows, tiny_model, write_observations
 
 SMALL = ("windows.lookback=24", "windows.horizon=6", "scoring.max_staleness=5", "scoring.precision=fp32")
@@ -59,7 +59,7 @@ def scored_db(spark: Any, lakecast_home: Any) -> LakecastConfig:
 
 
 def _origins(spark: Any, cfg: LakecastConfig) -> dict[datetime, int]:
-    rows = spark.table(cfg.table("forecasts")).groupBy("forecast_origin").count().collect()
+    rows = collect_utc(spark.table(cfg.table("forecasts")).groupBy("forecast_origin").count())
     return {r["forecast_origin"]: r["count"] for r in rows}
 
 

@@ -78,7 +78,11 @@ def test_tables_are_visible_from_another_process(tmp_path: Path) -> None:
     assert {"observations", "quarantine", "forecasts", "job_runs", "forecasts_latest"} <= names
     bad = run_cli(tmp_path, "sql", "SELECT nope FROM lakecast.forecasts")
     assert bad.returncode == 1
-    assert "SQL failed" in bad.stderr and "nope" in bad.stderr
+    # one line with Spark's error class; pyspark's JSON line with the Java stack trace in a file
+    assert not [line for line in bad.stderr.splitlines() if line.lstrip().startswith("{")]
+    assert "Error: SQL failed: UNRESOLVED_COLUMN.WITH_SUGGESTION: " in bad.stderr and "`nope`" in bad.stderr
+    assert "CheckAnalysis" not in bad.stderr and "o72" not in bad.stderr
+    assert "CheckAnalysis" in (tmp_path / "logs" / "spark-errors.log").read_text()
 
 
 def test_unresolvable_jar_is_explained(tmp_path: Path) -> None:

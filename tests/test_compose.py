@@ -19,8 +19,10 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from conf import LakecastConfig, load_config
+from conf import ConfigError, LakecastConfig, load_config
+from conf.secrets import reveal
 from pipelines.tooling.metastore_schema import schema_scripts
+from pipelines.tooling.thrift_server import SqlServerError, check_exposure
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -106,10 +108,11 @@ def _check_metastore(services: dict[str, Any], cfg: LakecastConfig) -> list[str]
         return [f"catalog.jdbc_url {cfg.catalog.jdbc_url}: no service {url.hostname!r}"]
     env, problems = _env(db), []
     want = {"POSTGRES_DB": url.path.lstrip("/"), "POSTGRES_USER": cfg.catalog.jdbc_user,
-            "POSTGRES_PASSWORD": cfg.catalog.jdbc_password}
+            "POSTGRES_PASSWORD": reveal(cfg.catalog.jdbc_password)}
     for key, value in want.items():
         if env.get(key) != value:
-            problems.append(f"{url.hostname}: {key}={env.get(key)!r}, conf/cluster.yaml needs {value!r}")
+            shown = "the jobs' LAKECAST_JDBC_PASSWORD" if key == "POSTGRES_PASSWORD" else repr(value)
+            problems.append(f"{url.hostname}: {key}={env.get(key)!r}, conf/cluster.yaml needs {shown}")
     if url.port != 5432 or not str(db.get("image", "")).startswith("postgres"):
         problems.append(f"{url.hostname}: must be a postgres image listening on {url.port}")
     init = _mounts(db).get("/docker-entrypoint-initdb.d", "")
@@ -174,9 +177,41 @@ def _check_lakecast(compose: dict[str, Any], cfg: LakecastConfig) -> list[str]:
                 problems.append(f"{name}: waits for {dep} to be healthy, but it has no healthcheck")
         if _cmd(s)[1] == "sql-server" and cfg.sql_server.port not in _container_ports(s):
             problems.append(f"{name}: must publish sql_server.port {cfg.sql_server.port}")
+        try:
+            service_config(s)  # conf/cluster.yaml's secrets resolve in the service's environment
+        except ConfigError as e:
+            problems.append(f"{name}: {e}".replace("\n", " "))
     homes = {_mounts(s).get(str(cfg.home)) for s in services.values() if str(cfg.home) in _mounts(s)}
     if len(homes) != 1 or not homes <= set(compose.get("volumes", {})):
         problems.append(f"every service must share ONE declared volume at {cfg.home}, found {homes}")
+    return problems
+
+
+def service_config(service: dict[str, Any]) -> LakecastConfig:
+    """The configuration a lakecast service runs with: its --conf, its --set and its environment."""
+    cmd = _cmd(service)
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    return load_config(REPO / (_opt(cmd, "--conf") or CLUSTER_CONF), sets, env=_env(service))
+
+
+def _check_sql_server(services: dict[str, Any]) -> list[str]:
+    """A published SQL server authenticates its users (or opts out in so many words)."""
+    name, srv = next((n, s) for n, s in services.items() if _cmd(s)[:2] == ["lakecast", "sql-server"])
+    try:
+        cfg = service_config(srv)
+        check_exposure(cfg)
+    except (ConfigError, SqlServerError) as e:
+        return [f"{name}: {e}".replace("\n", " ")]
+    if cfg.sql_server.authentication != "ldap":
+        return []
+    ldap = urlparse(str(cfg.sql_server.ldap_url))
+    if ldap.hostname not in services:
+        return [f"sql_server.ldap_url {cfg.sql_server.ldap_url}: no service {ldap.hostname!r}"]
+    problems = []
+    if _env(services[ldap.hostname]).get("LDAP_PORT_NUMBER", "389") != str(ldap.port or 389):
+        problems.append(f"{ldap.hostname}: must listen on the port of sql_server.ldap_url ({ldap.port})")
+    if (srv.get("depends_on") or {}).get(ldap.hostname, {}).get("condition") != "service_healthy":
+        problems.append(f"{name}: must wait for {ldap.hostname} to be healthy")
     return problems
 
 
@@ -187,7 +222,7 @@ def compose_problems(compose: dict[str, Any], cfg: LakecastConfig) -> list[str]:
     if missing:
         return [f"missing services: {missing}"]
     return [*_check_spark(services, cfg), *_check_metastore(services, cfg), *_check_mlflow(services, cfg),
-            *_check_lakecast(compose, cfg)]
+            *_check_lakecast(compose, cfg), *_check_sql_server(services)]
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +234,8 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cluster_cfg() -> LakecastConfig:
-    return load_config(REPO / CLUSTER_CONF, env={})  # also: cluster.yaml is a valid config
+    # Also: cluster.yaml is a valid config in the environment the compose file gives the jobs.
+    return service_config(yaml.safe_load(COMPOSE.read_text())["services"]["lakecast-demo"])
 
 
 def test_compose_matches_cluster_config(compose: dict[str, Any], cluster_cfg: LakecastConfig) -> None:
@@ -217,6 +253,15 @@ def test_compose_matches_cluster_config(compose: dict[str, Any], cluster_cfg: La
      "lakecast-demo: must run with --conf conf/cluster.yaml"),
     (lambda c: c["services"]["minio"]["environment"].update(MINIO_ROOT_PASSWORD="x"),
      "AWS keys differ from minio's root credentials"),
+    (lambda c: c["services"]["metastore-db"]["environment"].update(POSTGRES_PASSWORD="other"),
+     "POSTGRES_PASSWORD='other', conf/cluster.yaml needs the jobs' LAKECAST_JDBC_PASSWORD"),
+    (lambda c: c["services"]["lakecast-demo"].update(environment={"LAKECAST_HOME": "/opt/lakecast/home"}),
+     "lakecast-demo: invalid configuration: .*environment variable LAKECAST_JDBC_PASSWORD is not set"),
+    (lambda c: c["services"]["sql-server"].update(command=c["services"]["sql-server"]["command"]
+                                                  + " --set sql_server.authentication=none"),
+     "sql-server: refusing to listen on sql_server.host 0.0.0.0 .* without authentication"),
+    (lambda c: c["services"].pop("ldap"), "sql_server.ldap_url ldap://ldap:1389: no service 'ldap'"),
+    (lambda c: c["services"]["sql-server"]["depends_on"].pop("ldap"), "sql-server: must wait for ldap"),
 ])
 def test_inconsistencies_are_reported(compose: dict[str, Any], cluster_cfg: LakecastConfig, edit: Any,
                                       problem: str) -> None:

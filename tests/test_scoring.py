@@ -25,7 +25,7 @@ from pipelines.scoring.plan import ScoringError, ScoringPlan, plan_for
 from pipelines.scoring.spark import score_observations, score_windows
 from pipelines.sinks.job_runs import record_run
 from pipelines.tables.ensure import ensure_tables
-from tests.conftest import make_config
+from tests.conftest import collect_utc, make_config
 from tests.scoring_helpers import (
     T0,
     own_forecasts,
@@ -54,8 +54,8 @@ def _observations() -> list[tuple[str, datetime, float]]:
 
 def _forecasts(spark: Any, cfg: LakecastConfig) -> list[Any]:
     """This model's forecasts (tests share one database, each with its own model name)."""
-    return (spark.table(cfg.table("forecasts")).where(f"model_name = '{cfg.model.name}'")
-            .orderBy("series_id", "target_ts").collect())
+    return collect_utc(spark.table(cfg.table("forecasts")).where(f"model_name = '{cfg.model.name}'")
+                       .orderBy("series_id", "target_ts"))
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +180,7 @@ def test_target_times_fixed_and_calendar() -> None:
 # --- Spark: lakecast predict ------------------------------------------------------------
 
 
+@pytest.mark.tz  # the default as-of is the newest observation, whatever the host's zone
 def test_forecasts_equal_the_models_own_outputs(spark: Any, scored: dict[str, Any]) -> None:
     cfg, result = scored["cfg"], scored["result"]
     rows = _forecasts(spark, cfg)
@@ -192,6 +193,7 @@ def test_forecasts_equal_the_models_own_outputs(spark: Any, scored: dict[str, An
         assert r.p10 <= r.p50 <= r.p90
 
 
+@pytest.mark.tz
 def test_lineage_and_job_run_are_recorded(spark: Any, scored: dict[str, Any]) -> None:
     cfg, ref, result = scored["cfg"], scored["ref"], scored["result"]
     lineage = {(r.model_name, r.model_version, r.model_run_id, r.source_version, r.job_run_id)
@@ -204,6 +206,10 @@ def test_lineage_and_job_run_are_recorded(spark: Any, scored: dict[str, Any]) ->
                               "skipped_too_short": 1, "inserted": 24, "updated": 0}
     assert run.versions_read == {"observations": scored["obs_version"]}
     assert run.versions_written == {"forecasts": result.forecasts_version}
+    commit = spark.sql(f"DESCRIBE HISTORY {cfg.table('forecasts')}").filter(
+        f"version = {result.forecasts_version}").head()  # the version is that of the run's own commit
+    assert (commit.operation, commit.userMetadata, commit.operationMetrics["numTargetRowsInserted"]) == (
+        "MERGE", result.run_id, "24")
     details = json.loads(run.details)
     assert details["model_version"] == ref.version and details["model_run_id"] == ref.run_id
     assert details["precision"] == "fp32" and details["precision_reason"] == "scoring.precision is fp32"

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from conf import ConfigError
 from conf.errors import CatalogBusyError, SessionError
+from jobs.cli import main
 from pipelines.session.catalog_lock import CatalogLock, hold_catalog
-from pipelines.session.submit import thrift_server_properties
-from pipelines.tooling.thrift_server import THRIFT_CLASS, command, jdbc_url
+from pipelines.session.submit import properties_text, thrift_server_properties
+from pipelines.tooling.thrift_server import THRIFT_CLASS, SqlServerError, check_exposure, command, jdbc_url
 from tests.conftest import make_config
 
 
@@ -43,3 +46,40 @@ def test_server_holds_the_embedded_catalog(tmp_path: Path) -> None:
     lock = CatalogLock(cfg.home)
     lock.acquire()  # released when the server stops
     lock.release()
+
+
+def test_remote_host_without_authentication_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["sql-server", "--set", "sql_server.host=0.0.0.0"],
+                             env={"LAKECAST_HOME": str(tmp_path)})
+    assert res.exit_code == 1
+    error = res.output.strip()
+    assert "\n" not in error and "refusing to listen on sql_server.host 0.0.0.0" in error
+    for key in ("sql_server.authentication=ldap", "sql_server.ldap_url", "sql_server.ldap_base_dn",
+                "sql_server.allow_unauthenticated_remote=true"):
+        assert key in error
+    assert not (tmp_path / "logs").exists()  # no Spark, no JAR download, no server
+    for host in ("10.0.0.5", "sql.example.com", "::"):
+        with pytest.raises(SqlServerError, match=f"sql_server.host {host} "):
+            check_exposure(make_config(tmp_path, f"sql_server.host='{host}'"))
+
+
+def test_loopback_or_explicit_opt_out_is_served(tmp_path: Path) -> None:
+    for sets in (("sql_server.host=127.0.0.1",), ("sql_server.host=localhost",), ("sql_server.host='::1'",),
+                 ("sql_server.host=0.0.0.0", "sql_server.allow_unauthenticated_remote=true")):
+        check_exposure(make_config(tmp_path, *sets))  # no error
+    assert thrift_server_properties(make_config(tmp_path, "sql_server.host=0.0.0.0",
+                                                "sql_server.allow_unauthenticated_remote=true")
+                                    ).get("spark.hadoop.hive.server2.authentication") is None
+
+
+def test_ldap_settings_reach_the_thrift_server_properties(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "sql_server.host=0.0.0.0", "sql_server.authentication=ldap",
+                      "sql_server.ldap_url=ldap://ldap.example.com:389",
+                      "sql_server.ldap_base_dn=ou=people,dc=example,dc=com")
+    check_exposure(cfg)
+    text = properties_text(thrift_server_properties(cfg))
+    assert "spark.hadoop.hive.server2.authentication=LDAP\n" in text
+    assert "spark.hadoop.hive.server2.authentication.ldap.url=ldap://ldap.example.com:389\n" in text
+    assert "spark.hadoop.hive.server2.authentication.ldap.baseDN=ou=people,dc=example,dc=com\n" in text
+    with pytest.raises(ConfigError, match=r"sql_server.authentication is 'ldap' but sql_server.ldap_url is not set"):
+        make_config(tmp_path, "sql_server.authentication=ldap")

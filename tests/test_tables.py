@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -82,8 +83,10 @@ def test_drift_is_reported_not_altered(spark: Any, fresh_db: Callable[..., Lakec
     assert "unit" in spark.table(cfg.table("observations")).columns
 
 
+@pytest.mark.tz
 def test_job_runs_records_success_and_failure(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
     cfg = fresh_db()
+    began = time.time()
     with record_run(spark, cfg, "unit", {"as_of": "2024-01-01"}) as run:
         running = spark.table(cfg.table("job_runs")).where(f"run_id = '{run.run_id}'").head()
         assert running["status"] == "running"
@@ -100,5 +103,9 @@ def test_job_runs_records_success_and_failure(spark: Any, fresh_db: Callable[...
     assert json.loads(ok["parameters"])["as_of"] == "2024-01-01"
     assert json.loads(ok["details"]) == {"note": "x"}
     assert isinstance(ok["ended_at"], datetime) and ok["ended_at"] >= ok["started_at"]
+    # Real UTC instants whatever the host's zone (read as epoch micros, not through pyspark's local time).
+    stamps = spark.table(cfg.table("job_runs")).selectExpr(
+        "unix_micros(started_at) / 1e6 AS s", "unix_micros(ended_at) / 1e6 AS e").collect()
+    assert all(began - 60 <= r[c] <= time.time() + 60 for r in stamps for c in ("s", "e")), (began, stamps)
     bad = rows[failed.run_id]
     assert bad["status"] == "failed" and bad["error"] == "ValueError: boom"

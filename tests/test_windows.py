@@ -361,6 +361,7 @@ def test_columns_and_types_follow_the_contract(spark: Any, cfg: LakecastConfig, 
     assert all(len(r["inputs"]) == 4 * len(feature_names(c)) and len(r["targets"]) == 2 for r in rows)
 
 
+@pytest.mark.tz
 @STRATEGY
 def test_as_of_window_is_exactly_the_last_lookback_steps(spark: Any, cfg: LakecastConfig,
                                                          strategy: str) -> None:
@@ -376,6 +377,7 @@ def test_as_of_window_is_exactly_the_last_lookback_steps(spark: Any, cfg: Lakeca
     assert row["targets"] is None and row["skip_reason"] is None
 
 
+@pytest.mark.tz
 @STRATEGY
 def test_no_window_sees_data_after_the_cutoff(spark: Any, cfg: LakecastConfig, strategy: str) -> None:
     c = small_cfg(cfg, f"windows.strategy={strategy}", "windows.fill=linear")
@@ -439,6 +441,7 @@ def test_constant_window_is_scaled_by_its_level(spark: Any, cfg: LakecastConfig,
         assert np.isfinite(r["inputs"]).all() and np.isfinite(r["targets"]).all()
 
 
+@pytest.mark.tz
 def test_split_cutoffs_count_back_from_the_end(spark: Any, cfg: LakecastConfig) -> None:
     c = make_config(cfg.home, "train.val_periods=5", "train.test_periods=3")
     obs = frame(spark, hourly("a", [1.0] * 20))

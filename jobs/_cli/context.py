@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import sys
@@ -13,6 +12,7 @@ import click
 
 from conf import ConfigError, LakecastConfig, load_config
 from conf.errors import LakecastError
+from conf.secrets import RedactingFilter, redact_text
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -57,6 +57,7 @@ def setup_logging(verbose: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._lakecast = True  # type: ignore[attr-defined]
+        handler.addFilter(RedactingFilter())  # no configured secret reaches a log line
         root.addHandler(handler)
     root.setLevel(logging.WARNING)
     for name in ("lakecast", "pipelines", "models", "jobs"):
@@ -94,22 +95,21 @@ def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
     import traceback
     from datetime import UTC, datetime
 
-    text = str(e).strip()
-    java = getattr(e, "java_exception", None)  # py4j's Py4JJavaError carries the Java exception
-    if java is not None:
-        with contextlib.suppress(Exception):  # the JVM may already be gone
-            text = str(java.toString())
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:500]
+    from pipelines.session.spark_errors import format_spark_error
+
+    # Spark/Py4J errors: `<ERROR_CLASS>: <message>` (a constraint violation names the constraint).
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")[:500]
+    headline = format_spark_error(e) or f"{type(e).__name__}: {first or 'no message'}"
     path = cfg.home / "logs" / "lakecast-errors.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
-            fh.write(f"--- {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {' '.join(sys.argv)}\n")
-            fh.write("".join(traceback.format_exception(e)))
+            fh.write(redact_text(f"--- {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {' '.join(sys.argv)}\n"))
+            fh.write(redact_text("".join(traceback.format_exception(e))))
         where = f"traceback in {path}"
     except OSError:
         where = "run again with -v for the traceback"
-    return f"{type(e).__name__}: {first or 'no message'} ({where})"
+    return redact_text(f"{headline} ({where})")
 
 
 def common_options(f: F) -> F:
@@ -131,7 +131,7 @@ def common_options(f: F) -> F:
         try:
             return f(job, **kwargs)
         except (LakecastError, ForecasterError) as e:  # the model's own errors: it ships without conf
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(redact_text(str(e))) from None
         except (click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # Spark/Py4J/torch failures: one line here, the traceback in a file

@@ -20,7 +20,7 @@ console = Console()
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table",
                title: str | None = None) -> None:
     if fmt == "csv":
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")  # as `psql --csv`: scripts compare values
         w.writerow(columns)
         w.writerows([["" if v is None else v for v in r] for r in rows])
     elif fmt == "json":

@@ -72,19 +72,18 @@ def already_scored(spark: SparkSession, cfg: LakecastConfig, model_name: str, mo
     """
     from pyspark.sql import functions as F
 
+    from pipelines.spark_utc import distinct_utc, utc_lit
     from pipelines.windows.grid import GridSpec, shift
 
     if not times:
         return set()
     grid = GridSpec.from_config(cfg)
     lo, hi = shift(grid, min(times), -1), max(times)
-    origins = [
-        r["forecast_origin"]
-        for r in spark.table(cfg.table("forecasts"))
+    origins = distinct_utc(  # bounds and origins as UTC micros: naive datetimes would be host-local
+        spark.table(cfg.table("forecasts"))
         .where((F.col("model_name") == model_name) & (F.col("model_version") == str(model_version))
-               & (F.col("forecast_origin") > F.lit(lo)) & (F.col("forecast_origin") <= F.lit(hi)))
-        .select("forecast_origin").distinct().collect()
-    ]
+               & (F.col("forecast_origin") > utc_lit(lo)) & (F.col("forecast_origin") <= utc_lit(hi))),
+        "forecast_origin")
     return {t for t in times if any(shift(grid, t, -1) < o <= t for o in origins)}
 
 

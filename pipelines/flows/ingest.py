@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What one ingest did: its counts, batch id and the Delta versions it wrote."""
+    """What one ingest did: its counts, batch id and the Delta versions it wrote (its commits,
+    found by run id; `quarantine_version` is None when no row was quarantined)."""
 
     batch_id: str
     counts: IngestCounts
     observations_version: int
-    quarantine_version: int
+    quarantine_version: int | None
 
     def summary(self) -> dict[str, Any]:
         """The facts printed after an ingest, in reading order."""
@@ -51,7 +52,7 @@ class IngestResult:
             if c.quarantined_by_reason.get(code):
                 facts[f"  {code}"] = c.quarantined_by_reason[code]
         facts["observations version"] = self.observations_version
-        facts["quarantine version"] = self.quarantine_version
+        facts["quarantine version"] = "unchanged" if self.quarantine_version is None else self.quarantine_version
         facts["batch id"] = self.batch_id
         return facts
 
@@ -69,7 +70,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
     """
     from pyspark import StorageLevel
 
-    from conf.utc import from_utc_micros, to_utc_micros
+    from conf.utc import utc_aware
 
     if create_tables:
         init_tables.run(spark, cfg)
@@ -78,22 +79,27 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
     params = {"source": source, "format": fmt, "columns": columns.__dict__, "freq": rules.freq.alias,
               "as_of": None if as_of is None else str(as_of)}
     with record_run(spark, cfg, "ingest", params) as rec:
-        now = now or datetime.now(UTC)
-        cutoff = now if as_of is None else from_utc_micros(to_utc_micros(as_of)).replace(tzinfo=UTC)
+        now = utc_aware(now or datetime.now(UTC))  # naive `now`/`as_of` are UTC, never host-local
+        cutoff = now if as_of is None else utc_aware(as_of)
         raw = read_source(spark, source, columns, cfg, fmt=fmt)
         classified = validate(raw, rules, now=cutoff).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             counts = count_outcomes(classified, source, rules)
-            merged = merge_observations(spark, cfg, valid_observations(classified), valid_rows=counts.valid,
+            # Both commits carry the run id; their counts and versions are Delta's, found by it.
+            merged = merge_observations(spark, cfg, valid_observations(classified), run_id=rec.run_id,
                                         batch_id=rec.run_id, now=now)
             counts.inserted, counts.updated = merged.inserted, merged.updated
             counts.unchanged = merged.unchanged
-            q_version = append_quarantine(spark, cfg, quarantine_rows(classified, rec.run_id, now),
-                                          n_rows=counts.quarantined)
+            q_commit = append_quarantine(spark, cfg, quarantine_rows(classified, rec.run_id, now),
+                                         n_rows=counts.quarantined, run_id=rec.run_id)
+            counts.quarantine_written = 0 if q_commit is None else q_commit.metric("numOutputRows")
         finally:
             classified.unpersist()
         counts.check()
         rec.row_counts = counts.row_counts()
-        rec.versions_written = {"observations": merged.version, "quarantine": q_version}
+        q_version = None if q_commit is None else q_commit.version
+        rec.versions_written = {"observations": merged.version}
+        if q_version is not None:
+            rec.versions_written["quarantine"] = q_version
         rec.details = {"batch_id": rec.run_id}
         return IngestResult(rec.run_id, counts, merged.version, q_version)

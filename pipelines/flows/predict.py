@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.errors import LakecastError
+from conf.errors import AccountingError, LakecastError
 from pipelines.sinks.job_runs import RunRecord, record_run
 
 if TYPE_CHECKING:
@@ -132,14 +132,12 @@ def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = No
 
     (Data that ends in the past, e.g. a backfill or the demo, is scored at its end.)
     """
-    from pyspark.sql import functions as F
-
+    from conf.utc import naive_utc
+    from pipelines.spark_utc import max_utc
     from pipelines.windows.grid import GridSpec, shift
 
-    now = (now or datetime.now(UTC)).replace(tzinfo=None)
-    complete = shift(GridSpec.from_config(cfg), now, -1)
-    row = obs.agg(F.max(cfg.data.time_col).alias("t")).head()
-    newest = row["t"] if row is not None else None
+    complete = shift(GridSpec.from_config(cfg), naive_utc(now or datetime.now(UTC)), -1)
+    newest = max_utc(obs, cfg.data.time_col)  # read as micros: collect() would give host-local time
     return complete if newest is None else min(complete, newest)
 
 
@@ -189,8 +187,12 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             lineage = Lineage(model.name, model.version, model.run_id, source_version, rec.run_id,
                               rec.started_at.replace(tzinfo=UTC))
             t0 = time.perf_counter()
-            merged = merge_forecasts(spark, cfg, forecast_rows(scored, lineage))
+            merged = merge_forecasts(spark, cfg, forecast_rows(scored, lineage), run_id=rec.run_id)
             seconds["merge"] = round(time.perf_counter() - t0, 3)
+            if merged.source_rows != counts["forecast_rows"]:  # Delta's count of the rows it merged
+                raise AccountingError(
+                    f"forecast rows do not add up: scored {counts['forecast_rows']} but the MERGE into "
+                    f"{cfg.table('forecasts')} (version {merged.version}) read {merged.source_rows}")
             counts.update(inserted=merged.inserted, updated=merged.updated)
             result.forecasts_version = merged.version
             rec.versions_written["forecasts"] = merged.version

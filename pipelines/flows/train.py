@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from conf import LakecastConfig
 from conf.errors import LakecastError
 from conf.freq import parse_freq
+from conf.secrets import redact, redact_text
 from models.arrays import WindowArrays, parquet_source, to_arrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
@@ -102,8 +103,8 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
     with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
         mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
                          "lakecast.observations_delta_version": obs_version})
-        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-        mlflow.log_dict(cfg.model_dump(mode="json"), "config.json")
+        mlflow.log_params({k: redact_text(str(v))[:6000] for k, v in params.items()})
+        mlflow.log_dict(redact(cfg.model_dump(mode="json")), "config.json")  # no secret in MLflow
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, h.epoch) for h in result.history
                    for k, v in (("train_loss", h.train_loss), ("val_loss", h.val_loss),
@@ -157,6 +158,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
     from models import precision, registry
     from models.evaluate import backtest
     from models.train import fit
+    from pipelines.windows.transfer import snapshot_root
 
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
@@ -164,7 +166,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
         log.info("observations: %s at Delta version %d", cfg.table("observations"), obs_version)
-        root = cfg.home / "tmp" / f"windows-{rec.run_id}"
+        root = snapshot_root(cfg.home, rec.run_id)  # `lakecast forget` looks for leftovers there
         try:  # a streamed training set is read from the snapshot during fit
             cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root)
             train, val = _train_inputs(cfg, snaps, len(names))

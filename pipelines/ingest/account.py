@@ -37,7 +37,14 @@ _FATAL_HINT = {
 
 @dataclass
 class IngestCounts:
-    """Row counts of one batch; `check` asserts that every row read is accounted for."""
+    """Row counts of one batch; `check` asserts that every row read is accounted for.
+
+    `read`, `valid`, `duplicates` and `quarantined_by_reason` come from counting the classified
+    rows; `inserted`, `updated` and `unchanged` from Delta's metrics of the MERGE into
+    observations, and `quarantine_written` from Delta's metrics of the quarantine append. So
+    the identity read = inserted + updated + unchanged + duplicates + quarantined is a check
+    of what was written against what was read, not true by construction.
+    """
 
     read: int = 0
     valid: int = 0
@@ -46,23 +53,33 @@ class IngestCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    quarantine_written: int = 0
 
     @property
     def quarantined(self) -> int:
         return sum(self.quarantined_by_reason.values())
 
     def check(self, merged: bool = True) -> None:
-        """Raise AccountingError unless read = valid + duplicates + quarantined (and after the
-        MERGE, valid = inserted + updated + unchanged)."""
+        """Raise AccountingError, naming the counts, unless read = valid + duplicates +
+        quarantined (classification) and, after the writes, read = inserted + updated +
+        unchanged + duplicates + quarantined as Delta wrote them."""
         if self.read != self.valid + self.duplicates + self.quarantined:
             raise AccountingError(
                 f"rows do not add up: read {self.read} != valid {self.valid} + duplicates "
                 f"{self.duplicates} + quarantined {self.quarantined}"
             )
-        if merged and self.valid != self.inserted + self.updated + self.unchanged:
+        if not merged:
+            return
+        written = {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+                   "quarantined": self.quarantine_written}
+        negative = {k: v for k, v in written.items() if v < 0}
+        total = self.inserted + self.updated + self.unchanged + self.duplicates + self.quarantine_written
+        if negative or self.read != total:
             raise AccountingError(
-                f"rows do not add up: valid {self.valid} != inserted {self.inserted} + updated "
-                f"{self.updated} + unchanged {self.unchanged}"
+                f"rows do not add up: read {self.read} != inserted {self.inserted} + updated "
+                f"{self.updated} + unchanged {self.unchanged} + duplicates {self.duplicates} + "
+                f"quarantined {self.quarantine_written} (Delta's metrics of the writes; "
+                f"{self.valid} rows were valid and {self.quarantined} quarantined when counted)"
             )
 
     def row_counts(self) -> dict[str, int]:

@@ -19,7 +19,9 @@ from pyspark.sql import functions as F
 from conf import LakecastConfig
 from conf.errors import LakecastError
 from conf.freq import Freq, parse_freq
+from conf.utc import utc_aware
 from pipelines.ingest.read import RAW_COLUMNS, ColumnNames
+from pipelines.spark_utc import utc_lit
 
 # Quarantine reason codes, in the order they are checked (a row gets the first that applies).
 REASONS: dict[str, str] = {
@@ -142,7 +144,7 @@ def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) ->
             "(remove the spark.conf override)"
         )
     now = now or datetime.now(UTC)
-    cutoff = (now if now.tzinfo else now.replace(tzinfo=UTC)) + rules.max_future
+    cutoff = utc_aware(now) + rules.max_future
     series = F.trim(F.col("series_raw"))
     ts = parse_timestamp(F.col("ts_raw"), rules)
     value = F.trim(F.col("value_raw")).try_cast("double")
@@ -160,7 +162,7 @@ def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) ->
         ("bad_value", F.col("value").isNull()),
         ("non_finite_value", F.isnan("value") | (F.abs("value") == float("inf"))),
         ("off_grid", ~on_grid(F.col("ts"), rules.freq)),
-        ("future_timestamp", F.col("ts") > F.lit(cutoff)),
+        ("future_timestamp", F.col("ts") > utc_lit(cutoff)),
     ]
     code: Column = F.lit(None).cast("string")
     for name, cond in reversed(checks):
@@ -213,6 +215,6 @@ def quarantine_rows(classified: DataFrame, batch_id: str, quarantined_at: dateti
         "ts_raw",
         "value_raw",
         "raw",
-        F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),
+        utc_lit(quarantined_at).alias("quarantined_at"),
     )
 

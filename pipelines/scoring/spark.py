@@ -20,6 +20,7 @@ from pipelines.scoring.fused import score_observations_partition
 from pipelines.scoring.kernel import SCORED_SCHEMA
 from pipelines.scoring.plan import Lineage, ScoringError, ScoringPlan
 from pipelines.scoring.worker import Loader, score_partition
+from pipelines.spark_utc import utc_lit
 from pipelines.windows.spec import WindowSpec
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def forecast_rows(scored: DataFrame, lineage: Lineage) -> DataFrame:
         F.lit(lineage.model_run_id).cast("string").alias("model_run_id"),
         F.lit(lineage.source_version).cast("bigint").alias("source_version"),
         F.lit(lineage.job_run_id).alias("job_run_id"),
-        F.lit(lineage.scored_at).cast("timestamp").alias("scored_at"),
+        utc_lit(lineage.scored_at).alias("scored_at"),
     )
 
 

@@ -19,6 +19,7 @@ from pipelines.session.catalog_lock import lock_for_session, release_session_loc
 from pipelines.session.jars import delta_package, ensure_jdbc_driver
 from pipelines.session.java import check_java
 from pipelines.session.settings import spark_settings
+from pipelines.session.spark_errors import route_spark_error_logs
 from pipelines.session.start_failure import DOWNLOAD_FAILED, explain_start_failure
 
 if TYPE_CHECKING:  # pyspark is imported when a session is built, not when this module is
@@ -85,6 +86,7 @@ def build_session(cfg: LakecastConfig) -> SparkSession:
             "jobs/<job>.py ...`."
         )
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    route_spark_error_logs(cfg.home / "logs")  # pyspark's JSON error lines: a file, not the terminal
     log.info("spark %s on %s, home %s", spark.version, cfg.spark.master, cfg.home)
     return spark
 

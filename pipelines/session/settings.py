@@ -7,9 +7,24 @@ the spark-submit properties file both start from `spark_settings`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
+from conf.secrets import reveal
 from pipelines.session.jars import jdbc_driver_jar
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# The JVMs' default zone is UTC whatever the host's TZ (the last -D of a key wins), so no
+# JVM-side conversion that falls back on it (java.sql.Timestamp, Hive) can shift a time.
+_UTC_JVM = "-Duser.timezone=UTC"
+_JVM_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
+# Set around a write (never at start): the Delta commits then carry the job run id.
+DELTA_COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
@@ -36,6 +51,7 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
         "spark.pyspark.driver.python": sys.executable,
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
+        "spark.executor.extraJavaOptions": "",
         "spark.hadoop.hive.metastore.schema.verification": "false",
     }
     if cfg.catalog.metastore == "derby":
@@ -52,7 +68,8 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
                 "spark.hadoop.javax.jdo.option.ConnectionURL": str(cfg.catalog.jdbc_url),
                 "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
                 "spark.hadoop.javax.jdo.option.ConnectionUserName": cfg.catalog.jdbc_user or "",
-                "spark.hadoop.javax.jdo.option.ConnectionPassword": cfg.catalog.jdbc_password or "",
+                # Spark masks it in its UI and logs: spark.redaction.regex matches "password".
+                "spark.hadoop.javax.jdo.option.ConnectionPassword": reveal(cfg.catalog.jdbc_password),
                 # autoCreateAll deadlocks on PostgreSQL: the schema is created up front.
                 "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
                 "spark.hadoop.datanucleus.autoCreateSchema": "false",
@@ -61,5 +78,27 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
         )
     if packages:
         settings["spark.jars.packages"] = ",".join(packages)
-    settings.update(cfg.spark.conf)
+    user = dict(cfg.spark.conf)
+    for key in _JVM_OPTIONS:  # the user's JVM options are kept; the JVM's zone is always UTC
+        settings[key] = " ".join(o for o in (settings[key], user.pop(key, ""), _UTC_JVM) if o)
+    settings.update(user)
     return settings
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a Spark session setting for the block only; the previous value (or none) is restored."""
+    try:
+        before: str | None = spark.conf.get(key)
+    except Exception:  # noqa: BLE001 - an optional setting that is not set raises
+        before = None
+    if before == "<undefined>":
+        before = None
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)

@@ -6,6 +6,8 @@ spark-submit must be given Delta (and the JDBC driver) up front, in a properties
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from conf import LakecastConfig
@@ -37,7 +39,25 @@ def thrift_server_properties(cfg: LakecastConfig) -> dict[str, str]:
         )
     cp = [settings["spark.driver.extraClassPath"]] if settings.get("spark.driver.extraClassPath") else []
     settings["spark.driver.extraClassPath"] = ":".join([*cp, *(str(p) for p in delta_jars(cfg))])
+    settings.update(thrift_auth_settings(cfg))
     return settings
+
+
+def thrift_auth_settings(cfg: LakecastConfig) -> dict[str, str]:
+    """HiveServer2's authentication from `sql_server.*` (spark.hadoop.* reaches its HiveConf).
+
+    LDAP: a client's user and password are checked by binding to `ldap_url` as
+    `uid=USER,<ldap_base_dn>`, as each `ldap_user_dn_pattern` (`%s` = USER, `:`-separated),
+    or as USER@<ldap_domain>. None: HiveServer2's default, any user name, no password.
+    """
+    s = cfg.sql_server
+    if s.authentication == "none":
+        return {}
+    hive = {"hive.server2.authentication": "LDAP", "hive.server2.authentication.ldap.url": s.ldap_url,
+            "hive.server2.authentication.ldap.baseDN": s.ldap_base_dn,
+            "hive.server2.authentication.ldap.userDNPattern": s.ldap_user_dn_pattern,
+            "hive.server2.authentication.ldap.Domain": s.ldap_domain}
+    return {f"spark.hadoop.{k}": v for k, v in hive.items() if v}
 
 
 def properties_text(settings: dict[str, str]) -> str:
@@ -54,6 +74,18 @@ def properties_text(settings: dict[str, str]) -> str:
 
 
 def write_properties(settings: dict[str, str], path: Path) -> Path:
+    """Write the file readable by its owner only (mode 0600): it may hold the metastore password.
+
+    The text goes to a new file created 0600 (never a window with wider permissions), which
+    then replaces `path`, so an older world-readable file is not reused.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(properties_text(settings))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created with mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(properties_text(settings))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

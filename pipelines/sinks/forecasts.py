@@ -1,7 +1,8 @@
 """Writer of the governed `forecasts` table (scoring: `lakecast predict`).
 
 One keyed MERGE per run, so a re-run of the same as-of replaces rather than duplicates, and
-a run that fails commits nothing.
+a run that fails commits nothing. The commit carries the job run id (Delta userMetadata); its
+version and counts are read from that commit, found by the run id.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from conf import LakecastConfig
+from pipelines.tables.commits import commit_of_run, commits_tagged
 from pipelines.tables.conflicts import retry_on_conflict
-from pipelines.tables.ensure import delta_version
 from pipelines.tables.specs import FORECASTS
 
 log = logging.getLogger(__name__)
@@ -23,35 +24,39 @@ FORECAST_KEY = ("series_id", "forecast_origin", "target_ts", "model_name")
 
 @dataclass(frozen=True)
 class ForecastsMerge:
-    """What one MERGE into forecasts did."""
+    """What one MERGE into forecasts did, by Delta's own metrics of its commit."""
 
+    source_rows: int
     inserted: int
     updated: int
     version: int
 
 
-def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame) -> ForecastsMerge:
+def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,
+                    run_id: str) -> ForecastsMerge:
     """MERGE a run's forecasts (fully computed) into `forecasts` as one Delta transaction.
 
     Keyed on (series_id, forecast_origin, target_ts, model_name): re-running the same as-of
     replaces the rows (new values and lineage), never duplicates them. A run that fails
     before or during the MERGE commits nothing, so no partial forecasts are ever visible.
+    The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
     """
     from delta.tables import DeltaTable
 
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)
     on = " AND ".join(f"t.{k} = s.{k}" for k in FORECAST_KEY)
-    metrics = retry_on_conflict(lambda: (
-        DeltaTable.forName(spark, table).alias("t")
-        .merge(source.alias("s"), on)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-        .head()
-    ), what=f"MERGE into {table}")  # predict runs for other as-of times may write at once
-    inserted = int(metrics["num_inserted_rows"]) if metrics is not None else 0
-    updated = int(metrics["num_updated_rows"]) if metrics is not None else 0
-    version = delta_version(spark, table)
+    with commits_tagged(spark, run_id):
+        retry_on_conflict(lambda: (
+            DeltaTable.forName(spark, table).alias("t")
+            .merge(source.alias("s"), on)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        ), what=f"MERGE into {table}")  # predict runs for other as-of times may write at once
+    commit = commit_of_run(spark, table, run_id)
+    inserted, updated = commit.metric("numTargetRowsInserted"), commit.metric("numTargetRowsUpdated")
+    version = commit.version
+    source_rows = commit.metric("numSourceRows")
     log.info("merged into %s: %d inserted, %d replaced (version %d)", table, inserted, updated, version)
-    return ForecastsMerge(inserted, updated, version)
+    return ForecastsMerge(source_rows, inserted, updated, version)

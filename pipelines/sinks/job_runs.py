@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
+from conf.secrets import redact, redact_text
+from conf.utc import utc_aware
 from pipelines.tables.conflicts import retry_on_conflict
 
 if TYPE_CHECKING:
@@ -41,18 +43,19 @@ class RunRecord:
     error: str | None = None
 
     def as_row(self) -> tuple[Any, ...]:
+        """The table row; secrets are masked here, whatever a job put in its record."""
         return (
             self.run_id,
             self.job,
             self.status,
-            json.dumps(self.parameters, default=str, sort_keys=True),
-            self.started_at,
-            self.ended_at,
+            json.dumps(redact(self.parameters), default=str, sort_keys=True),
+            utc_aware(self.started_at),  # aware: pyspark reads a naive datetime in the host's zone
+            None if self.ended_at is None else utc_aware(self.ended_at),
             {k: int(v) for k, v in self.row_counts.items()},
             {k: int(v) for k, v in self.versions_read.items()},
             {k: int(v) for k, v in self.versions_written.items()},
-            json.dumps(self.details, default=str, sort_keys=True),
-            self.error,
+            json.dumps(redact(self.details), default=str, sort_keys=True),
+            redact_text(self.error) if self.error else None,
         )
 
 

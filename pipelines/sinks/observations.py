@@ -1,7 +1,8 @@
 """Writer of the governed `observations` table: one keyed MERGE per ingest batch.
 
 The MERGE is one Delta transaction keyed on (series_id, ts), so a re-run replaces rather than
-duplicates, and it returns what it did (row counts from the Delta operation, the new version).
+duplicates. Its commit carries the job run id (Delta userMetadata); what it did (row counts,
+version) is read from that commit's own operation metrics, found by the run id.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf import LakecastConfig
+from conf.errors import LineageError
+from pipelines.spark_utc import utc_lit
+from pipelines.tables.commits import commit_of_run, commits_tagged
 from pipelines.tables.conflicts import retry_on_conflict
-from pipelines.tables.ensure import delta_version
 from pipelines.tables.specs import OBSERVATIONS
 
 log = logging.getLogger(__name__)
@@ -23,47 +26,53 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ObservationsMerge:
-    """What one MERGE into observations did."""
+    """What one MERGE into observations did, by Delta's own metrics of its commit."""
 
+    source_rows: int
     inserted: int
     updated: int
     unchanged: int
     version: int
 
 
-def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFrame, *, valid_rows: int,
+def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFrame, *, run_id: str,
                        batch_id: str, now: datetime) -> ObservationsMerge:
     """MERGE valid rows (unique series_id, ts) into observations in one transaction.
 
     New keys are inserted; a key whose value differs is updated (value, batch, source file,
     updated_at; ingested_at is kept); a key with the same value is left untouched, so
-    re-ingesting a file rewrites nothing. `valid_rows` (counted before) gives `unchanged` as
-    valid_rows - inserted - updated, from the MERGE's own metrics row.
+    re-ingesting a file rewrites nothing. The commit carries `run_id`; its metrics give the
+    counts: numSourceRows, numTargetRowsInserted, numTargetRowsUpdated, and `unchanged` = source
+    rows matched but left as they were (Delta has no metric for those; with unique keys every
+    source row is inserted, updated or unchanged). Deleted rows would be a bug: LineageError.
     """
     from delta.tables import DeltaTable
 
     table = cfg.table(OBSERVATIONS.name)
-    stamp = F.lit(now).cast("timestamp")
+    stamp = utc_lit(now)  # epoch micros: a naive datetime literal would be read in the host's zone
     source = valid.select(
         "series_id", "ts", "value", "source_file",
         F.lit(batch_id).alias("batch_id"), stamp.alias("ingested_at"), stamp.alias("updated_at"),
     )
     changed = "NOT (t.value <=> s.value)"
-    metrics = retry_on_conflict(lambda: (
-        DeltaTable.forName(spark, table).alias("t")
-        .merge(source.alias("s"), "t.series_id = s.series_id AND t.ts = s.ts")
-        .whenMatchedUpdate(condition=changed, set={
-            "value": "s.value", "batch_id": "s.batch_id", "source_file": "s.source_file",
-            "updated_at": "s.updated_at",
-        })
-        .whenNotMatchedInsert(values={c: f"s.{c}" for c in OBSERVATIONS.column_names})
-        .execute()
-        .head()
-    ), what=f"MERGE into {table}")  # concurrent ingests of other files
-    inserted = int(metrics["num_inserted_rows"]) if metrics is not None else 0
-    updated = int(metrics["num_updated_rows"]) if metrics is not None else 0
-    version = delta_version(spark, table)
-    result = ObservationsMerge(inserted, updated, valid_rows - inserted - updated, version)
-    log.info("merged into %s: %d inserted, %d updated, %d unchanged (version %d)",
-             table, result.inserted, result.updated, result.unchanged, version)
+    with commits_tagged(spark, run_id):
+        retry_on_conflict(lambda: (
+            DeltaTable.forName(spark, table).alias("t")
+            .merge(source.alias("s"), "t.series_id = s.series_id AND t.ts = s.ts")
+            .whenMatchedUpdate(condition=changed, set={
+                "value": "s.value", "batch_id": "s.batch_id", "source_file": "s.source_file",
+                "updated_at": "s.updated_at",
+            })
+            .whenNotMatchedInsert(values={c: f"s.{c}" for c in OBSERVATIONS.column_names})
+            .execute()
+        ), what=f"MERGE into {table}")  # concurrent ingests of other files
+    commit = commit_of_run(spark, table, run_id)
+    if commit.metric("numTargetRowsDeleted"):
+        raise LineageError(f"MERGE version {commit.version} of {table} (run {run_id}) deleted "
+                           f"{commit.metric('numTargetRowsDeleted')} rows; an ingest never deletes")
+    source_rows = commit.metric("numSourceRows")
+    inserted, updated = commit.metric("numTargetRowsInserted"), commit.metric("numTargetRowsUpdated")
+    result = ObservationsMerge(source_rows, inserted, updated, source_rows - inserted - updated, commit.version)
+    log.info("merged into %s: %d source rows, %d inserted, %d updated, %d unchanged (version %d)",
+             table, source_rows, result.inserted, result.updated, result.unchanged, commit.version)
     return result

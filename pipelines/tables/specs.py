@@ -125,7 +125,34 @@ JOB_RUNS = TableSpec(
     constraints={"status_known": "status IN ('running', 'succeeded', 'failed')"},
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, JOB_RUNS)
+FORGET_LOG = TableSpec(
+    name="forget_log",
+    comment=("Audit of `lakecast forget`: one row per forgotten series and governed table, keyed by a "
+             "salted hash of the series id (never the id itself)."),
+    columns=(
+        Column("forget_run_id", "STRING", "job_runs.run_id of the forget run", nullable=False),
+        Column("series_hash", "STRING", "HMAC-SHA256 (hex) of the series id keyed by the home's salt",
+               nullable=False),
+        Column("table_name", "STRING", "Governed table the rows were removed from", nullable=False),
+        Column("rows_removed", "BIGINT", "Rows of the series deleted from the table (0 on a re-run)",
+               nullable=False),
+        Column("delete_version", "BIGINT", "Delta version of the DELETE; NULL when nothing was removed"),
+        Column("purged_version", "BIGINT", "Delta version after REORG PURGE and VACUUM"),
+        Column("retention_hours", "INT", "VACUUM retention used (governance.forget_retention_hours)",
+               nullable=False),
+        Column("reason", "STRING", "Why the series was forgotten (--reason)", nullable=False),
+        Column("forgotten_at", "TIMESTAMP", "When the rows were removed (UTC)", nullable=False),
+    ),
+    constraints={"rows_removed_non_negative": "rows_removed >= 0"},
+    properties={"delta.appendOnly": "true"},
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, JOB_RUNS, FORGET_LOG)
+
+
+def series_tables() -> tuple[TableSpec, ...]:
+    """The governed tables that hold rows of a series (a `series_id` column): what forget deletes from."""
+    return tuple(t for t in ALL_TABLES if "series_id" in t.column_names)
 
 
 def create_table_sql(spec: TableSpec, cfg: LakecastConfig) -> str:

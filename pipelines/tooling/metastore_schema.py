@@ -17,6 +17,7 @@ from typing import Any
 
 from conf import LakecastConfig
 from conf.errors import LakecastError
+from conf.secrets import reveal
 from pipelines.session.jars import ensure_jdbc_driver
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _connect(gateway: Any, cfg: LakecastConfig) -> Any:
     driver = _driver(gateway, ensure_jdbc_driver(cfg))
     props = jvm.java.util.Properties()
     props.setProperty("user", cfg.catalog.jdbc_user or "")
-    props.setProperty("password", cfg.catalog.jdbc_password or "")
+    props.setProperty("password", reveal(cfg.catalog.jdbc_password))
     try:
         conn = driver.connect(cfg.catalog.jdbc_url, props)
     except Exception as e:  # py4j wraps the SQLException; re-raised with context

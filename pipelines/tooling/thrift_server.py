@@ -14,6 +14,7 @@ keep writing while analysts query.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -35,6 +36,33 @@ THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
 class SqlServerError(LakecastError):
     """The Thrift server did not come up; the message points at its log."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine reaches (127.0.0.0/8, ::1, localhost); 0.0.0.0 is all."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: other machines may resolve it
+
+
+def check_exposure(cfg: LakecastConfig) -> None:
+    """Refuse to serve every governed table to the network without authentication.
+
+    Called before anything starts; `sql_server.allow_unauthenticated_remote: true` opts out.
+    """
+    s = cfg.sql_server
+    if is_loopback(s.host) or s.authentication != "none" or s.allow_unauthenticated_remote:
+        return
+    raise SqlServerError(
+        f"refusing to listen on sql_server.host {s.host} (not loopback) without authentication: "
+        "anyone who reaches the port could read every table. Set sql_server.authentication=ldap "
+        "with sql_server.ldap_url and sql_server.ldap_base_dn (or sql_server.ldap_user_dn_pattern), "
+        "or sql_server.host=127.0.0.1, or sql_server.allow_unauthenticated_remote=true to serve "
+        "without authentication on purpose"
+    )
 
 
 def spark_home() -> Path:
@@ -78,6 +106,7 @@ def run(cfg: LakecastConfig, *, ready_timeout: float = 300.0) -> int:
 
     SIGTERM or Ctrl-C stops the server too; returns its exit code.
     """
+    check_exposure(cfg)
     if cfg.catalog.metastore == "postgres":
         ensure_jdbc_driver(cfg)
     log_dir = cfg.home / "logs"
@@ -118,7 +147,8 @@ def _serve(cfg: LakecastConfig, proc: subprocess.Popen[bytes], server_log: Path,
                 f"{' | '.join(tail) or 'no error logged'}. Log: {server_log}"
             )
         time.sleep(0.5)
-    log.info("SQL server ready: beeline -u %s", jdbc_url(cfg))
+    login = " -n USER -p PASSWORD" if cfg.sql_server.authentication != "none" else ""
+    log.info("SQL server ready: beeline -u %s%s", jdbc_url(cfg), login)
     return proc.wait()
 
 

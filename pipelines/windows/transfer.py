@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from conf.window_contract import SKIP, WINDOW_COLUMNS
+from conf.window_contract import SERIES, SKIP, WINDOW_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -66,6 +66,29 @@ class Snapshot:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def snapshot_root(home: Path, run_id: str) -> Path:
+    """Where a training run writes its window snapshots (removed when the run ends)."""
+    return home / "tmp" / f"windows-{run_id}"
+
+
+def snapshot_roots(home: Path) -> list[Path]:
+    """Snapshot folders left under the home: runs still training, or killed before their cleanup."""
+    return sorted(p for p in (home / "tmp").glob("windows-*") if p.is_dir())
+
+
+def holds_series(root: Path, ids: set[str]) -> bool:
+    """Whether any Parquet file under `root` has a window of one of `ids`.
+
+    A folder that cannot be read (a write cut short) counts as holding them: nothing proves
+    it does not.
+    """
+    try:
+        table = ds.dataset(str(root), format="parquet").to_table(columns=[SERIES])
+    except (OSError, pa.ArrowException):
+        return True
+    return bool(pc.any(pc.is_in(table.column(SERIES), value_set=pa.array(sorted(ids)))).as_py())
 
 
 def snapshot(windows: DataFrame, path: str | Path, *, lookback: int, n_features: int, horizon: int) -> Snapshot:

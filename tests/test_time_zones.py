@@ -1,0 +1,131 @@
+"""Any host clock, same results: timestamps cross Python <-> Spark as UTC, whatever `TZ` is.
+
+Tests marked `tz` run again under TZ=America/New_York and TZ=Asia/Kolkata (`make test`); the
+demo test runs `lakecast demo` itself in processes under UTC and New York and compares the
+forecasts (add Asia/Kolkata to ZONES for a third; each zone costs a whole demo).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conf import LakecastConfig
+from conf.utc import to_utc_micros, utc_aware
+from pipelines.flows.backfill import already_scored
+from pipelines.flows.predict import default_as_of
+from pipelines.session.settings import spark_settings
+from pipelines.spark_utc import distinct_utc, max_utc, utc_lit
+from pipelines.tables.sql_query import run_statement
+from tests.conftest import BIN, REPO, TEST_OVERRIDES
+
+END = datetime(2024, 12, 31, 23)  # the demo's newest hour; 5 h before midnight UTC, 18:00 in New York
+
+
+def _obs(spark: Any, times: list[datetime]) -> Any:
+    rows = [("a", utc_aware(t), float(i)) for i, t in enumerate(times)]
+    return spark.createDataFrame(rows, "series_id string, ts timestamp, value double")
+
+
+@pytest.mark.tz
+def test_the_jvm_and_the_session_are_in_utc(spark: Any) -> None:
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.sparkContext._jvm.java.util.TimeZone.getDefault().getID() == "UTC"
+
+
+def test_user_java_options_are_kept_and_the_jvm_zone_stays_utc(cfg: LakecastConfig) -> None:
+    conf = {"spark.driver.extraJavaOptions": "-Dmine=1 -Duser.timezone=Europe/Paris",
+            "spark.executor.extraJavaOptions": "-XX:+UseG1GC"}
+    user = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"conf": conf})})
+    driver = spark_settings(user)["spark.driver.extraJavaOptions"].split()
+    assert f"-Dderby.system.home={cfg.home}" in driver and "-Dmine=1" in driver
+    assert driver[-1] == "-Duser.timezone=UTC"  # the last -D of a key wins
+    assert spark_settings(user)["spark.executor.extraJavaOptions"].split() == ["-XX:+UseG1GC",
+                                                                               "-Duser.timezone=UTC"]
+    assert spark_settings(cfg)["spark.executor.extraJavaOptions"] == "-Duser.timezone=UTC"
+
+
+@pytest.mark.tz
+def test_literals_and_reads_are_utc(spark: Any) -> None:
+    t = datetime(2024, 3, 10, 7, 30)  # a DST change in New York (02:00 local); naive = UTC
+    df = spark.range(1).select(utc_lit(t).alias("a"), utc_lit("2024-03-10T13:00:00+05:30").alias("b"))
+    (row,) = df.selectExpr("unix_micros(a) AS a", "unix_micros(b) AS b").collect()
+    assert (row["a"], row["b"]) == (to_utc_micros(t), to_utc_micros(t))
+    obs = _obs(spark, [END - timedelta(hours=1), END])
+    assert max_utc(obs, "ts") == END and distinct_utc(obs, "ts") == [END - timedelta(hours=1), END]
+    assert max_utc(obs.where("false"), "ts") is None
+    obs.createOrReplaceTempView("_tz_obs")
+    _, rows, _ = run_statement(spark, "SELECT max(ts) AS t, 'x' AS s FROM _tz_obs", 10)
+    assert rows == [(END, "x")]  # `lakecast sql` shows UTC
+
+
+@pytest.mark.tz
+def test_default_as_of_is_the_newest_observation(spark: Any, cfg: LakecastConfig) -> None:
+    obs = _obs(spark, [END - timedelta(hours=2), END])
+    assert default_as_of(obs, cfg) == END
+    # now = 21:30 UTC, given in two ways: the complete hour before it (20:30) is older than the data
+    assert default_as_of(obs, cfg, now=datetime(2024, 12, 31, 21, 30)) == datetime(2024, 12, 31, 20, 30)
+    aware = datetime(2025, 1, 1, 3, 0, tzinfo=UTC).astimezone()  # the same instant in the host's zone
+    assert default_as_of(obs, cfg, now=aware - timedelta(hours=5, minutes=30)) == datetime(2024, 12, 31, 20, 30)
+
+
+@pytest.mark.tz
+def test_backfill_resumes_from_the_scored_origins(spark: Any, fresh_db: Any) -> None:
+    cfg = fresh_db()
+    scored = [END - timedelta(hours=6), END - timedelta(hours=3)]
+    rows = ", ".join(f"('a', TIMESTAMP'{t}', TIMESTAMP'{t + timedelta(hours=1)}', 1, 1.0, 2.0, 3.0, 'm', '1', "
+                     "NULL, 0, 'r', NULL)" for t in scored)  # SQL literals: read in the session's UTC
+    spark.sql(f"INSERT INTO {cfg.table('forecasts')} VALUES {rows}")
+    times = [END - timedelta(hours=h) for h in (9, 6, 3, 0)]
+    assert already_scored(spark, cfg, "m", "1", times) == set(scored)
+    assert already_scored(spark, cfg, "m", "2", times) == set()
+
+
+# --- the whole demo in other zones ----------------------------------------------------------
+
+ZONES = ("UTC", "America/New_York")  # the demo's last 5 hours fall on another local day in New York
+DEMO_TINY = ("windows.lookback=48", "windows.horizon=12", "windows.stride=12", "train.val_periods=48",
+             "train.test_periods=48", "promote.backtest_periods=48", "model.hidden_size=8",
+             "model.num_layers=1", "train.max_epochs=2", "train.batch_size=32", "train.torch_threads=1",
+             "train.plot_series=1", "train.device=cpu", "scoring.precision=fp32")  # fp32: no timing-based choice
+
+
+def _demo(home: Path, tz: str) -> subprocess.Popen[str]:
+    sets = [x for o in (*TEST_OVERRIDES, *DEMO_TINY) for x in ("--set", o)]
+    env = {**os.environ, "LAKECAST_HOME": str(home), "TZ": tz}
+    return subprocess.Popen([str(BIN / "lakecast"), "demo", "--series", "3", "--days", "30", *sets],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+
+
+def _table(spark: Any, home: Path, name: str) -> Any:
+    return spark.read.format("delta").load(str(home / "warehouse" / "lakecast.db" / name))
+
+
+@pytest.mark.timeout(1200)
+def test_demo_forecasts_are_identical_in_any_zone(spark: Any, tmp_path: Path) -> None:
+    began = time.time()
+    procs = {tz: _demo(tmp_path / tz.replace("/", "_"), tz) for tz in ZONES}
+    for tz, p in procs.items():
+        out, _ = p.communicate(timeout=1100)
+        assert p.returncode == 0, f"lakecast demo under TZ={tz} failed:\n{out[-3000:]}"
+    ended = time.time()
+    forecasts = {}
+    for tz in ZONES:
+        home = tmp_path / tz.replace("/", "_")
+        forecasts[tz] = [tuple(r) for r in _table(spark, home, "forecasts").selectExpr(
+            "series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "horizon_step",
+            "p10", "p50", "p90").orderBy("series_id", "horizon_step").collect()]
+        started = [r[0] / 1e6 for r in _table(spark, home, "job_runs").selectExpr("unix_micros(started_at)")
+                   .collect()]
+        assert len(started) >= 4, tz  # ingest, train, promote, predict
+        assert all(began - 60 <= s <= ended + 60 for s in started), (tz, began, started, ended)
+    assert {r[1] for r in forecasts["UTC"]} == {to_utc_micros(END)}  # scored from the last hour
+    assert len(forecasts["UTC"]) == 3 * 12
+    for tz in ZONES[1:]:
+        assert forecasts[tz] == forecasts["UTC"], f"TZ={tz} forecasts differ from TZ=UTC"
