@@ -23,7 +23,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types.schema import Schema, TensorSpec
 
 from models.lakecast_forecaster.lstm import LSTMForecaster
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor, save_predictor
+from models.lakecast_forecaster.predictor import ModelMeta, save_predictor
 from models.lakecast_forecaster.pyfunc import ARTIFACT_KEY
 
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
@@ -65,8 +65,3 @@ def log_pyfunc(module: LSTMForecaster, meta: ModelMeta, input_example: np.ndarra
             if not had_package:
                 for mod in [m for m in sys.modules if m == CODE_PACKAGE or m.startswith(CODE_PACKAGE + ".")]:
                     del sys.modules[mod]
-
-
-def as_predictor(module: LSTMForecaster, meta: ModelMeta) -> Predictor:
-    """The in-process predictor for a freshly trained module (same outputs as the logged model)."""
-    return Predictor(module, meta, device="cpu")

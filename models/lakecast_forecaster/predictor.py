@@ -7,7 +7,6 @@ network spec) and `weights.pt` (a torch state dict, loaded with `weights_only=Tr
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import warnings
@@ -136,12 +135,3 @@ def load_predictor(local_dir: str | Path, *, device: str = "cpu") -> Predictor:
     log.info("loaded model from %s (lookback %d, %d features, horizon %d)", path, meta.lookback,
              meta.n_features, meta.horizon)
     return Predictor(module, meta, device)
-
-
-@functools.lru_cache(maxsize=4)
-def cached_predictor(local_dir: str, device: str = "cpu") -> Predictor:
-    """`load_predictor` once per process and directory: a Spark worker reuses it across batches.
-
-    Key it by an immutable directory (one per model version) so a cache hit is always right.
-    """
-    return load_predictor(local_dir, device=device)

@@ -8,10 +8,8 @@ fails the same way is unusable as a whole (wrong column, format or --freq): that
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -150,8 +148,3 @@ def _check_usable(per_file: dict[str, list[_FileOutcome]], rules: IngestRules) -
         )
     if problems:
         raise SourceError("unusable source, nothing was written:\n  " + "\n  ".join(problems))
-
-
-def new_batch_id(prefix: str = "ingest") -> str:
-    """A batch id for callers without a job run (the ingest job uses its run id)."""
-    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.urandom(4).hex()}"
