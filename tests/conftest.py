@@ -123,6 +123,14 @@ def run_cli(home: Path, *args: str, timeout: int = 600, env: dict[str, str] | No
     )
 
 
+@pytest.fixture(scope="session")
+def zone_demos(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Both whole demo runs (tests/demo_runs.py), started together on first use: {zone: DemoRun}."""
+    from tests.demo_runs import run_zone_demos
+
+    yield from run_zone_demos(spark, tmp_path_factory.mktemp("demos"))
+
+
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Any]:
     """A started PostgreSQL server (pipelines.tooling.local_postgres), removed after the module."""

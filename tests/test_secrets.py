@@ -18,9 +18,8 @@ from conf.secrets import RedactingFilter, redact, redact_text
 from pipelines.session.settings import spark_settings
 from pipelines.session.submit import write_properties
 from pipelines.sinks.job_runs import RunRecord
-from pipelines.tooling.local_postgres import PostgresServer
-from pipelines.tooling.metastore_schema import init_schema
-from tests.conftest import TEST_OVERRIDES, run_cli
+from tests.conftest import run_cli
+from tests.demo_runs import SECRET, DemoRun
 
 PASSWORD = "pw-Xq7-unique"
 PG = ("catalog.metastore=postgres", "catalog.jdbc_url=jdbc:postgresql://db:5432/metastore",
@@ -131,29 +130,19 @@ def test_properties_files_are_created_owner_only(tmp_path: Path) -> None:
     assert PASSWORD in out.read_text() and [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
-# The cheapest run that writes job_runs, MLflow params and artifacts and a properties file.
-TINY = ("windows.lookback=24", "windows.horizon=6", "windows.stride=6", "train.max_epochs=1",
-        "model.hidden_size=8", "model.num_layers=1", "train.val_periods=24", "train.test_periods=24",
-        "promote.backtest_periods=24", "scoring.precision=fp32", "train.plot_series=0")
-
-
+# A whole demo writes job_runs, MLflow params and artifacts; spark-conf a properties file.
 @pytest.mark.postgres
-def test_a_full_run_on_postgres_stores_the_password_nowhere(spark: Any, postgres: PostgresServer,
-                                                            tmp_path: Path) -> None:
-    secret = "Sq9-metastore-pw-7d1e"
-    home = tmp_path / "home"
-    url = postgres.create_database("ms_secrets", password=secret)
-    sets = ("catalog.metastore=postgres", f"catalog.jdbc_url={url}", "catalog.jdbc_user=hive",
-            "catalog.jdbc_password={env: LAKECAST_JDBC_PASSWORD}", *TINY)
-    env = {"LAKECAST_JDBC_PASSWORD": secret}
-    pg_cfg = load_config(None, [f"home={home}", *TEST_OVERRIDES, *sets], env=env)
-    assert init_schema(spark.sparkContext._gateway, pg_cfg).status == "created"
-    args = [x for o in sets for x in ("--set", o)]
-    runs = [run_cli(home, "demo", "--series", "3", "--days", "30", *args, env=env, timeout=1200),
-            run_cli(home, "spark-conf", "--out", str(home / "lakecast.properties"), *args, env=env)]
-    for res in runs:
-        assert res.returncode == 0, res.stderr[-3000:]
-        assert secret not in res.stdout + res.stderr
+def test_a_full_run_on_postgres_stores_the_password_nowhere(spark: Any, zone_demos: dict[str, DemoRun]) -> None:
+    """The UTC demo of tests/demo_runs.py: a PostgreSQL metastore whose password comes from the env."""
+    run = zone_demos["UTC"]
+    if not run.postgres:
+        pytest.skip("PostgreSQL server programs not found (apt-get install postgresql)")
+    home, secret = run.home, SECRET
+    args = [x for o in run.sets for x in ("--set", o)]
+    conf_run = run_cli(home, "spark-conf", "--out", str(home / "lakecast.properties"), *args, env=run.env)
+    for code, out in ((run.returncode, run.output), (conf_run.returncode, conf_run.stdout + conf_run.stderr)):
+        assert code == 0, out[-3000:]
+        assert secret not in out
 
     db = home / "warehouse" / "lakecast.db"
     tables = sorted(p for p in db.iterdir() if (p / "_delta_log").is_dir())

@@ -1,17 +1,13 @@
 """Any host clock, same results: timestamps cross Python <-> Spark as UTC, whatever `TZ` is.
 
 Tests marked `tz` run again under TZ=America/New_York and TZ=Asia/Kolkata (`make test`); the
-demo test runs `lakecast demo` itself in processes under UTC and New York and compares the
-forecasts (add Asia/Kolkata to ZONES for a third; each zone costs a whole demo).
+demo test compares the forecasts of whole `lakecast demo` runs under UTC and New York
+(tests/demo_runs.py; add Asia/Kolkata to ZONES for a third; each zone costs a whole demo).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +19,7 @@ from pipelines.flows.predict import default_as_of
 from pipelines.session.settings import spark_settings
 from pipelines.spark_utc import distinct_utc, max_utc, utc_lit
 from pipelines.tables.sql_query import run_statement
-from tests.conftest import BIN, REPO, TEST_OVERRIDES
+from tests.demo_runs import ZONES, DemoRun
 
 END = datetime(2024, 12, 31, 23)  # the demo's newest hour; 5 h before midnight UTC, 18:00 in New York
 
@@ -89,42 +85,20 @@ def test_backfill_resumes_from_the_scored_origins(spark: Any, fresh_db: Any) -> 
 
 # --- the whole demo in other zones ----------------------------------------------------------
 
-ZONES = ("UTC", "America/New_York")  # the demo's last 5 hours fall on another local day in New York
-DEMO_TINY = ("windows.lookback=48", "windows.horizon=12", "windows.stride=12", "train.val_periods=48",
-             "train.test_periods=48", "promote.backtest_periods=48", "model.hidden_size=8",
-             "model.num_layers=1", "train.max_epochs=2", "train.batch_size=32", "train.torch_threads=1",
-             "train.plot_series=1", "train.device=cpu", "scoring.precision=fp32")  # fp32: no timing-based choice
-
-
-def _demo(home: Path, tz: str) -> subprocess.Popen[str]:
-    sets = [x for o in (*TEST_OVERRIDES, *DEMO_TINY) for x in ("--set", o)]
-    env = {**os.environ, "LAKECAST_HOME": str(home), "TZ": tz}
-    return subprocess.Popen([str(BIN / "lakecast"), "demo", "--series", "3", "--days", "30", *sets],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-
-
-def _table(spark: Any, home: Path, name: str) -> Any:
-    return spark.read.format("delta").load(str(home / "warehouse" / "lakecast.db" / name))
-
 
 @pytest.mark.timeout(1200)
-def test_demo_forecasts_are_identical_in_any_zone(spark: Any, tmp_path: Path) -> None:
-    began = time.time()
-    procs = {tz: _demo(tmp_path / tz.replace("/", "_"), tz) for tz in ZONES}
-    for tz, p in procs.items():
-        out, _ = p.communicate(timeout=1100)
-        assert p.returncode == 0, f"lakecast demo under TZ={tz} failed:\n{out[-3000:]}"
-    ended = time.time()
+def test_demo_forecasts_are_identical_in_any_zone(spark: Any, zone_demos: dict[str, DemoRun]) -> None:
+    """`lakecast demo` under UTC (PostgreSQL catalog when available) and under New York (Derby)."""
     forecasts = {}
-    for tz in ZONES:
-        home = tmp_path / tz.replace("/", "_")
-        forecasts[tz] = [tuple(r) for r in _table(spark, home, "forecasts").selectExpr(
+    for tz, run in zone_demos.items():
+        assert run.returncode == 0, f"lakecast demo under TZ={tz} failed:\n{run.output[-3000:]}"
+        forecasts[tz] = [tuple(r) for r in run.table(spark, "forecasts").selectExpr(
             "series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "horizon_step",
             "p10", "p50", "p90").orderBy("series_id", "horizon_step").collect()]
-        started = [r[0] / 1e6 for r in _table(spark, home, "job_runs").selectExpr("unix_micros(started_at)")
+        started = [r[0] / 1e6 for r in run.table(spark, "job_runs").selectExpr("unix_micros(started_at)")
                    .collect()]
         assert len(started) >= 4, tz  # ingest, train, promote, predict
-        assert all(began - 60 <= s <= ended + 60 for s in started), (tz, began, started, ended)
+        assert all(run.began - 60 <= s <= run.ended + 60 for s in started), (tz, run.began, started, run.ended)
     assert {r[1] for r in forecasts["UTC"]} == {to_utc_micros(END)}  # scored from the last hour
     assert len(forecasts["UTC"]) == 3 * 12
     for tz in ZONES[1:]:
