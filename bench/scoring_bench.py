@@ -68,10 +68,12 @@ class Rate:
 
 def _config(home: Path, extra: tuple[str, ...] = ()) -> Any:
     from conf import load_config
+    from conf.auto_steps import apply_steps, steps
 
     sets = [f"home={home}", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}", "spark.driver_memory=6g",
             "spark.shuffle_partitions=4", "train.max_epochs=3", *extra]
-    return load_config(None, sets, env={})
+    cfg = load_config(None, sets, env={})
+    return apply_steps(cfg, steps(cfg))  # `auto` step settings as the hourly ints (168, 24, ...)
 
 
 def tree_cpu_seconds() -> float:

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from conf import load_config
+    from conf.auto_steps import steps
     from pipelines.session.builder import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="lakecast_windows_bench_"))
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = generate(spark, work / "obs", args.series, args.points)
         print(f"generated {rows:,d} observations ({args.series:,d} series x {args.points:,d} hourly points, "
               f"~1 % missing) in {time.perf_counter() - t0:.1f} s; master {cfg.spark.master}, "
-              f"{os.cpu_count()} cores; lookback {cfg.windows.lookback}, horizon {cfg.windows.horizon}, "
-              f"stride {cfg.windows.stride}", flush=True)
+              f"{os.cpu_count()} cores; lookback {steps(cfg).lookback}, horizon {steps(cfg).horizon}, "
+              f"stride {steps(cfg).stride}", flush=True)
         obs = spark.read.parquet(str(work / "obs"))
         names = args.strategies.split(",")
         configs = {n: load_config(None, [*base, f"windows.strategy={n}"], env={}) for n in names}

@@ -13,6 +13,10 @@ class SchemaDriftError(LakecastError):
     """A governed table no longer matches its expected schema."""
 
 
+class MigrationError(LakecastError):
+    """`lakecast migrate` cannot bring a governed table to its spec; the table is left as it was."""
+
+
 class SessionError(LakecastError):
     """Spark could not start; the message says why and what to do."""
 
@@ -31,3 +35,7 @@ class LineageError(LakecastError):
 
 class ForgetError(LakecastError):
     """`lakecast forget` was asked wrongly or could not finish; the message never names the series id."""
+
+
+class HistoryTooShortError(LakecastError):
+    """The observations are too short for the step settings; the message names keys and values that fit."""

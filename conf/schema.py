@@ -8,13 +8,37 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 
 from conf.secrets import Secret
 
 _FREQ_RE = re.compile(r"^(\d*)(min|h|D|W|MS|QS)$")
+
+
+def _steps_or_auto(minimum: int) -> PlainValidator:
+    """A count of grid steps, or `auto` (resolved from data.freq and the history: conf/auto_steps.py)."""
+
+    def check(v: object) -> int | str:
+        if v == "auto":
+            return "auto"
+        if isinstance(v, int) and not isinstance(v, bool):
+            n = v
+        elif isinstance(v, str) and v.strip().lstrip("-").isdigit():
+            n = int(v)
+        else:
+            raise ValueError("Input should be a valid integer (a number of steps) or 'auto'")
+        if n < minimum:
+            raise ValueError(f"Input should be greater than or equal to {minimum} (steps) or 'auto'")
+        return n
+
+    return PlainValidator(check)
+
+
+# Settings counted in steps of data.freq; `auto` (the default) picks a value per frequency.
+StepCount = Annotated[int | Literal["auto"], _steps_or_auto(1)]
+StepCountOrZero = Annotated[int | Literal["auto"], _steps_or_auto(0)]
 
 
 class _Section(BaseModel):
@@ -128,9 +152,10 @@ class IngestConfig(_Section):
 class WindowsConfig(_Section):
     """Sequence windows fed to the model."""
 
-    lookback: int = Field(default=168, ge=1)
-    horizon: int = Field(default=24, ge=1)
-    stride: int = Field(default=24, ge=1)
+    # auto: per data.freq (hourly: 168, 24, 24), lookback fitted to the history (conf/auto_steps.py)
+    lookback: StepCount = "auto"
+    horizon: StepCount = "auto"
+    stride: StepCount = "auto"
     fill: Literal["ffill", "linear", "none"] = "ffill"
     max_gap: int = Field(default=3, ge=0)
     max_missing_frac: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -151,6 +176,9 @@ class ModelConfig(_Section):
     # Linear map from the lookback values to the median (LSTNet-style highway); learns
     # level and seasonal repetition quickly, the LSTM learns the rest.
     linear_skip: bool = True
+    # Rescale the p10/p90 distances per horizon step so the band covers its nominal share of the
+    # validation windows (split conformal); stored in the model and applied at every prediction.
+    calibrate_intervals: bool = True
 
     @field_validator("quantiles")
     @classmethod
@@ -169,8 +197,8 @@ class TrainConfig(_Section):
     learning_rate: float = Field(default=1e-3, gt=0)
     patience: int = Field(default=3, ge=1)
     seed: int = 42
-    val_periods: int = Field(default=7 * 24, ge=1)
-    test_periods: int = Field(default=7 * 24, ge=1)
+    val_periods: StepCount = "auto"   # auto: a week for sub-daily/daily data, at least one horizon
+    test_periods: StepCount = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     plot_series: int = Field(default=4, ge=0)
     # Training windows up to this size are loaded into memory (full shuffle each epoch);
@@ -186,7 +214,7 @@ class PromoteConfig(_Section):
     """Rules for moving the `champion` alias."""
 
     mase_margin: float = Field(default=0.02, ge=0.0)
-    backtest_periods: int = Field(default=7 * 24, ge=1)
+    backtest_periods: StepCount = "auto"   # auto: as train.test_periods
 
 
 class MlflowConfig(_Section):
@@ -215,7 +243,7 @@ class BatchSizes(_Section):
 class ScoringConfig(_Section):
     """Batch inference settings."""
 
-    max_staleness: int = Field(default=48, ge=0)
+    max_staleness: StepCountOrZero = "auto"   # auto: two days for sub-daily data (48 hourly steps)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     precision_tolerance: float = Field(default=0.005, gt=0)
     # Windows per forward pass. `auto` takes `batch_sizes[precision]`: on the 2-core

@@ -32,6 +32,7 @@ def cli(job: JobContext, as_of: str | None) -> None:
         "epochs": f"{len(r.history)} (best {r.best_epoch}{', stopped early' if r.stopped_early else ''})",
         "training time": f"{r.seconds:.1f}s on {r.device}",
         "split": f"train <= {c.train_end} < val <= {c.val_end} < test <= {c.end}",
+        "auto settings": out.auto.line.partition(": ")[2] if out.auto and out.auto.line else "none",
         "observations version": out.observations_version,
         "mlflow run": out.mlflow_run_id,
         "job run": out.job_run_id,

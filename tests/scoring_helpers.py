@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.utc import utc_aware
 from models import registry
 from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model
@@ -34,8 +35,8 @@ def tiny_model(cfg: LakecastConfig, *, seed: int = 0, lookback: int | None = Non
     8-bit mantissa rounds to multiples of 64.
     """
     names = tuple(feature_names(cfg))
-    lb = lookback or cfg.windows.lookback
-    spec = LSTMSpec(n_features=len(names), lookback=lb, horizon=cfg.windows.horizon, hidden_size=8,
+    lb, hz = lookback or steps(cfg).lookback, steps(cfg).horizon
+    spec = LSTMSpec(n_features=len(names), lookback=lb, horizon=hz, hidden_size=8,
                     num_layers=1, dropout=0.0)
     module = build_model(spec, seed).eval()
     if drift:
@@ -43,7 +44,7 @@ def tiny_model(cfg: LakecastConfig, *, seed: int = 0, lookback: int | None = Non
             module.head.bias[1::3] += 1e4          # raw median of every step (view: horizon x 3)
             assert module.skip is not None
             module.skip.bias -= 1e4
-    meta = ModelMeta(lb, len(names), names, cfg.windows.horizon, (0.1, 0.5, 0.9), cfg.data.freq, spec)
+    meta = ModelMeta(lb, len(names), names, hz, (0.1, 0.5, 0.9), cfg.data.freq, spec)
     return module, meta
 
 

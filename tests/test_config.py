@@ -14,7 +14,7 @@ def test_defaults_load_with_public_keys() -> None:
     cfg = load_config(env={})
     assert (cfg.data.series_col, cfg.data.time_col, cfg.data.value_col) == ("series_id", "ts", "value")
     assert cfg.data.freq == "h"
-    assert cfg.windows.lookback == 168 and cfg.windows.horizon == 24 and cfg.windows.stride >= 1
+    assert cfg.windows.lookback == "auto" and cfg.windows.horizon == "auto"  # hourly: 168 and 24 (test_auto_steps)
     assert cfg.model.name == "lakecast_lstm"
     assert cfg.spark.master == "local[*]"
     assert cfg.mlflow.tracking_uri is None

@@ -22,6 +22,7 @@ import torch
 
 from conf import LakecastConfig
 from models import registry
+from models.lakecast_forecaster.calibration import IntervalCalibration
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from tests.conftest import make_config
@@ -29,9 +30,10 @@ from tests.conftest import make_config
 torch.set_num_threads(1)
 SPEC = LSTMSpec(n_features=2, lookback=8, horizon=3, hidden_size=4, num_layers=1)
 META = ModelMeta(lookback=8, n_features=2, feature_names=("value", "missing"), horizon=3,
-                 quantiles=(0.1, 0.5, 0.9), freq="h", network=SPEC)
+                 quantiles=(0.1, 0.5, 0.9), freq="h", network=SPEC,  # calibrated: it must travel too
+                 calibration=IntervalCalibration(low=(2.0, 0.5, 1.0), high=(1.5, 3.0, 0.7), floor=(1e-3,) * 3))
 X = np.random.default_rng(1).standard_normal((7, 8, 2)).astype(np.float32)
-FORECASTER_FILES = ["__init__.py", "errors.py", "lstm.py", "predictor.py", "pyfunc.py"]
+FORECASTER_FILES = ["__init__.py", "calibration.py", "errors.py", "lstm.py", "predictor.py", "pyfunc.py"]
 
 CHILD = """
 import importlib.util, json, sys

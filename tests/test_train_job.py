@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from models import promote, registry
+from models.lakecast_forecaster.predictor import load_predictor
 from models.registry import CHALLENGER, CHAMPION, ModelNotFoundError
 from pipelines.flows import promote as promote_job
 from pipelines.flows import train as train_job
@@ -76,6 +77,14 @@ def test_train_register_promote_rollback(spark: Any, lakecast_home: Any) -> None
     assert "test_lstm_mase" in run.data.metrics and "test_seasonal_naive_mase" in run.data.metrics
     assert len(client.get_metric_history(out.mlflow_run_id, "val_loss")) == len(out.result.history)
     assert len(client.get_metric_history(out.mlflow_run_id, "test_lstm_mae_by_step")) == 12
+    # the p10/p90 calibration fitted on the validation windows: logged, recorded and inside the model
+    assert {"calibration.low_factors", "calibration.high_factors"} <= set(run.data.params)
+    assert len(client.get_metric_history(out.mlflow_run_id, "interval_high_factor_by_step")) == 12
+    assert details["val_coverage_after_calibration"] == pytest.approx(
+        run.data.metrics["val_coverage_after_calibration"], abs=1e-4)
+    calibration = load_predictor(registry.download_version(cfg, out.model)).meta.calibration
+    assert calibration is not None and calibration.horizon == 12
+    assert ",".join(f"{v:.4g}" for v in calibration.low) == run.data.params["calibration.low_factors"]
     assert {"forecasts_vs_actuals.png", "config.json", "backtest.json"} <= {
         a.path for a in client.list_artifacts(out.mlflow_run_id)}
     v1 = registry.resolve(cfg, version="1")

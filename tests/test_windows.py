@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.window_contract import WINDOW_COLUMNS
 from pipelines.windows.build import (
     SplitCutoffs,
@@ -116,7 +117,7 @@ def ref_fill(obs: dict[int, float], first: int, last: int, fill: str, max_gap: i
 
 def ref_window(cfg: LakecastConfig, grid: RefGrid, vals: list[float | None], observed: set[int],
                first: int, start: int, with_targets: bool) -> dict[str, Any]:
-    w, lb, hz = cfg.windows, cfg.windows.lookback, cfg.windows.horizon
+    w, lb, hz = cfg.windows, steps(cfg).lookback, steps(cfg).horizon
     x = vals[start:start + lb]
     origin = grid.time_of(first + start + lb - 1)
     nmiss = sum(v is None for v in x)
@@ -150,12 +151,12 @@ def ref_training(cfg: LakecastConfig, rows: list[Row], cutoff: datetime | None) 
     if not obs:
         return [{"origin": None, "reason": "too_short"}]
     first, last = min(obs), max(obs)
-    lb, hz = cfg.windows.lookback, cfg.windows.horizon
+    lb, hz = steps(cfg).lookback, steps(cfg).horizon
     if last - first + 1 < lb + hz:
         return [{"origin": grid.time_of(last), "reason": "too_short"}]
     vals = ref_fill(obs, first, last, cfg.windows.fill, cfg.windows.max_gap)
     return [ref_window(cfg, grid, vals, set(obs), first, s, True)
-            for s in range(0, len(vals) - lb - hz + 1, cfg.windows.stride)]
+            for s in range(0, len(vals) - lb - hz + 1, steps(cfg).stride)]
 
 
 def ref_inference(cfg: LakecastConfig, rows: list[Row], as_of: datetime) -> dict[str, Any]:
@@ -163,10 +164,10 @@ def ref_inference(cfg: LakecastConfig, rows: list[Row], as_of: datetime) -> dict
     obs = ref_observed(grid, rows, as_of)
     k_o = grid.step_of(as_of)
     origin = grid.time_of(k_o)
-    lb = cfg.windows.lookback
+    lb = steps(cfg).lookback
     if not obs:
         return {"origin": origin, "reason": "too_short"}
-    if k_o - max(obs) > cfg.scoring.max_staleness:
+    if k_o - max(obs) > steps(cfg).max_staleness:
         return {"origin": origin, "reason": "stale"}
     if k_o - min(obs) + 1 < lb:
         return {"origin": origin, "reason": "too_short"}

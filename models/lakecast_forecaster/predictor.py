@@ -2,7 +2,9 @@
 
 This is what scoring loads on each Spark worker (once, from a local directory) and what the
 MLflow pyfunc wraps. The directory holds `meta.json` (shapes, feature names, frequency,
-network spec) and `weights.pt` (a torch state dict, loaded with `weights_only=True`).
+network spec, interval calibration) and `weights.pt` (a torch state dict, loaded with
+`weights_only=True`). The calibration (fitted on the validation windows at training time) is
+applied to the network's output here, so every path that scores through a Predictor gets it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .calibration import IntervalCalibration, apply_calibration
 from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
 from .lstm import LSTMForecaster, LSTMSpec
 
@@ -38,9 +41,17 @@ class ModelMeta:
     quantiles: tuple[float, float, float]
     freq: str
     network: LSTMSpec
+    # Scale factors of the p10/p90 distances per horizon step; None (models saved before it): as trained.
+    calibration: IntervalCalibration | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration is not None and self.calibration.horizon != self.horizon:
+            raise ModelLoadError(f"interval calibration has {self.calibration.horizon} steps but the model's "
+                                 f"horizon is {self.horizon}; retrain the model")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["format_version"] = FORMAT_VERSION
         return d
 
@@ -52,7 +63,8 @@ class ModelMeta:
         return cls(lookback=int(d["lookback"]), n_features=int(d["n_features"]),
                    feature_names=tuple(d["feature_names"]), horizon=int(d["horizon"]),
                    quantiles=tuple(float(q) for q in d["quantiles"]),  # type: ignore[arg-type]
-                   freq=str(d["freq"]), network=LSTMSpec(**d["network"]))
+                   freq=str(d["freq"]), network=LSTMSpec(**d["network"]),
+                   calibration=IntervalCalibration.from_dict(cal) if (cal := d.get("calibration")) else None)
 
     def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None:
         """Raise ModelMismatchError naming every difference from the configured windows."""
@@ -80,9 +92,10 @@ class Predictor:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.meta = meta
+        self._calibration = meta.calibration.arrays() if meta.calibration is not None else None
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3)."""
+        """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3), calibrated."""
         m = self.meta
         if X.ndim != 3 or X.shape[1:] != (m.lookback, m.n_features):
             raise ModelMismatchError(f"model expects windows of shape (N, {m.lookback}, {m.n_features}), "
@@ -95,6 +108,8 @@ class Predictor:
             for start in range(0, X.shape[0], batch_size):
                 x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()
+        if self._calibration is not None:
+            apply_calibration(out, *self._calibration, out=out)  # one elementwise pass, in place
         return out
 
 

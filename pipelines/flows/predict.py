@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from models.lakecast_forecaster.predictor import ModelMeta
     from models.precision import PrecisionChoice
+    from pipelines.windows.history import AutoSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
     blob = pack_model_dir(local_dir)
     device = _device()
     predictor = unpack_and_load(blob, device=device)  # the exact bytes the workers will load
-    check_model_matches(predictor.meta, cfg, feature_names(cfg))
+    check_model_matches(predictor.meta, for_model(cfg, predictor.meta)[0], feature_names(cfg))
     s = cfg.scoring
     choice = choose_precision(
         s.precision, device=device, available=available_precisions(device), tags=ref.tags,
@@ -141,6 +142,14 @@ def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = No
     return complete if newest is None else min(complete, newest)
 
 
+def for_model(cfg: LakecastConfig, meta: ModelMeta) -> tuple[LakecastConfig, AutoSettings]:
+    """`cfg` with its `auto` step settings resolved for scoring `meta`'s model (its lookback and
+    horizon, the frequency's max_staleness)."""
+    from pipelines.windows.history import resolve_for_model
+
+    return resolve_for_model(cfg, meta.lookback, meta.horizon)
+
+
 def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, rec: RunRecord,
                     as_of: datetime | str | None = None) -> PredictResult:
     """Windows at `as_of` -> forecasts of `model` -> one MERGE; fills `rec` as it goes."""
@@ -154,6 +163,10 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
     from pipelines.tables.ensure import delta_version
     from pipelines.windows.build import inference_windows
 
+    cfg, auto = for_model(cfg, model.meta)  # auto lookback/horizon: the model's own
+    if auto.values:
+        log.info(auto.line)
+        rec.details["auto_settings"] = auto.details()
     obs_table = cfg.table("observations")
     source_version = delta_version(spark, obs_table)
     rec.versions_read["observations"] = source_version

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
+from conf.auto_steps import auto_keys, steps
 from conf.freq import parse_freq
 from models.promote import Comparison, Decision
 from models.registry import ModelRef
@@ -59,19 +60,36 @@ def backtest_windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec
     for outcome, n in counts.items():
         rec.row_counts[f"backtest_windows_{outcome}"] = n
     log.info("backtest windows (targets in (%s, %s]): %s", cut.val_end, cut.end, counts)
-    return to_arrays(usable_only(table), lookback=cfg.windows.lookback, n_features=len(feature_names(cfg)),
-                     horizon=cfg.windows.horizon, keys=True)
+    s = steps(cfg)
+    return to_arrays(usable_only(table), lookback=s.lookback, n_features=len(feature_names(cfg)),
+                     horizon=s.horizon, keys=True)
 
 
 def _load(cfg: LakecastConfig, ref: ModelRef) -> Predictor:
     from models.lakecast_forecaster.predictor import load_predictor
     from models.registry import download_version
-    from pipelines.windows.build import feature_names
 
-    predictor = load_predictor(download_version(cfg, ref))
-    predictor.meta.check_windows(lookback=cfg.windows.lookback, feature_names=feature_names(cfg),
-                                 horizon=cfg.windows.horizon, freq=cfg.data.freq)
-    return predictor
+    return load_predictor(download_version(cfg, ref))
+
+
+def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], obs: DataFrame,
+                as_of: str | None, rec: RunRecord) -> LakecastConfig:
+    """`auto` resolved for the challenger's windows (and the history, for the backtest length);
+    both models must fit the result, else ModelMismatchError names each difference."""
+    from pipelines.windows.build import feature_names
+    from pipelines.windows.history import measure_history, resolve_for_model
+
+    m = predictors[0].meta
+    history = measure_history(obs, cfg, as_of) if "promote.backtest_periods" in auto_keys(cfg) else None
+    cfg, auto = resolve_for_model(cfg, m.lookback, m.horizon, history)
+    if auto.values:
+        log.info(auto.line)
+        rec.details["auto_settings"] = auto.details()
+    s = steps(cfg)
+    for p in predictors:
+        p.meta.check_windows(lookback=s.lookback, feature_names=feature_names(cfg), horizon=s.horizon,
+                             freq=cfg.data.freq)
+    return cfg
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as_of: str | None = None,
@@ -97,6 +115,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as
         predictors = _load(cfg, challenger), _load(cfg, champion)
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
+        cfg = _for_models(cfg, predictors, obs, as_of, rec)
         windows = backtest_windows(cfg, obs, as_of, rec)
         cmp = promote.compare(*predictors, windows, season=parse_freq(cfg.data.freq).season_length())
         # Re-check reduced precision on the newest backtest windows: scoring reads these tags.

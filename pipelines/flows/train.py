@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
 from models.arrays import WindowArrays, parquet_source, to_arrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
+from models.intervals import CalibrationReport, calibrate
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.registry import ModelRef
 from models.train import TrainResult, WindowSource
 from pipelines.sinks.job_runs import RunRecord, record_run
+from pipelines.windows.history import AutoSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -47,6 +50,7 @@ class TrainOutcome:
     job_run_id: str
     observations_version: int
     cutoffs: SplitCutoffs
+    auto: AutoSettings | None = None  # what `auto` step settings became
 
 
 def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFrame, int]:
@@ -69,7 +73,7 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
     names = list(feature_names(cfg))
     cut = split_cutoffs(obs, cfg, end=as_of)
     parts = split_windows(obs, cfg, cut)
-    shape = dict(lookback=cfg.windows.lookback, n_features=len(names), horizon=cfg.windows.horizon)
+    shape = dict(lookback=steps(cfg).lookback, n_features=len(names), horizon=steps(cfg).horizon)
     snaps = {}
     for split, df in (("train", parts.train), ("val", parts.val), ("test", parts.test)):
         t0 = time.perf_counter()
@@ -84,7 +88,8 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
 
 def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta: ModelMeta,
                 test: WindowArrays, test_pred: Any, obs_version: int, cutoffs: SplitCutoffs, rec: RunRecord,
-                names: list[str], as_of: str | None) -> tuple[str, str]:
+                names: list[str], as_of: str | None, auto: AutoSettings,
+                calibration: CalibrationReport | None = None) -> tuple[str, str]:
     """One MLflow run with everything people look for; returns (run id, logged model uri)."""
     import mlflow
     from mlflow.entities import Metric
@@ -99,7 +104,8 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "as_of": as_of or "latest", "train_end": cutoffs.train_end, "val_end": cutoffs.val_end,
               "test_end": cutoffs.end, "observations_delta_version": obs_version,
               "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
-              "n_test_windows": len(test)}
+              "n_test_windows": len(test), **steps(cfg).by_key(),  # the step settings as trained
+              "auto_settings": auto.line or "none", **(calibration.params() if calibration else {})}
     with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
         mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
                          "lakecast.observations_delta_version": obs_version})
@@ -116,6 +122,11 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
         metrics += [Metric("best_val_loss", result.best_val_loss, now, 0),
                     Metric("best_epoch", float(result.best_epoch), now, 0),
                     Metric("train_seconds", result.seconds, now, 0)]
+        if calibration is not None:  # the interval factors per horizon step, and the validation band
+            metrics += [Metric(k, v, now, 0) for k, v in calibration.metrics().items()]
+            metrics += [Metric(f"interval_{side}_factor_by_step", v, now, step + 1)
+                        for side, vs in (("low", calibration.calibration.low), ("high", calibration.calibration.high))
+                        for step, v in enumerate(vs)]
         client = mlflow.MlflowClient()
         for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics
             client.log_batch(run.info.run_id, metrics=metrics[i:i + 900])
@@ -131,14 +142,14 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
 
 def _in_memory(snap: Snapshot, cfg: LakecastConfig, n_features: int, keys: bool = False) -> WindowArrays:
     """A snapshot's usable windows as arrays in memory."""
-    return to_arrays(snap.usable(), lookback=cfg.windows.lookback, n_features=n_features,
-                     horizon=cfg.windows.horizon, keys=keys)
+    return to_arrays(snap.usable(), lookback=steps(cfg).lookback, n_features=n_features,
+                     horizon=steps(cfg).horizon, keys=keys)
 
 
 def _train_inputs(cfg: LakecastConfig, snaps: dict[str, Snapshot], n_features: int,
                   ) -> tuple[WindowSource, WindowArrays]:
     """Training data in memory when it fits `train.max_in_memory_mb`, else a stream of batches."""
-    shape: dict[str, Any] = dict(lookback=cfg.windows.lookback, n_features=n_features, horizon=cfg.windows.horizon)
+    shape: dict[str, Any] = dict(lookback=steps(cfg).lookback, n_features=n_features, horizon=steps(cfg).horizon)
     snap = snaps["train"]
     if snap.usable_mb <= cfg.train.max_in_memory_mb:
         log.info("training windows: %.0f MB, loaded into memory", snap.usable_mb)
@@ -158,6 +169,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
     from models import precision, registry
     from models.evaluate import backtest
     from models.train import fit
+    from pipelines.windows.history import resolve_for_training
     from pipelines.windows.transfer import snapshot_root
 
     if cfg.train.torch_threads:
@@ -166,6 +178,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
         log.info("observations: %s at Delta version %d", cfg.table("observations"), obs_version)
+        cfg, auto = resolve_for_training(obs, cfg, as_of)  # every `auto` step setting becomes an int
+        rec.details["auto_settings"] = auto.details()
         root = snapshot_root(cfg.home, rec.run_id)  # `lakecast forget` looks for leftovers there
         try:  # a streamed training set is read from the snapshot during fit
             cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root)
@@ -174,9 +188,12 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             result = fit(train, val, cfg)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        meta = ModelMeta(lookback=cfg.windows.lookback, n_features=len(names), feature_names=tuple(names),
-                         horizon=cfg.windows.horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
+        meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
+                         horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec)
+        calibration = None
+        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on the validation windows, stored in meta
+            meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed)
         predictor = Predictor(result.model, meta, device=result.device)
         test_pred = predictor.predict(test.X)
         bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
@@ -184,7 +201,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
                                         obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
-                                        as_of=as_of)
+                                        as_of=as_of, auto=auto, calibration=calibration)
         tags = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
                 "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
                 "lakecast.test_windows": str(bt.n_windows),
@@ -196,5 +213,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                             "became_champion": first, "test_mase": bt.mase(MODEL),
                             "test_seasonal_naive_mase": bt.mase(SEASONAL_NAIVE),
                             "best_epoch": result.best_epoch, "epochs": len(result.history),
-                            "train_seconds": round(result.seconds, 2), "device": result.device})
-        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs)
+                            "train_seconds": round(result.seconds, 2), "device": result.device,
+                            **({"val_coverage_before_calibration": round(calibration.before[0], 4),
+                                "val_coverage_after_calibration": round(calibration.after[0], 4)}
+                               if calibration else {})})
+        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto)

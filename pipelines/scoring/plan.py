@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.errors import LakecastError
 
 
@@ -75,8 +76,8 @@ def check_model_matches(meta: ModelShape, cfg: LakecastConfig, feature_names: Se
     Raises the model's ModelMismatchError naming each difference (lookback, features,
     horizon, frequency).
     """
-    meta.check_windows(lookback=cfg.windows.lookback, feature_names=feature_names,
-                       horizon=cfg.windows.horizon, freq=cfg.data.freq)
+    s = steps(cfg)
+    meta.check_windows(lookback=s.lookback, feature_names=feature_names, horizon=s.horizon, freq=cfg.data.freq)
 
 
 def plan_for(meta: ModelShape, cfg: LakecastConfig, *, model_key: str, precision: str) -> ScoringPlan:

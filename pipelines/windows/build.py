@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.errors import LakecastError
 from conf.utc import from_utc_micros, to_utc_micros
 from pipelines.windows.features import feature_names
@@ -149,9 +150,9 @@ def split_cutoffs(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | Non
         end_dt = from_utc_micros(row["end"])
     else:
         end_dt = from_utc_micros(to_utc_micros(end))
-    grid = GridSpec.from_config(cfg)
-    val_end = shift(grid, end_dt, -cfg.train.test_periods)
-    return SplitCutoffs(shift(grid, val_end, -cfg.train.val_periods), val_end, end_dt)
+    grid, s = GridSpec.from_config(cfg), steps(cfg)
+    val_end = shift(grid, end_dt, -s.test_periods)
+    return SplitCutoffs(shift(grid, val_end, -s.val_periods), val_end, end_dt)
 
 
 def split_windows(obs: DataFrame, cfg: LakecastConfig, cutoffs: SplitCutoffs | None = None) -> WindowSplits:

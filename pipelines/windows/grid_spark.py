@@ -48,6 +48,12 @@ def _step_col(spec: GridSpec, anchor: Column, ts: Column) -> Column:
     return _floor_div(F.unix_micros(ts) - anchor, spec.step_us)
 
 
+def step_span_col(spec: GridSpec, first_ts: Column, last_ts: Column) -> Column:
+    """Grid steps from `first_ts` to `last_ts`, both counted (SQL columns): a series' history."""
+    anchor = _anchor_col(spec, first_ts)
+    return _step_col(spec, anchor, last_ts) - _step_col(spec, anchor, first_ts) + 1
+
+
 def step_ts_col(spec: GridSpec, anchor: Column, k: Column) -> Column:
     """Timestamp of grid step `k` (SQL columns), e.g. a window's forecast origin."""
     from pyspark.sql import functions as F

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.freq import parse_freq
 from pipelines.windows.features import calendar_kinds
 from pipelines.windows.grid import GridSpec
@@ -30,10 +31,10 @@ class WindowSpec:
 
     @classmethod
     def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
-        w = cfg.windows
+        w, s = cfg.windows, steps(cfg)  # flows pass resolved ints; a bare `auto` takes the freq's value
         kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
-        return cls(GridSpec.from_config(cfg), w.lookback, w.horizon, w.stride, w.max_missing_frac,
-                   kinds, cfg.scoring.max_staleness, w.strategy)
+        return cls(GridSpec.from_config(cfg), s.lookback, s.horizon, s.stride, w.max_missing_frac,
+                   kinds, s.max_staleness, w.strategy)
 
     @property
     def n_features(self) -> int:

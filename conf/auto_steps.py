@@ -1,0 +1,179 @@
+"""`auto` for the settings counted in steps: values that fit `data.freq` and the history held.
+
+Pure: the pipelines measure the history (grid steps per series in `observations`) and pass it
+in; the flows then run on a config whose step settings are all ints (`apply_steps`). Hourly
+data with four weeks of history or more resolves to lookback 168, horizon 24, stride 24,
+validation, test and backtest 168 and max_staleness 48.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from conf.errors import HistoryTooShortError
+from conf.freq import Freq, parse_freq
+
+if TYPE_CHECKING:
+    from conf.schema import LakecastConfig
+
+AUTO = "auto"
+# Public key of each `Steps` field.
+KEYS = {"lookback": "windows.lookback", "horizon": "windows.horizon", "stride": "windows.stride",
+        "val_periods": "train.val_periods", "test_periods": "train.test_periods",
+        "backtest_periods": "promote.backtest_periods", "max_staleness": "scoring.max_staleness"}
+TRAINING_KEYS = ("lookback", "horizon", "val_periods", "test_periods")
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Every step-counted setting as a concrete number of grid steps."""
+
+    lookback: int
+    horizon: int
+    stride: int
+    val_periods: int
+    test_periods: int
+    backtest_periods: int
+    max_staleness: int
+
+    def by_key(self) -> dict[str, int]:
+        return {KEYS[k]: v for k, v in asdict(self).items()}
+
+    @property
+    def training_need(self) -> int:
+        """Steps a series needs for one training window before validation and test."""
+        return self.lookback + self.horizon + self.val_periods + self.test_periods
+
+
+@dataclass(frozen=True)
+class History:
+    """Grid steps per series, first to last observation (`typical` is the median series)."""
+
+    typical: int
+    longest: int
+    series: int
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What `auto` gives with ample history, in steps of the frequency."""
+
+    horizon: int
+    lookback: int
+    eval_min: int  # validation / test / backtest: at least this, and at least one horizon
+    stride: int
+    max_staleness: int
+
+
+def base_steps(freq: Freq) -> _Base:
+    """Per frequency class: sub-daily a day ahead from a week back (hourly: 24 from 168),
+    daily two weeks from eight, weekly a quarter from a year, monthly a year from three,
+    quarterly two years from four; multiples (2h, 2MS) count the same time in fewer steps."""
+    if freq.is_calendar:
+        div = float(freq.months) if freq.months < 3 else freq.months / 3
+        table = (12, 36, 1, 3) if freq.months < 3 else (8, 16, 1, 2)
+    elif freq.step < timedelta(days=1):
+        day = max(1, int(timedelta(days=1) / freq.step))
+        return _Base(horizon=day, lookback=7 * day, eval_min=7 * day, stride=day, max_staleness=2 * day)
+    elif freq.step < timedelta(weeks=1):
+        div, table = freq.step / timedelta(days=1), (14, 56, 7, 7)
+    else:
+        div, table = freq.step / timedelta(weeks=1), (13, 52, 1, 4)
+    h, lb, ev, stale = (max(1, math.ceil(v / div - 1e-9)) for v in table)
+    return _Base(horizon=h, lookback=lb, eval_min=ev, stride=1, max_staleness=stale)
+
+
+def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History | None = None) -> Steps:
+    """Concrete steps: `given` (public key -> int or 'auto'; missing keys are auto) with each
+    auto one resolved for `freq` and, when known, the `history`.
+
+    A given horizon stays; validation, test and backtest take the frequency's minimum (a week
+    for sub-daily and daily data) but at least one horizon, and at most a quarter of the typical
+    history; the lookback (at least two horizons) shrinks, not below one horizon, until
+    lookback + horizon + validation + test fit the typical series.
+    """
+    b = base_steps(freq)
+
+    def pick(name: str, auto: int) -> int:
+        v = given.get(KEYS[name], AUTO)
+        return auto if v == AUTO else int(v)
+
+    h = pick("horizon", b.horizon)
+    ev = max(b.eval_min, h)
+    if history is not None:
+        ev = max(h, min(ev, history.typical // 4))
+    val, test, bt = pick("val_periods", ev), pick("test_periods", ev), pick("backtest_periods", ev)
+    lb = max(b.lookback, 2 * h)
+    if history is not None:
+        lb = max(min(h, lb), min(lb, history.typical - h - val - test))
+    return Steps(lookback=pick("lookback", lb), horizon=h, stride=pick("stride", b.stride), val_periods=val,
+                 test_periods=test, backtest_periods=bt, max_staleness=pick("max_staleness", b.max_staleness))
+
+
+def workable(steps: Steps, n: int) -> dict[str, int] | None:
+    """Training settings that fit a series of `n` steps, close to `steps` (None below 4 steps).
+
+    The horizon shrinks to at most a fifth of the history, validation and test to one horizon
+    each, the lookback to what is left (at most its current value)."""
+    if n < 4:
+        return None
+    h = max(1, min(steps.horizon, n // 5))
+    lb = max(1, min(steps.lookback, n - 3 * h))
+    return {KEYS["lookback"]: lb, KEYS["horizon"]: h, KEYS["val_periods"]: h, KEYS["test_periods"]: h}
+
+
+def check_fits(freq: Freq, steps: Steps, history: History) -> None:
+    """Raise HistoryTooShortError when not even the longest series holds one training window."""
+    if steps.training_need <= history.longest:
+        return
+    terms = " + ".join(f"{KEYS[k]}" for k in TRAINING_KEYS)
+    values = " + ".join(str(getattr(steps, k)) for k in TRAINING_KEYS)
+    fit = workable(steps, history.typical)
+    fix = ("ingest more history: training needs at least 4 steps per series" if fit is None
+           else "try " + " ".join(f"--set {k}={v}" for k, v in fit.items()) + " (or ingest more history)")
+    raise HistoryTooShortError(
+        f"observations hold {history.typical} steps per series at freq {freq.alias} (median of "
+        f"{history.series} series; longest {history.longest}); training needs {terms} <= "
+        f"{history.longest}, here {values} = {steps.training_need}: {fix}")
+
+
+def given_steps(cfg: LakecastConfig) -> dict[str, int | str]:
+    """The configured value (int or 'auto') of every step-counted key."""
+    sections = {"windows": cfg.windows, "train": cfg.train, "promote": cfg.promote, "scoring": cfg.scoring}
+    out: dict[str, int | str] = {}
+    for key in KEYS.values():
+        section, field = key.split(".")
+        out[key] = getattr(sections[section], field)
+    return out
+
+
+def auto_keys(cfg: LakecastConfig) -> tuple[str, ...]:
+    return tuple(k for k, v in given_steps(cfg).items() if v == AUTO)
+
+
+def steps(cfg: LakecastConfig) -> Steps:
+    """The step settings as ints; any still `auto` is resolved for the frequency alone (ample
+    history). Flows resolve against the measured history first, so this only reads ints there."""
+    return resolve_steps(parse_freq(cfg.data.freq), given_steps(cfg))
+
+
+def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:
+    """`cfg` with every step-counted setting set to its concrete value."""
+    return cfg.model_copy(update={
+        "windows": cfg.windows.model_copy(update={"lookback": s.lookback, "horizon": s.horizon,
+                                                  "stride": s.stride}),
+        "train": cfg.train.model_copy(update={"val_periods": s.val_periods, "test_periods": s.test_periods}),
+        "promote": cfg.promote.model_copy(update={"backtest_periods": s.backtest_periods}),
+        "scoring": cfg.scoring.model_copy(update={"max_staleness": s.max_staleness}),
+    })
+
+
+def describe(freq: Freq, s: Steps, keys: tuple[str, ...], history: History | None, source: str = "") -> str:
+    """One line: the resolved value of each key that was auto."""
+    held = f"{history.typical} steps of history" if history is not None else source or "history not measured"
+    values = s.by_key()
+    return f"auto settings (freq {freq.alias}, {held}): " + " ".join(f"{k}={values[k]}" for k in keys)

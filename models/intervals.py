@@ -1,0 +1,78 @@
+"""Fit the interval calibration of a trained model on its validation windows (at training time).
+
+The factors themselves (`lakecast_forecaster.calibration`) travel inside the model and are
+applied by `Predictor.predict`; this module picks the windows, predicts them once with the
+uncalibrated network and reports the validation coverage before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from models.arrays import WindowArrays
+from models.lakecast_forecaster.calibration import IntervalCalibration, coverage, fit_calibration
+from models.lakecast_forecaster.lstm import LSTMForecaster
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.train import TrainingError, WindowSource
+
+log = logging.getLogger(__name__)
+
+MAX_WINDOWS = 100_000  # validation windows used for calibration, sampled deterministically above it
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The fitted factors and the validation band before/after (fractions inside, below, above)."""
+
+    calibration: IntervalCalibration
+    n_windows: int
+    before: tuple[float, float, float]
+    after: tuple[float, float, float]
+
+    def params(self) -> dict[str, str]:
+        c = self.calibration
+        return {"calibration.low_factors": ",".join(f"{v:.4g}" for v in c.low),
+                "calibration.high_factors": ",".join(f"{v:.4g}" for v in c.high),
+                "calibration.n_val_windows": str(self.n_windows)}
+
+    def metrics(self) -> dict[str, float]:
+        return {"val_coverage_before_calibration": self.before[0], "val_coverage_after_calibration": self.after[0],
+                "val_below_low_after_calibration": self.after[1], "val_above_high_after_calibration": self.after[2]}
+
+
+def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `max_windows` validation windows (X, y): a seeded sample when in memory, else the first blocks."""
+    blocks = [val] if isinstance(val, WindowArrays) else val()
+    xs, ys, n = [], [], 0
+    for block in blocks:
+        if block.y is None or not len(block):
+            continue
+        if len(block) > max_windows - n:
+            idx = np.sort(np.random.default_rng(seed).choice(len(block), max_windows - n, replace=False))
+            block = block.take(idx)
+        assert block.y is not None
+        xs.append(block.X)
+        ys.append(block.y)
+        n += len(block)
+        if n >= max_windows:
+            break
+    if not n:
+        raise TrainingError("no validation windows with targets to calibrate the intervals on; "
+                            "set model.calibrate_intervals=false or check train.val_periods")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, device: str = "cpu",
+              max_windows: int = MAX_WINDOWS, seed: int = 0) -> tuple[ModelMeta, CalibrationReport]:
+    """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there."""
+    X, y = sample_windows(val, max_windows, seed)
+    raw = Predictor(module, replace(meta, calibration=None), device=device).predict(X)
+    cal = fit_calibration(raw, y, meta.quantiles)
+    report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
+    log.info("interval calibration on %d validation windows: p10-p90 coverage %.3f -> %.3f "
+             "(factors low %s, high %s)", len(X), report.before[0], report.after[0],
+             report.params()["calibration.low_factors"], report.params()["calibration.high_factors"])
+    return replace(meta, calibration=cal), report

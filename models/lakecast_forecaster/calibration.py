@@ -1,0 +1,128 @@
+"""Interval calibration: rescale the network's p10/p90 distances so the band covers what it says.
+
+Pinball loss fits the quantiles on the training windows; on new data the band is often too
+narrow or too wide. At training time `fit_calibration` looks at the validation windows (split
+conformal, per horizon step h): with the half-widths `w_lo = max(p50 - p10, floor)` and
+`w_hi = max(p90 - p50, floor)`, the scores `(p50 - y) / w_lo` and `(y - p50) / w_hi` are
+ranked and the finite-sample conformal quantile at `1 - q_low` (resp. `q_high`) becomes the
+scale factor: `p10' = p50 - a_lo[h] * w_lo`, `p90' = p50 + a_hi[h] * w_hi`. Multiplying the
+network's own widths keeps its per-window shape (wide where it is unsure); the floor (a tenth
+of the step's median width) keeps near-zero widths from blowing the factors up. Factors are
+clipped at 0, so p10' <= p50 <= p90' always. Numpy only: this ships inside the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MIN_WINDOWS_PER_STEP = 50   # fewer validation windows per step: one factor pooled over all steps
+FLOOR_FRACTION = 0.1        # width floor: this fraction of the step's median validation width
+MIN_FLOOR = 1e-6            # ... and never below this (scaled units)
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    """Per horizon step: scale factors of the low/high distances and the width floor."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    floor: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.low) == len(self.high) == len(self.floor)):
+            raise ValueError(f"interval calibration needs one low, high and floor per horizon step, got "
+                             f"{len(self.low)}, {len(self.high)}, {len(self.floor)}")
+        values = (*self.low, *self.high, *self.floor)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"interval calibration factors and floors must be finite and >= 0: {values}")
+
+    @property
+    def horizon(self) -> int:
+        return len(self.low)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"low": list(self.low), "high": list(self.high), "floor": list(self.floor)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IntervalCalibration:
+        return cls(low=tuple(float(v) for v in d["low"]), high=tuple(float(v) for v in d["high"]),
+                   floor=tuple(float(v) for v in d["floor"]))
+
+    @classmethod
+    def identity(cls, horizon: int) -> IntervalCalibration:
+        return cls(low=(1.0,) * horizon, high=(1.0,) * horizon, floor=(0.0,) * horizon)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, floor) as float32 (horizon,) arrays, ready for `apply`."""
+        return tuple(np.asarray(v, dtype=np.float32) for v in (self.low, self.high, self.floor))  # type: ignore[return-value]
+
+    def apply(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated quantiles for `q` (N, horizon, 3) (low, median, high); `out=q` works in place."""
+        return apply_calibration(q, *self.arrays(), out=out)
+
+
+def apply_calibration(q: np.ndarray, low: np.ndarray, high: np.ndarray, floor: np.ndarray,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """p50 ∓ factor × max(distance, floor), per horizon step; the median is unchanged."""
+    if out is None:
+        out = np.array(q, copy=True)
+    mid = q[..., 1]
+    w_lo = np.maximum(mid - q[..., 0], floor)        # (N, horizon); NaN-safe: max(NaN, f) is NaN
+    w_hi = np.maximum(q[..., 2] - mid, floor)
+    out[..., 0] = mid - low * w_lo
+    out[..., 2] = mid + high * w_hi
+    if out is not q:
+        out[..., 1] = mid
+    return out
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The finite-sample split-conformal quantile: the ceil((n+1)·level)-th smallest score."""
+    s = np.sort(scores[np.isfinite(scores)])
+    n = len(s)
+    if n == 0:
+        return 1.0
+    k = min(math.ceil((n + 1) * level), n)          # beyond n: the largest score (no better bound)
+    return float(s[max(k, 1) - 1])
+
+
+def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, float, float],
+                    ) -> IntervalCalibration:
+    """Factors for `pred` (N, horizon, 3) against actuals `y` (N, horizon), in the same units."""
+    if pred.ndim != 3 or pred.shape[2] != 3 or y.shape != pred.shape[:2]:
+        raise ValueError(f"calibration needs predictions (N, horizon, 3) and actuals (N, horizon), "
+                         f"got {pred.shape} and {y.shape}")
+    p = pred.astype(np.float64)
+    yy = y.astype(np.float64)
+    mid = p[..., 1]
+    d_lo, d_hi = mid - p[..., 0], p[..., 2] - mid
+    ok = np.isfinite(p).all(axis=-1) & np.isfinite(yy)
+    horizon = pred.shape[1]
+    floor = np.empty(horizon)
+    for h in range(horizon):
+        widths = np.concatenate((d_lo[ok[:, h], h], d_hi[ok[:, h], h]))
+        floor[h] = max(MIN_FLOOR, FLOOR_FRACTION * float(np.median(widths))) if len(widths) else MIN_FLOOR
+    s_lo = np.where(ok, (mid - yy) / np.maximum(d_lo, floor), np.nan)   # > factor: below the new p10
+    s_hi = np.where(ok, (yy - mid) / np.maximum(d_hi, floor), np.nan)   # > factor: above the new p90
+    lo_level, hi_level = 1.0 - quantiles[0], quantiles[2]
+    if horizon and int(ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP:
+        low = [conformal_quantile(s_lo[:, h], lo_level) for h in range(horizon)]
+        high = [conformal_quantile(s_hi[:, h], hi_level) for h in range(horizon)]
+    else:  # too few windows for a factor per step: one for all steps
+        low = [conformal_quantile(s_lo.ravel(), lo_level)] * horizon
+        high = [conformal_quantile(s_hi.ravel(), hi_level)] * horizon
+    return IntervalCalibration(low=tuple(max(v, 0.0) for v in low), high=tuple(max(v, 0.0) for v in high),
+                               floor=tuple(float(f) for f in floor))
+
+
+def coverage(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(fraction inside [low, high], fraction below low, fraction above high) over finite entries."""
+    ok = np.isfinite(pred).all(axis=-1) & np.isfinite(y)
+    n = max(int(ok.sum()), 1)
+    below = float(((y < pred[..., 0]) & ok).sum()) / n
+    above = float(((y > pred[..., 2]) & ok).sum()) / n
+    return 1.0 - below - above, below, above

@@ -1,0 +1,169 @@
+"""`auto` step settings: resolved per frequency and history, and a monthly set trained end to end.
+
+The resolver is pure (conf/auto_steps.py) and tested without Spark; one in-process test ingests
+six generated monthly series and trains and predicts with only data.freq and windows.horizon set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conf import ConfigError, load_config
+from conf.auto_steps import KEYS, History, Steps, apply_steps, auto_keys, check_fits, given_steps, resolve_steps, steps
+from conf.errors import HistoryTooShortError
+from conf.freq import parse_freq
+from tests.conftest import collect_utc, make_config
+
+HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
+                        backtest_periods=168, max_staleness=48)
+AMPLE = History(typical=5000, longest=5000, series=10)
+
+
+@pytest.mark.parametrize("history", [None, AMPLE, History(typical=672, longest=700, series=3)])
+def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
+    """`make demo` and every hourly run keep lookback 168, horizon 24, ... when four weeks are held."""
+    assert resolve_steps(parse_freq("h"), {}, history) == HOURLY_DEFAULTS
+    cfg = load_config(env={})
+    assert set(auto_keys(cfg)) == set(KEYS.values())  # the packaged defaults are all auto
+    assert steps(cfg) == HOURLY_DEFAULTS
+
+
+@pytest.mark.parametrize(("freq", "expected"), [
+    #        lookback horizon stride val test backtest staleness
+    ("15min", (672, 96, 96, 672, 672, 672, 192)),
+    ("2h", (84, 12, 12, 84, 84, 84, 24)),
+    ("D", (56, 14, 1, 14, 14, 14, 7)),
+    ("W", (52, 13, 1, 13, 13, 13, 4)),
+    ("MS", (36, 12, 1, 12, 12, 12, 3)),
+    ("QS", (16, 8, 1, 8, 8, 8, 2)),
+    ("2QS", (8, 4, 1, 4, 4, 4, 1)),
+])
+def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, ...]) -> None:
+    s = resolve_steps(parse_freq(freq), {}, AMPLE)
+    assert (s.lookback, s.horizon, s.stride, s.val_periods, s.test_periods, s.backtest_periods,
+            s.max_staleness) == expected
+    assert s.val_periods >= s.horizon and s.lookback >= 2 * s.horizon
+
+
+def test_given_values_stay_and_monthly_evaluation_is_one_horizon() -> None:
+    ms = parse_freq("MS")
+    s = resolve_steps(ms, {"windows.horizon": 24}, History(441, 441, 30))
+    assert (s.horizon, s.val_periods, s.test_periods, s.backtest_periods, s.lookback) == (24, 24, 24, 24, 48)
+    # explicit values are never changed, even when they do not fit
+    fixed = {"windows.lookback": 100, "train.val_periods": 50, "windows.stride": 3}
+    s = resolve_steps(ms, fixed, History(60, 60, 1))
+    assert (s.lookback, s.val_periods, s.stride) == (100, 50, 3)
+
+
+@pytest.mark.parametrize(("freq", "typical", "expected"), [
+    # monthly, 5 years: the lookback shrinks from 36 so lookback + horizon + val + test = 60
+    ("MS", 60, (24, 12, 12, 12)),
+    # hourly, 12.5 days: validation and test shrink to a quarter of the history, then the lookback
+    ("h", 300, (126, 24, 75, 75)),
+    # quarterly, 9 years: 16 + 8 + 8 + 8 > 36, the lookback gives way (evaluation stays one horizon)
+    ("QS", 36, (12, 8, 8, 8)),
+])
+def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
+                                                        expected: tuple[int, int, int, int]) -> None:
+    s = resolve_steps(parse_freq(freq), {}, History(typical, typical, 4))
+    assert (s.lookback, s.horizon, s.val_periods, s.test_periods) == expected
+    assert s.training_need <= typical
+    check_fits(parse_freq(freq), s, History(typical, typical, 4))  # fits: no error
+
+
+def test_too_short_history_names_keys_and_workable_values() -> None:
+    ms = parse_freq("MS")
+    hist = History(typical=30, longest=30, series=3)
+    s = resolve_steps(ms, {}, hist)  # the lookback cannot go below one horizon: 12 + 12 + 12 + 12 > 30
+    with pytest.raises(HistoryTooShortError) as err:
+        check_fits(ms, s, hist)
+    msg = str(err.value)
+    assert "observations hold 30 steps per series at freq MS" in msg
+    assert ("windows.lookback + windows.horizon + train.val_periods + train.test_periods <= 30, "
+            "here 12 + 12 + 12 + 12 = 48") in msg
+    suggested = dict(re.findall(r"--set ([a-z_.]+)=(\d+)", msg))
+    assert suggested == {"windows.lookback": "12", "windows.horizon": "6", "train.val_periods": "6",
+                         "train.test_periods": "6"}
+    # the suggestion works: resolved with it, training fits this history
+    fixed = resolve_steps(ms, {k: int(v) for k, v in suggested.items()}, hist)
+    assert fixed.training_need <= 30
+    check_fits(ms, fixed, hist)
+    with pytest.raises(HistoryTooShortError, match=r"ingest more history: training needs at least 4 steps"):
+        check_fits(ms, s, History(3, 3, 1))
+
+
+def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
+    cfg = load_config(None, ["data.freq=MS", "windows.horizon=6", "scoring.max_staleness=0"], env={})
+    assert cfg.windows.lookback == "auto" and cfg.windows.horizon == 6 and cfg.scoring.max_staleness == 0
+    resolved = apply_steps(cfg, resolve_steps(parse_freq("MS"), given_steps(cfg), AMPLE))
+    assert auto_keys(resolved) == ()
+    assert all(isinstance(v, int) for v in given_steps(resolved).values())
+    assert (resolved.windows.lookback, resolved.windows.horizon, resolved.scoring.max_staleness) == (36, 6, 0)
+    for bad, pattern in (("windows.stride=0", r"windows\.stride: .*greater than or equal to 1"),
+                         ("train.val_periods=soon", r"train\.val_periods: .*valid integer .* or 'auto'"),
+                         ("scoring.max_staleness=-1", r"scoring\.max_staleness: .*greater than or equal to 0")):
+        with pytest.raises(ConfigError, match=pattern):
+            load_config(None, [bad], env={})
+
+
+def _monthly_csv(path: Path, series: int = 6, months: int = 120) -> Path:
+    """`series` monthly series over `months` months from 2010-01 with yearly seasonality."""
+    rng = np.random.default_rng(3)
+    lines = ["series_id,ts,value"]
+    for s in range(series):
+        level = 100.0 * (s + 1)
+        for m in range(months):
+            v = level * (1 + 0.3 * np.sin(2 * np.pi * m / 12 + s) + 0.002 * m) + rng.normal(0, 2.0)
+            lines.append(f"m{s},{2010 + m // 12}-{m % 12 + 1:02d}-01T00:00:00Z,{v:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lakecast_home: Path,
+                                                                tmp_path: Path) -> None:
+    from models import registry
+    from pipelines.flows import ingest, predict, train
+    from pipelines.tables.ensure import ensure_tables
+
+    tag = uuid.uuid4().hex[:8]
+    cfg = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
+                      f"mlflow.experiment=e_{tag}", "data.freq=MS", "windows.horizon=6",
+                      "model.hidden_size=8", "model.num_layers=1", "train.max_epochs=2", "train.batch_size=64",
+                      "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32")
+    ensure_tables(spark, cfg)
+    ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "monthly.csv")), now=datetime(2024, 1, 1))
+    assert ing.counts.inserted == 6 * 120
+
+    out = train.run(spark, cfg)
+    assert out.auto is not None and out.auto.history == History(120, 120, 6)
+    want = {"windows.lookback": 36, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
+            "promote.backtest_periods": 6, "scoring.max_staleness": 3}
+    assert out.auto.values == want  # windows.horizon was given, so it is not listed
+    assert out.auto.line.startswith("auto settings (freq MS, 120 steps of history): windows.lookback=36 ")
+    assert out.cutoffs.end == datetime(2019, 12, 1) and out.cutoffs.val_end == datetime(2019, 6, 1)
+    assert out.backtest.n_windows == 6  # one test window of 6 months per series
+    details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head().details)
+    assert details["auto_settings"] == {**want, "history_steps_median": 120, "history_steps_longest": 120}
+    params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
+    assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
+    assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
+
+    pr = predict.run(spark, cfg)  # auto lookback: the model's own 36
+    assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (6, 6 * 6)
+    assert pr.as_of == datetime(2019, 12, 1)
+    targets = collect_utc(spark.table(cfg.table("forecasts")).select("target_ts").distinct())
+    assert {r.target_ts for r in targets} == {datetime(2020, k, 1) for k in range(1, 7)}
+
+    # 20 months of history cannot hold 6 + 6 + 6 + 6 at least: the error names keys and values
+    with pytest.raises(HistoryTooShortError, match=r"observations hold 20 steps per series at freq MS .*"
+                       r"try --set windows\.lookback=6 --set windows\.horizon=4 --set train\.val_periods=4 "
+                       r"--set train\.test_periods=4"):
+        train.run(spark, cfg, as_of="2011-08-01")

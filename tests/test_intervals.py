@@ -1,0 +1,162 @@
+"""Interval calibration: factors against known quantiles, ordering, and the model round trip (numpy/torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.arrays import WindowArrays
+from models.intervals import calibrate, sample_windows
+from models.lakecast_forecaster.calibration import (
+    IntervalCalibration,
+    conformal_quantile,
+    coverage,
+    fit_calibration,
+)
+from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+from models.lakecast_forecaster.predictor import (
+    META_FILE,
+    ModelLoadError,
+    ModelMeta,
+    Predictor,
+    load_predictor,
+    save_predictor,
+)
+
+torch.set_num_threads(1)
+Z90 = 1.2815516  # standard normal 0.9 quantile
+Q = (0.1, 0.5, 0.9)
+SPEC = LSTMSpec(n_features=2, lookback=8, horizon=3, hidden_size=4, num_layers=1)
+META = ModelMeta(lookback=8, n_features=2, feature_names=("value", "missing"), horizon=3,
+                 quantiles=Q, freq="h", network=SPEC)
+
+
+def gaussian(n: int, horizon: int, seed: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Actuals y ~ N(mu, sigma) (sigma varying by window and step) and a band mu - lo·z·σ .. mu + hi·z·σ."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0, 3, (n, horizon))
+    sigma = rng.uniform(0.2, 2.0, (n, horizon)) * (1 + np.arange(horizon) / horizon)
+    y = rng.normal(mu, sigma)
+    pred = np.stack((mu - lo * Z90 * sigma, mu, mu + hi * Z90 * sigma), axis=-1)
+    return pred.astype(np.float32), y.astype(np.float32), sigma
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.5, 0.5), (3.0, 3.0), (0.5, 2.0)])
+def test_calibration_recovers_the_true_quantiles(lo: float, hi: float) -> None:
+    """Too narrow (factor 2), too wide (1/3) or lopsided bands become the N(mu, sigma) p10/p90."""
+    pred, y, _ = gaussian(4000, 4, seed=1, lo=lo, hi=hi)
+    cal = fit_calibration(pred, y, Q)
+    np.testing.assert_allclose(cal.low, 1 / lo, rtol=0.08)
+    np.testing.assert_allclose(cal.high, 1 / hi, rtol=0.08)
+    fresh, y2, sigma = gaussian(100_000, 4, seed=2, lo=lo, hi=hi)
+    before, after = coverage(fresh, y2), coverage(cal.apply(fresh), y2)
+    assert abs(after[0] - 0.80) <= 0.02 and abs(after[1] - 0.10) <= 0.015 and abs(after[2] - 0.10) <= 0.015
+    assert max(abs(before[1] - 0.10), abs(before[2] - 0.10)) > 0.05  # the test band really was off
+    out = cal.apply(fresh)  # against the reference: the true quantiles mu ± z·sigma
+    np.testing.assert_allclose((out[..., 1] - out[..., 0]) / (Z90 * sigma), 1.0, rtol=0.08)
+    np.testing.assert_allclose((out[..., 2] - out[..., 1]) / (Z90 * sigma), 1.0, rtol=0.08)
+    np.testing.assert_array_equal(out[..., 1], fresh[..., 1])
+
+
+def test_conformal_quantile_is_the_finite_sample_rank() -> None:
+    s = np.arange(1.0, 20.0)  # 19 scores: ceil(20 * 0.9) = 18th smallest
+    assert conformal_quantile(s, 0.9) == 18.0
+    assert conformal_quantile(np.arange(1.0, 6.0), 0.9) == 5.0  # too few: the largest
+    assert conformal_quantile(np.array([np.nan, 2.0, np.inf]), 0.5) == 2.0
+    assert conformal_quantile(np.array([np.nan]), 0.9) == 1.0  # nothing to learn: unchanged
+
+
+def test_few_windows_pool_the_steps() -> None:
+    pred, y, _ = gaussian(20, 5, seed=3, lo=0.5, hi=0.5)
+    cal = fit_calibration(pred, y, Q)
+    assert len(set(cal.low)) == 1 and len(set(cal.high)) == 1 and cal.horizon == 5
+
+
+def ordered(q: np.ndarray) -> bool:
+    return bool(np.all(q[..., 0] <= q[..., 1]) and np.all(q[..., 1] <= q[..., 2]))
+
+
+def test_quantiles_stay_ordered_for_any_input() -> None:
+    rng = np.random.default_rng(4)
+    n, h = 2000, 3
+    mid = rng.normal(0, 5, (n, h))
+    wild = np.stack((mid + rng.normal(0, 2, (n, h)), mid, mid + rng.normal(0, 2, (n, h))), -1)  # crossing
+    wild[:500, :, 0] = wild[:500, :, 2] = wild[:500, :, 1]                                       # zero spread
+    y = mid + rng.standard_t(1, (n, h))                                                           # heavy tails
+    for pred, actual in ((wild, y), (wild, mid + 100.0), (wild, mid - 100.0), (wild, mid)):
+        cal = fit_calibration(pred.astype(np.float32), actual.astype(np.float32), Q)
+        assert all(math.isfinite(v) and v >= 0 for v in (*cal.low, *cal.high, *cal.floor))
+        assert ordered(cal.apply(pred.astype(np.float32)))
+        assert ordered(cal.apply(rng.normal(0, 1e3, (50, h, 3)).astype(np.float32)))
+    everything_above = fit_calibration(wild.astype(np.float32), (mid + 100.0).astype(np.float32), Q)
+    assert everything_above.low == (0.0,) * h  # p10 collapses onto p50, never above it
+
+
+def test_zero_spread_model_still_gets_a_band() -> None:
+    """A network that predicts no spread at all: the floor keeps the factors finite and the band right."""
+    pred, y, _ = gaussian(4000, 2, seed=5, lo=0.0, hi=0.0)
+    cal = fit_calibration(pred, y, Q)
+    fresh, y2, _ = gaussian(50_000, 2, seed=6, lo=0.0, hi=0.0)
+    assert abs(coverage(cal.apply(fresh), y2)[0] - 0.80) <= 0.03
+
+
+def test_bad_calibration_is_refused() -> None:
+    with pytest.raises(ValueError, match="one low, high and floor per horizon step"):
+        IntervalCalibration(low=(1.0,), high=(1.0, 1.0), floor=(0.0,))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        IntervalCalibration(low=(-1.0,), high=(1.0,), floor=(0.0,))
+    with pytest.raises(ModelLoadError, match="horizon is 3"):
+        replace(META, calibration=IntervalCalibration.identity(2))
+
+
+def test_predictor_round_trip_keeps_the_calibration(tmp_path: Path) -> None:
+    module = build_model(SPEC, 1).eval()
+    cal = IntervalCalibration(low=(2.0, 0.5, 1.5), high=(0.25, 3.0, 1.0), floor=(1e-3, 1e-3, 1e-3))
+    meta = replace(META, calibration=cal)
+    X = np.random.default_rng(7).standard_normal((64, 8, 2)).astype(np.float32)
+    raw = Predictor(module, META).predict(X)
+    in_process = Predictor(module, meta).predict(X)
+    np.testing.assert_allclose(in_process, cal.apply(raw), rtol=0, atol=1e-6)
+    assert not np.allclose(in_process, raw) and ordered(in_process)
+    loaded = load_predictor(save_predictor(module, meta, tmp_path / "calibrated"))
+    assert loaded.meta == meta
+    np.testing.assert_array_equal(loaded.predict(X), in_process)
+
+
+def test_models_saved_without_calibration_load_as_trained(tmp_path: Path) -> None:
+    module = build_model(SPEC, 2).eval()
+    path = save_predictor(module, META, tmp_path / "old")
+    d = json.loads((path / META_FILE).read_text())
+    del d["calibration"]  # a meta.json written before calibration existed
+    (path / META_FILE).write_text(json.dumps(d))
+    loaded = load_predictor(path)
+    assert loaded.meta.calibration is None
+    X = np.random.default_rng(8).standard_normal((16, 8, 2)).astype(np.float32)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(loaded.predict(X), module(torch.from_numpy(X)).numpy())
+
+
+def windows(n: int, seed: int) -> WindowArrays:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 8, 2)).astype(np.float32)
+    y = (X[:, -3:, 0] + rng.normal(0, 1.5, (n, 3))).astype(np.float32)  # wider than an untrained band
+    return WindowArrays(X, y, np.zeros(n), np.ones(n))
+
+
+def test_calibrate_fits_on_a_deterministic_sample_of_the_validation_windows() -> None:
+    module = build_model(SPEC, 3).eval()
+    val = windows(400, seed=9)
+    meta, report = calibrate(module, META, val, max_windows=300, seed=5)
+    again, _ = calibrate(module, META, val, max_windows=300, seed=5)
+    assert report.n_windows == 300 and meta.calibration == again.calibration
+    assert abs(report.after[0] - 0.80) <= 0.03 and abs(report.after[0] - 0.8) < abs(report.before[0] - 0.8)
+    assert set(report.params()) >= {"calibration.low_factors", "calibration.high_factors"}
+    streamed_X, _ = sample_windows(lambda: iter([val.take(np.arange(200)), val.take(np.arange(200, 400))]),
+                                   250, seed=0)
+    assert len(streamed_X) == 250
