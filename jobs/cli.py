@@ -17,6 +17,7 @@ import click
 # not pay for importing torch and MLflow.
 COMMANDS = {
     "init": "jobs.init_tables",
+    "migrate": "jobs.migrate",
     "sql": "jobs.sql",
     "demo": "jobs.demo",
     "generate": "jobs.generate",

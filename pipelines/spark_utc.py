@@ -26,6 +26,12 @@ def utc_lit(t: datetime | str) -> Column:
     return F.timestamp_micros(F.lit(to_utc_micros(t)))
 
 
+def utc_sql_literal(t: datetime | str) -> str:
+    """A SQL TIMESTAMP literal for the instant `t`, with its zone spelled out (`Z`), so it means
+    the same instant under any session zone and Delta can prune partitions with it."""
+    return f"TIMESTAMP'{from_utc_micros(to_utc_micros(t)):%Y-%m-%d %H:%M:%S.%f}Z'"
+
+
 def max_utc(df: DataFrame, col: str) -> datetime | None:
     """The newest value of TIMESTAMP column `col` as a naive UTC datetime (None when empty)."""
     from pyspark.sql import functions as F

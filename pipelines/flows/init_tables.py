@@ -19,7 +19,8 @@ def run(spark: SparkSession, cfg: LakecastConfig) -> list[TableStatus]:
     if drifted:
         lines = [f"{s.table}: {p}" for s in drifted for p in s.problems]
         raise SchemaDriftError(
-            "schema drift (tables were left unchanged; migrate them or use a new database):\n  "
+            "schema drift (tables were left unchanged; run `lakecast migrate` to bring them to the "
+            "current schema, `lakecast migrate --dry-run` to see the plan):\n  "
             + "\n  ".join(lines)
         )
     return statuses

@@ -8,11 +8,14 @@ version and counts are read from that commit, found by the run id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
 from conf import LakecastConfig
+from pipelines.spark_utc import distinct_utc, utc_sql_literal
 from pipelines.tables.commits import commit_of_run, commits_tagged
 from pipelines.tables.conflicts import retry_on_conflict
 from pipelines.tables.specs import FORECASTS
@@ -32,6 +35,17 @@ class ForecastsMerge:
     version: int
 
 
+def merge_condition(origins: Sequence[datetime]) -> str:
+    """The MERGE's ON: the key, and the run's origins as literals (the table is partitioned by
+    forecast_origin), so Delta reads and rewrites only those partitions and records only them
+    as read: runs for other origins commit without a conflict."""
+    key = " AND ".join(f"t.{k} = s.{k}" for k in FORECAST_KEY)
+    if not origins:
+        return key
+    lits = ", ".join(utc_sql_literal(o) for o in sorted(set(origins)))
+    return f"t.forecast_origin IN ({lits}) AND {key}"
+
+
 def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,
                     run_id: str) -> ForecastsMerge:
     """MERGE a run's forecasts (fully computed) into `forecasts` as one Delta transaction.
@@ -40,12 +54,14 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
     replaces the rows (new values and lineage), never duplicates them. A run that fails
     before or during the MERGE commits nothing, so no partial forecasts are ever visible.
     The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
+    The source's distinct origins are read first (cache it) and named in the condition: the
+    MERGE touches only their partitions.
     """
     from delta.tables import DeltaTable
 
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in FORECAST_KEY)
+    on = merge_condition(distinct_utc(source, "forecast_origin"))
     with commits_tagged(spark, run_id):
         retry_on_conflict(lambda: (
             DeltaTable.forName(spark, table).alias("t")
@@ -53,7 +69,7 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
-        ), what=f"MERGE into {table}")  # predict runs for other as-of times may write at once
+        ), what=f"MERGE into {table}")  # a run for the same origin may write at once
     commit = commit_of_run(spark, table, run_id)
     inserted, updated = commit.metric("numTargetRowsInserted"), commit.metric("numTargetRowsUpdated")
     version = commit.version

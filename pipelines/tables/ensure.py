@@ -1,6 +1,7 @@
 """Create the governed tables that are missing and report drift of existing ones.
 
-`ensure_tables` never alters an existing table, so re-running `lakecast init` changes nothing.
+`ensure_tables` never alters an existing table, so re-running `lakecast init` changes nothing;
+`lakecast migrate` (flows/migrate.py) brings a drifted table to its spec.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
-from pipelines.tables.specs import ALL_TABLES, TableSpec, create_table_sql
+from pipelines.tables.migrate_plan import create_statements, plan_table
+from pipelines.tables.specs import ALL_TABLES, TableSpec
 from pipelines.tables.views import ensure_views
 
 if TYPE_CHECKING:
@@ -26,35 +28,10 @@ class TableStatus:
     problems: tuple[str, ...] = ()
 
 
-def _normalise_type(t: str) -> str:
-    return t.replace(" ", "").lower()
-
-
 def check_drift(spark: SparkSession, spec: TableSpec, cfg: LakecastConfig) -> list[str]:
-    """Differences between an existing table and its expected schema and constraints."""
-    name = cfg.table(spec.name)
-    actual = {f.name: f for f in spark.table(name).schema.fields}
-    problems: list[str] = []
-    for col in spec.columns:
-        f = actual.get(col.name)
-        if f is None:
-            problems.append(f"column {col.name} ({col.type}) is missing")
-            continue
-        got = _normalise_type(f.dataType.simpleString())
-        if got != _normalise_type(col.type):
-            problems.append(f"column {col.name} has type {got}, expected {col.type.lower()}")
-        if not col.nullable and f.nullable:
-            problems.append(f"column {col.name} should be NOT NULL")
-    for extra in sorted(set(actual) - set(spec.column_names)):
-        problems.append(f"unexpected column {extra}")
-    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
-    for cname, expr in spec.constraints.items():
-        if f"delta.constraints.{cname.lower()}" not in props:
-            problems.append(f"CHECK constraint {cname} ({expr}) is missing")
-    for k, v in spec.properties.items():
-        if props.get(k) != v:
-            problems.append(f"table property {k} is {props.get(k)!r}, expected {v!r}")
-    return problems
+    """Differences between an existing table and its spec: columns, NOT NULL, partitioning,
+    comments, CHECK constraints, properties (what `lakecast migrate` fixes, or cannot)."""
+    return plan_table(spark, spec, cfg).problems
 
 
 def table_exists(spark: SparkSession, cfg: LakecastConfig, name: str) -> bool:
@@ -73,9 +50,8 @@ def ensure_tables(spark: SparkSession, cfg: LakecastConfig) -> list[TableStatus]
             problems = check_drift(spark, spec, cfg)
             result.append(TableStatus(cfg.table(spec.name), "drifted" if problems else "ok", tuple(problems)))
             continue
-        spark.sql(create_table_sql(spec, cfg))
-        for cname, expr in spec.constraints.items():
-            spark.sql(f"ALTER TABLE {cfg.table(spec.name)} ADD CONSTRAINT {cname} CHECK ({expr})")
+        for sql in create_statements(spec, cfg):
+            spark.sql(sql)
         log.info("created table %s", cfg.table(spec.name))
         result.append(TableStatus(cfg.table(spec.name), "created"))
     ensure_views(spark, cfg)

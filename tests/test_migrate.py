@@ -1,0 +1,101 @@
+"""`lakecast migrate` brings a home of the previous release to the current specs, in place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conf import LakecastConfig
+from conf.errors import SchemaDriftError
+from pipelines.flows import init_tables, migrate
+from pipelines.tables.ensure import delta_version
+from pipelines.tables.specs import ALL_TABLES
+
+# The previous release's `forecasts` (unpartitioned), as its `lakecast init` created it.
+OLD_FORECASTS_DDL = """CREATE TABLE {table} (
+  `series_id` STRING NOT NULL COMMENT 'Series identifier',
+  `forecast_origin` TIMESTAMP NOT NULL COMMENT 'Last observed grid step the forecast starts from (UTC)',
+  `target_ts` TIMESTAMP NOT NULL COMMENT 'Time being forecast (UTC)',
+  `horizon_step` INT NOT NULL COMMENT 'Steps ahead of the origin, 1-based',
+  `p10` DOUBLE NOT NULL COMMENT '10th percentile forecast',
+  `p50` DOUBLE NOT NULL COMMENT 'Median forecast',
+  `p90` DOUBLE NOT NULL COMMENT '90th percentile forecast',
+  `model_name` STRING NOT NULL COMMENT 'Registered MLflow model name',
+  `model_version` STRING NOT NULL COMMENT 'Registered model version used',
+  `model_run_id` STRING COMMENT 'MLflow run that trained the model',
+  `source_version` BIGINT COMMENT 'Delta version of observations that was read',
+  `job_run_id` STRING COMMENT 'job_runs.run_id of the scoring run',
+  `scored_at` TIMESTAMP COMMENT 'When the forecast was written'
+) USING DELTA
+COMMENT 'Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name).'
+TBLPROPERTIES ('data_owner' = 'unknown', 'data_classification' = 'internal', 'pipeline' = 'lakecast',
+  'pipeline_version' = '0.15.0', 'delta.enableChangeDataFeed' = 'true')"""
+OLD_FORECASTS_CHECKS = {
+    "quantiles_ordered": "p10 <= p50 AND p50 <= p90",
+    "horizon_step_positive": "horizon_step >= 1",
+    "target_after_origin": "target_ts > forecast_origin",
+}
+
+
+def _old_home(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> LakecastConfig:
+    """A home whose forecasts table (with rows of 3 origins) and observations comment are the old ones."""
+    cfg = fresh_db()
+    table = cfg.table("forecasts")
+    spark.sql(f"DROP TABLE {table}")
+    spark.sql(OLD_FORECASTS_DDL.format(table=table))
+    for name, expr in OLD_FORECASTS_CHECKS.items():
+        spark.sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expr})")
+    spark.sql(f"""INSERT INTO {table} SELECT concat('s', CAST((id DIV 2) % 4 AS STRING)),
+        TIMESTAMP'2024-01-01 00:00:00Z' + make_interval(0, 0, 0, CAST(id DIV 8 AS INT)),
+        TIMESTAMP'2024-01-01 00:00:00Z' + make_interval(0, 0, 0, CAST(id DIV 8 AS INT), CAST(id % 2 + 1 AS INT)),
+        CAST(id % 2 + 1 AS INT), 0.5, 1.0 + id, 2.0 + id, 'm', '1', 'run', 3L, 'job', current_timestamp()
+        FROM range(24)""")
+    spark.sql(f"ALTER TABLE {cfg.table('observations')} ALTER COLUMN value COMMENT 'old comment'")
+    return cfg
+
+
+def _state(spark: Any, cfg: LakecastConfig) -> dict[str, int]:
+    return {t.name: delta_version(spark, cfg.table(t.name)) for t in ALL_TABLES}
+
+
+def _rows(spark: Any, cfg: LakecastConfig) -> list[tuple[Any, ...]]:
+    return sorted(tuple(r) for r in spark.table(cfg.table("forecasts"))
+                  .selectExpr("series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "p50").collect())
+
+
+def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
+    cfg = _old_home(spark, fresh_db)
+    forecasts = cfg.table("forecasts")
+    rows = _rows(spark, cfg)
+    with pytest.raises(SchemaDriftError, match=r"(?s)run `lakecast migrate`.*forecasts: table is not "
+                                               r"partitioned, expected partitioned by \(forecast_origin\)"):
+        init_tables.run(spark, cfg)
+    before = _state(spark, cfg)
+
+    dry = migrate.run(spark, cfg, dry_run=True)
+    assert [(s.table.split(".")[-1], type(s).__name__) for s in dry.steps] == [
+        ("observations", "SetColumnComment"), ("forecasts", "Repartition")]
+    assert _state(spark, cfg) == before and dry.job_run_id is None  # nothing written, not even job_runs
+
+    out = migrate.run(spark, cfg)
+    assert _rows(spark, cfg) == rows and len(rows) == 24
+    assert out.rows_rewritten == {forecasts: 24}
+    detail = spark.sql(f"DESCRIBE DETAIL {forecasts}").head()
+    assert list(detail["partitionColumns"]) == ["forecast_origin"]
+    assert [s.status for s in init_tables.run(spark, cfg)] == ["ok"] * len(ALL_TABLES)  # the spec, all of it
+    history = spark.sql(f"DESCRIBE HISTORY {forecasts}").where(f"userMetadata = '{out.job_run_id}'")
+    ops = [(r["operation"], r["operationMetrics"].get("numOutputRows")) for r in history.orderBy("version").collect()]
+    assert ops == [("REPLACE TABLE", None), ("WRITE", "24")], ops  # the new layout, then every row
+    run = spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head()
+    assert run["job"] == "migrate" and run["status"] == "succeeded"
+    assert run["versions_written"]["forecasts"] == out.versions["forecasts"]
+    assert spark.table(cfg.table("forecasts_latest")).count() == 24  # views over it keep working
+    with pytest.raises(Exception, match=r"(?s)DELTA_VIOLATE_CONSTRAINT.*quantiles_ordered"):
+        spark.sql(f"INSERT INTO {forecasts} SELECT 's9', TIMESTAMP'2024-02-01 00:00:00Z', "
+                  "TIMESTAMP'2024-02-01 01:00:00Z', 1, 3.0, 2.0, 1.0, 'm', '1', 'r', 0L, 'j', current_timestamp()")
+
+    after = _state(spark, cfg)
+    again = migrate.run(spark, cfg)  # idempotent: plans nothing, writes nothing
+    assert again.steps == [] and again.job_run_id is None and _state(spark, cfg) == after
