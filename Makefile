@@ -32,7 +32,13 @@ test: $(STAMP)
 	TZ=America/New_York $(BIN)/python -m pytest -m tz -q
 	TZ=Asia/Kolkata $(BIN)/python -m pytest -m tz -q
 
-bench: $(STAMP)
+# The benchmark-only extra (statsforecast, for bench.accuracy_bench), on top of the lock.
+BENCH_STAMP := $(VENV)/.lakecast-bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --constraint requirements.lock -e '.[dev,datasets,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m bench.run_all
 
 # Re-resolve the pinned set after changing dependencies in pyproject.toml.

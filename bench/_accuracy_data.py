@@ -1,0 +1,97 @@
+"""The accuracy benchmark's datasets: horizons, the holdout split, and the (series, h) arrays.
+
+Horizons are the forecasting competitions' (M4: monthly 18, quarterly 8, hourly 48); for
+half-hourly data, one day (48). The last `h` grid steps of the dataset are held out; a series
+that does not reach the dataset's last step (4 of aus_retail's 152) has no held-out period and
+is left out of both sides. Everything before the holdout origin is the training part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conf.freq import parse_freq
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    name: str
+    freq: str
+    horizon: int
+    stats_history: int | None = None  # last steps statsforecast sees; None: all
+
+    @property
+    def season(self) -> int:
+        return parse_freq(self.freq).season_length()
+
+    def settings(self) -> dict[str, str]:
+        """All a user must give lakecast: the frequency and the horizon; every step-counted
+        setting (lookback, stride, validation, test, backtest) is `auto`."""
+        return {"data.freq": self.freq, "windows.horizon": str(self.horizon)}
+
+
+SETS: dict[str, BenchSet] = {s.name: s for s in (
+    BenchSet("aus_retail", "MS", 18),
+    BenchSet("tourism", "QS", 8),
+    # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
+    # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
+    BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),
+    BenchSet("vic_elec", "30min", 48, stats_history=4 * 7 * 48),
+)}
+
+
+@dataclass
+class Split:
+    """One dataset cut at the holdout origin; `series` orders every array."""
+
+    train: pd.DataFrame  # series_id, ts (UTC), value: what is ingested / fitted
+    origin: pd.Timestamp  # the last training step (predict --as-of)
+    series: list[str]
+    actuals: np.ndarray  # (series, h), NaN where the source has no row
+    history: list[np.ndarray]  # per series, the training values (for the MASE scale)
+
+
+def _steps(freq: str, start: pd.Timestamp, n: int) -> pd.DatetimeIndex:
+    return pd.date_range(start, periods=n + 1, freq=freq)[1:]
+
+
+def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0) -> Split:
+    """Read an exported file and hold out the last `h` grid steps of the dataset."""
+    df = pd.read_csv(path, dtype={"series_id": str})
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    end = df["ts"].max()
+    keep = sorted(df.loc[df["ts"] == end, "series_id"].unique())
+    if max_series is not None and max_series < len(keep):
+        rng = np.random.default_rng(seed)
+        keep = sorted(rng.choice(keep, size=max_series, replace=False).tolist())
+    df = df[df["series_id"].isin(keep)]
+    origin = pd.date_range(end=end, periods=bs.horizon + 1, freq=bs.freq)[0]
+    train = df[df["ts"] <= origin].sort_values(["series_id", "ts"]).reset_index(drop=True)
+    test = df[df["ts"] > origin].set_index(["series_id", "ts"])["value"]
+    targets = _steps(bs.freq, origin, bs.horizon)
+    idx = pd.MultiIndex.from_product([keep, targets], names=["series_id", "ts"])
+    actuals = test.reindex(idx).to_numpy(dtype=float).reshape(len(keep), bs.horizon)
+    history = [_on_grid(g, bs.freq).to_numpy() for _, g in train.groupby("series_id", sort=True)]
+    return Split(train, origin, keep, actuals, history)
+
+
+def _on_grid(g: pd.DataFrame, freq: str) -> pd.Series:
+    """One series' values on its full grid from first to last row, NaN at gaps."""
+    s = g.set_index("ts")["value"].astype(float)
+    return s.reindex(pd.date_range(s.index.min(), s.index.max(), freq=freq))
+
+
+def regular(train: pd.DataFrame, freq: str, last: int | None) -> pd.DataFrame:
+    """statsforecast's input (unique_id, ds, y): each series on its full grid, gaps linearly
+    interpolated (it assumes consecutive rows are consecutive steps), the last `last` steps."""
+    parts = []
+    for sid, g in train.groupby("series_id", sort=True):
+        s = _on_grid(g, freq).interpolate(limit_direction="both")
+        if last is not None:
+            s = s.iloc[-last:]
+        parts.append(pd.DataFrame({"unique_id": sid, "ds": s.index.tz_localize(None), "y": s.to_numpy()}))
+    return pd.concat(parts, ignore_index=True)

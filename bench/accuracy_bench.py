@@ -1,0 +1,117 @@
+"""Accuracy on real data: lakecast, through its own commands, against statsforecast's standards.
+
+For each public dataset lakecast exports (`lakecast datasets list`), in one run on the same
+splits: hold out the last h steps, run lakecast (fresh LAKECAST_HOME: ingest -> train ->
+predict --as-of the holdout origin, forecasts read back with `lakecast sql`), and fit
+AutoETS, AutoARIMA, AutoTheta and SeasonalNaive. Prints MASE, sMAPE, scaled pinball loss,
+p10-p90 coverage and wall time per dataset and method, updates the "Accuracy against
+statistical methods" section of bench/RESULTS.md (full runs only), and ends with
+`RESULT accuracy_<dataset>_mase_vs_best_stat` and `RESULT accuracy_<dataset>_coverage`.
+
+    python -m bench.accuracy_bench [--datasets aus_retail,tourism] [--max-series N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench import _accuracy_lakecast as lakecast
+from bench._accuracy_data import SETS, BenchSet, regular, split
+from bench._accuracy_metrics import coverage, mase, scaled_pinball, seasonal_naive_scale, smape
+from bench._accuracy_report import Row, update_results
+from bench._accuracy_stats import METHODS, STATISTICAL, fit_predict
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _row(bs: BenchSet, method: str, n_series: int, y: np.ndarray, q: tuple[np.ndarray, ...],
+         scale: np.ndarray, seconds: float, note: str = "") -> Row:
+    p10, p50, p90 = q
+    return Row(bs.name, f"{bs.freq}, h={bs.horizon}, {n_series} series", method, mase(y, p50, scale),
+               smape(y, p50), scaled_pinball(y, [p10, p50, p90], scale), coverage(y, p10, p90), seconds, note)
+
+
+def bench_dataset(bs: BenchSet, work: Path, max_series: int | None) -> list[Row]:
+    home, log = work / "home", work / "lakecast.log"
+    home.mkdir(parents=True)
+    src = lakecast.export(bs.name, work / "export", home, log)
+    sp = split(src, bs, max_series)
+    train_csv = work / f"{bs.name}_train.csv"
+    out = sp.train.assign(ts=sp.train["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    out.to_csv(train_csv, index=False)
+    origin = sp.origin.strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{bs.name}: {len(sp.series)} series, {len(sp.train):,} training rows, origin {origin}, "
+          f"h={bs.horizon}, season {bs.season}", flush=True)
+    scale = seasonal_naive_scale(sp.history, bs.season)
+
+    stats = {}
+    df = regular(sp.train, bs.freq, bs.stats_history)
+    for m in METHODS:
+        stats[m] = fit_predict(m, df, bs.freq, bs.season, bs.horizon, sp.series)
+        print(f"  {m}: {stats[m].seconds:.1f} s", flush=True)
+
+    lc = lakecast.run(train_csv, origin, sp.series, bs.horizon, bs.settings(), home, log)
+    # A series lakecast skipped (too short, stale) gets the seasonal naive forecast, so that
+    # every method is scored on the same series; the note says how many.
+    missing = np.isnan(lc.p50).any(axis=1)
+    naive = stats["SeasonalNaive"]
+    q = tuple(np.where(missing[:, None], getattr(naive, k), getattr(lc, k)) for k in ("p10", "p50", "p90"))
+    note = f"{missing.sum()} series skipped -> seasonal naive; " if missing.any() else ""
+    note += "ingest {ingest:.0f} s + train {train:.0f} s + predict {predict:.0f} s".format(**lc.seconds)
+    rows = [_row(bs, "lakecast", len(sp.series), sp.actuals, q, scale, lc.wall, note)]
+    for m in METHODS:
+        s = stats[m]
+        rows.append(_row(bs, m, len(sp.series), sp.actuals, (s.p10, s.p50, s.p90), scale, s.seconds))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"\n{'dataset':<11} {'method':<14} {'MASE':>7} {'sMAPE%':>7} {'sPinball':>8} {'cover':>6} {'wall s':>7}")
+    for r in rows:
+        print(f"{r.dataset:<11} {r.method:<14} {r.mase:7.3f} {r.smape:7.2f} {r.pinball:8.3f} "
+              f"{r.coverage:6.3f} {r.seconds:7.1f}  {r.note}", flush=True)
+
+
+def result_lines(rows: list[Row]) -> list[str]:
+    out = []
+    for name in dict.fromkeys(r.dataset for r in rows):
+        mine = {r.method: r for r in rows if r.dataset == name}
+        best = min(mine[m].mase for m in STATISTICAL)
+        out.append(f"RESULT accuracy_{name}_mase_vs_best_stat={mine['lakecast'].mase / best:.3f}")
+        out.append(f"RESULT accuracy_{name}_coverage={mine['lakecast'].coverage:.3f}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.accuracy_bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    ap.add_argument("--max-series", type=int, default=None, help="a random subset of N series (quick run)")
+    ap.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it (homes, logs)")
+    a = ap.parse_args(argv)
+    names = [n.strip() for n in a.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        ap.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="lakecast-accuracy-") as tmp:
+        root = a.keep or Path(tmp)
+        for name in names:
+            mine = bench_dataset(SETS[name], root / name, a.max_series)
+            rows += mine
+            print_table(mine)
+            if a.max_series is None:  # after each dataset: a long run keeps what it finished
+                update_results(RESULTS, mine, result_lines(mine), datetime.now(UTC).strftime("%Y-%m-%d"))
+                print(f"updated {RESULTS}", flush=True)
+    print_table(rows)
+    print("\n" + "\n".join(result_lines(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

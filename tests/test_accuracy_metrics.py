@@ -1,0 +1,78 @@
+"""The accuracy benchmark's metrics against numbers worked out by hand on a tiny example, and its
+RESULTS.md section, which a run updates for the datasets it ran only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench._accuracy_metrics import coverage, mase, pinball, scaled_pinball, seasonal_naive_scale, smape
+from bench._accuracy_report import Row, update_results
+
+# Three series, season 2. A: steady +1 steps (seasonal diffs all 2 -> scale 2); B: constant
+# (no scale: left out of MASE and scaled pinball); C: shorter than a season plus one, so lag 1.
+TRAIN = [np.array([1.0, 2, 3, 4, 5, 6]), np.array([10.0, 10, 10]), np.array([1.0, 3])]
+Y = np.array([[7.0, 8], [10, 10], [0, 4]])
+P50 = np.array([[8.0, 8], [11, 10], [0, 2]])
+P10, P90 = P50 - 1, P50 + 1
+
+
+def test_seasonal_naive_scale() -> None:
+    scale = seasonal_naive_scale(TRAIN, 2)
+    assert scale[0] == 2.0 and np.isnan(scale[1]) and scale[2] == 2.0
+    # Season 4: C still falls back to lag 1; A now has lag-4 diffs |5-1|, |6-2|.
+    assert seasonal_naive_scale(TRAIN, 4)[[0, 2]].tolist() == [4.0, 2.0]
+
+
+def test_mase_is_the_mean_over_scaled_series() -> None:
+    # A: MAE 0.5 / 2 = 0.25; B left out; C: MAE 1 / 2 = 0.5.
+    assert mase(Y, P50, seasonal_naive_scale(TRAIN, 2)) == pytest.approx(0.375)
+
+
+def test_smape_counts_zero_over_zero_as_zero() -> None:
+    # A: 100 * (1/15 + 0); B: 100 * (1/21 + 0); C: 100 * (0 (0/0) + 2/6).
+    assert smape(Y, P50) == pytest.approx((100 / 15 + 100 / 21 + 100 / 3) / 3)
+
+
+def test_pinball_is_asymmetric() -> None:
+    y = np.array([10.0, 10.0])
+    assert pinball(y, np.array([8.0, 12.0]), 0.9).tolist() == pytest.approx([1.8, 0.2])
+    assert pinball(y, np.array([8.0, 12.0]), 0.1).tolist() == pytest.approx([0.2, 1.8])
+
+
+def test_scaled_pinball() -> None:
+    # A: points (0 + .5 + .2)/3 and (.1 + 0 + .1)/3 -> series mean .15 / scale 2 = .075;
+    # C: (.1 + 0 + .1)/3 and (.3 + 1 + .9)/3 -> .4 / 2 = .2; B left out.
+    got = scaled_pinball(Y, [P10, P50, P90], seasonal_naive_scale(TRAIN, 2))
+    assert got == pytest.approx((0.075 + 0.2) / 2)
+
+
+def test_coverage_and_missing_actuals() -> None:
+    assert coverage(Y, P10, P90) == pytest.approx(5 / 6)  # only C's 4 lies outside [1, 3]
+    y = Y.copy()
+    y[2, 1] = np.nan  # a gap in the held-out data: left out everywhere
+    assert coverage(y, P10, P90) == 1.0
+    assert mase(y, P50, seasonal_naive_scale(TRAIN, 2)) == pytest.approx((0.25 + 0.0) / 2)
+    assert smape(y, P50) == pytest.approx((100 / 15 + 100 / 21 + 0) / 3)
+
+
+def test_results_section_keeps_other_datasets_and_sections(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Windows\n\nfigures\n")
+
+    def row(ds: str, method: str, m: float) -> Row:
+        return Row(ds, "MS, h=18, 3 series", method, m, 10.0, 0.2, 0.8, 1.0)
+
+    update_results(path, [row("a", "lakecast", 0.9)], ["RESULT accuracy_a_coverage=0.800"], "2026-01-01")
+    update_results(path, [row("b", "lakecast", 1.1)], ["RESULT accuracy_b_coverage=0.700"], "2026-01-02")
+    update_results(path, [row("a", "AutoETS", 0.8)], ["RESULT accuracy_a_coverage=0.750"], "2026-01-03")
+    text = path.read_text()
+    assert text.startswith("# Benchmark results\n\n## Windows\n\nfigures\n\n## Accuracy against statistical methods")
+    assert text.count("## Accuracy against statistical methods") == 1
+    table = [ln for ln in text.splitlines() if ln.startswith(("| a ", "| b "))]
+    assert [ln.split(" | ")[2] for ln in table] == ["**lakecast**", "AutoETS"]  # b's row, then a's new one
+    assert table[0].startswith("| b ") and "| 0.800 |" in table[1]
+    assert [ln for ln in text.splitlines() if ln.startswith("RESULT")] == [
+        "RESULT accuracy_b_coverage=0.700", "RESULT accuracy_a_coverage=0.750"]
