@@ -20,8 +20,8 @@ PREAMBLE = """\
 quarterly 8 as in M4, hourly 48 as in M4, half-hourly 48 = one day); series that do not reach
 the dataset's last step are left out (4 of aus_retail's 152). lakecast runs through its own
 commands in a fresh `LAKECAST_HOME` (ingest, train, predict `--as-of` the holdout origin; the
-forecasts read back with `lakecast sql --format csv`), given `data.freq`, `windows.horizon` and,
-until they resolve by themselves, the step-counted settings in `bench/_accuracy_data.py`; its
+forecasts read back with `lakecast sql --format csv`), given only `data.freq` and
+`windows.horizon` (every step-counted setting is `auto`, as for a new user); its
 wall time is the three commands, JVM start-ups included. statsforecast's AutoETS, AutoARIMA,
 AutoTheta and SeasonalNaive (season length from `conf/freq.py`, `n_jobs` = cores) are fitted
 on the same training parts, each timed on its own, with 80 % intervals as p10/p90; AutoARIMA
