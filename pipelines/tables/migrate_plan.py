@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from pipelines.tables.specs import Column, TableSpec, _esc, create_table_sql
+from pipelines.tables.specs import Column, TableSpec, create_table_sql, sql_quote
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,7 +95,7 @@ class SetColumnComment(Step):
         return f"column {self.column} comment differs from {self.comment!r}"
 
     def statements(self) -> list[str]:
-        return [f"ALTER TABLE {self.table} ALTER COLUMN `{self.column}` COMMENT '{_esc(self.comment)}'"]
+        return [f"ALTER TABLE {self.table} ALTER COLUMN `{self.column}` COMMENT '{sql_quote(self.comment)}'"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class SetTableComment(Step):
         return f"table comment differs from {self.comment!r}"
 
     def statements(self) -> list[str]:
-        return [f"COMMENT ON TABLE {self.table} IS '{_esc(self.comment)}'"]
+        return [f"COMMENT ON TABLE {self.table} IS '{sql_quote(self.comment)}'"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class SetProperty(Step):
         return f"table property {self.key} is {self.current!r}, expected {self.value!r}"
 
     def statements(self) -> list[str]:
-        return [f"ALTER TABLE {self.table} SET TBLPROPERTIES ('{self.key}' = '{_esc(self.value)}')"]
+        return [f"ALTER TABLE {self.table} SET TBLPROPERTIES ('{self.key}' = '{sql_quote(self.value)}')"]
 
 
 @dataclass(frozen=True)

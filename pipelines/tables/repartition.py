@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conf.errors import MigrationError
-from pipelines.tables.specs import _esc
+from pipelines.tables.specs import sql_quote
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,13 +53,13 @@ def replace_sql(spark: SparkSession, table: str, partition_by: tuple[str, ...], 
     cols = []
     for f in spark.table(table).schema.fields:
         null = "" if f.nullable and f.name not in not_null else " NOT NULL"
-        comment = f" COMMENT '{_esc(f.metadata['comment'])}'" if "comment" in f.metadata else ""
+        comment = f" COMMENT '{sql_quote(f.metadata['comment'])}'" if "comment" in f.metadata else ""
         cols.append(f"`{f.name}` {f.dataType.simpleString()}{null}{comment}")
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
              if r["key"] not in _PROTOCOL}
     part = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
-    comment = f" COMMENT '{_esc(detail['description'])}'" if detail["description"] else ""
-    tblprops = ", ".join(f"'{k}' = '{_esc(v)}'" for k, v in props.items())
+    comment = f" COMMENT '{sql_quote(detail['description'])}'" if detail["description"] else ""
+    tblprops = ", ".join(f"'{k}' = '{sql_quote(v)}'" for k, v in props.items())
     return (f"REPLACE TABLE {table} ({', '.join(cols)}) USING DELTA{part}{comment}"
             + (f" TBLPROPERTIES ({tblprops})" if tblprops else ""))
 

@@ -27,7 +27,7 @@ class Column:
 
     def ddl(self) -> str:
         null = "" if self.nullable else " NOT NULL"
-        return f"`{self.name}` {self.type}{null} COMMENT '{_esc(self.comment)}'"
+        return f"`{self.name}` {self.type}{null} COMMENT '{sql_quote(self.comment)}'"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class TableSpec:
         return [c.name for c in self.columns]
 
 
-def _esc(s: str) -> str:
+def sql_quote(s: str) -> str:
+    """`s` escaped for a single-quoted SQL string literal (comments, property values)."""
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
 
@@ -168,9 +169,9 @@ def create_table_sql(spec: TableSpec, cfg: LakecastConfig) -> str:
         **spec.properties,
     }
     cols = ",\n  ".join(c.ddl() for c in spec.columns)
-    tblprops = ", ".join(f"'{k}' = '{_esc(v)}'" for k, v in props.items())
+    tblprops = ", ".join(f"'{k}' = '{sql_quote(v)}'" for k, v in props.items())
     part = f"\nPARTITIONED BY ({', '.join(spec.partitioned_by)})" if spec.partitioned_by else ""
     return (
         f"CREATE TABLE IF NOT EXISTS {cfg.table(spec.name)} (\n  {cols}\n) USING DELTA{part}\n"
-        f"COMMENT '{_esc(spec.comment)}'\nTBLPROPERTIES ({tblprops})"
+        f"COMMENT '{sql_quote(spec.comment)}'\nTBLPROPERTIES ({tblprops})"
     )
