@@ -44,6 +44,7 @@ def spark_settings(cfg: LakecastConfig) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.databricks.delta.snapshotPartitions": str(cfg.spark.delta_snapshot_partitions),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.file_listing_parallelism),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(cfg.scoring.arrow_batch_rows),
         "spark.ui.enabled": str(cfg.spark.ui_enabled).lower(),
