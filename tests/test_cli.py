@@ -68,21 +68,22 @@ def test_busy_catalog_is_one_line(spark: Any, cfg: LakecastConfig) -> None:
     assert "Traceback" not in proc.stderr and "XSDB6" not in proc.stderr
 
 
-def test_tables_are_visible_from_another_process(tmp_path: Path) -> None:
-    init = run_cli(tmp_path, "init")
-    assert init.returncode == 0, init.stderr
-    assert "created" in init.stdout
-    query = run_cli(tmp_path, "sql", "SHOW TABLES IN lakecast", "--format", "json")
+def test_tables_are_visible_from_another_process(zone_demos: dict[str, Any]) -> None:
+    """The tables a finished `lakecast demo` process created (the suite's shared demo home on the
+    embedded Derby catalog), queried by another `lakecast sql` process."""
+    demo = zone_demos["America/New_York"]
+    assert demo.returncode == 0, demo.output[-3000:]
+    query = run_cli(demo.home, "sql", "SHOW TABLES IN lakecast", "--format", "json")
     assert query.returncode == 0, query.stderr
     names = {r["tableName"] for r in json.loads(query.stdout)}
-    assert {"observations", "quarantine", "forecasts", "job_runs", "forecasts_latest"} <= names
-    bad = run_cli(tmp_path, "sql", "SELECT nope FROM lakecast.forecasts")
+    assert {"observations", "quarantine", "forecasts", "forecast_accuracy", "job_runs", "forecasts_latest"} <= names
+    bad = run_cli(demo.home, "sql", "SELECT nope FROM lakecast.forecasts")
     assert bad.returncode == 1
     # one line with Spark's error class; pyspark's JSON line with the Java stack trace in a file
     assert not [line for line in bad.stderr.splitlines() if line.lstrip().startswith("{")]
     assert "Error: SQL failed: UNRESOLVED_COLUMN.WITH_SUGGESTION: " in bad.stderr and "`nope`" in bad.stderr
     assert "CheckAnalysis" not in bad.stderr and "o72" not in bad.stderr
-    assert "CheckAnalysis" in (tmp_path / "logs" / "spark-errors.log").read_text()
+    assert "CheckAnalysis" in (demo.home / "logs" / "spark-errors.log").read_text()
 
 
 def test_unresolvable_jar_is_explained(tmp_path: Path) -> None:
