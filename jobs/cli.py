@@ -27,6 +27,7 @@ COMMANDS = {
     "promote": "jobs.promote",
     "predict": "jobs.predict",
     "backfill": "jobs.backfill",
+    "evaluate": "jobs.evaluate",
     "forget": "jobs.forget",
     "spark-conf": "jobs.spark_conf",
     "metastore": "jobs.metastore",

@@ -121,6 +121,16 @@ def aliases(cfg: LakecastConfig, name: str | None = None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (rm.aliases or {}).items()}
 
 
+def role_of(cfg: LakecastConfig, ref: ModelRef) -> str:
+    """The version's role now: `champion` or `challenger` when that alias points at it, else `other`
+    (written on each forecast, so accuracy can be told apart by role as it was when scored)."""
+    current = aliases(cfg, ref.name)
+    for role in (CHAMPION, CHALLENGER):
+        if current.get(role) == str(ref.version):
+            return role
+    return "other"
+
+
 def resolve(cfg: LakecastConfig, *, alias: str | None = None, version: str | int | None = None,
             name: str | None = None) -> ModelRef:
     """The fixed version an alias points at now, or a given version; clear errors when missing.

@@ -28,7 +28,8 @@ def forecast_rows(spark: Any, origin: str, *, series: int = 3, steps: int = 2, p
         f"CAST(id % {steps} + 1 AS INT) AS horizon_step",
         f"{p50} - 1 AS p10", f"DOUBLE({p50}) AS p50", f"{p50} + 1 AS p90",
         "'m' AS model_name", "'1' AS model_version", "'mlrun' AS model_run_id", "0L AS source_version",
-        "'job' AS job_run_id", "current_timestamp() AS scored_at")
+        "'job' AS job_run_id", "current_timestamp() AS scored_at", "'champion' AS model_role",
+        "CAST(NULL AS DOUBLE) AS mase_scale")
 
 
 def _files_of(spark: Any, table: str, origin: str) -> set[Path]:

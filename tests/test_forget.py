@@ -23,7 +23,7 @@ from conf import LakecastConfig
 from conf.errors import ForgetError
 from jobs.cli import main
 from models.registry import use_tracking
-from pipelines.flows import forget, ingest
+from pipelines.flows import evaluate, forget, ingest
 from pipelines.sinks.forecasts import merge_forecasts
 from pipelines.sinks.forget_log import salt_path
 from pipelines.tables.ensure import delta_version, ensure_tables
@@ -53,7 +53,8 @@ def _forecasts(spark: Any, cfg: LakecastConfig, bump: float) -> None:
     df = spark.sql(f"""SELECT series_id, ts AS forecast_origin, ts + INTERVAL 1 HOUR AS target_ts,
         1 AS horizon_step, value + {bump} - 1 AS p10, value + {bump} AS p50, value + {bump} + 1 AS p90,
         'm' AS model_name, '1' AS model_version, 'r' AS model_run_id, CAST(0 AS BIGINT) AS source_version,
-        'test' AS job_run_id, current_timestamp() AS scored_at FROM {cfg.table('observations')}""")
+        'test' AS job_run_id, current_timestamp() AS scored_at, 'champion' AS model_role, 1.0 AS mase_scale
+        FROM {cfg.table('observations')}""")
     merge_forecasts(spark, cfg, df, run_id=f"test-forecasts-{bump}")
 
 
@@ -86,7 +87,8 @@ def _all_text(spark: Any, table: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def home_db(spark: Any, lakecast_home: Path, tmp_path_factory: pytest.TempPathFactory) -> LakecastConfig:
-    """Observations (deletion vectors on), quarantine and forecasts (Change Data Feed) holding SUBJECT."""
+    """Observations (deletion vectors on), quarantine, forecasts (Change Data Feed) and forecast_accuracy
+    holding SUBJECT."""
     tag = uuid.uuid4().hex[:8]
     cfg = make_config(lakecast_home, f"catalog.database=f_{tag}", f"mlflow.experiment=forget_{tag}")
     ensure_tables(spark, cfg)
@@ -94,6 +96,7 @@ def home_db(spark: Any, lakecast_home: Path, tmp_path_factory: pytest.TempPathFa
     ingest.run(spark, cfg, str(_csv(tmp_path_factory.mktemp("raw") / "batch.csv")), now=NOW)
     _forecasts(spark, cfg, 0.0)
     _forecasts(spark, cfg, 0.5)
+    assert evaluate.run(spark, cfg).counts["evaluated"] == 15  # targets of hours 1-5, 3 series
     return cfg
 
 
@@ -134,15 +137,16 @@ def forgotten(spark: Any, home_db: LakecastConfig) -> Iterator[Forgotten]:
 def test_no_data_or_change_data_file_holds_the_series(spark: Any, forgotten: Forgotten) -> None:
     cfg, out = forgotten.cfg, forgotten.out
     holding = _holding(forgotten.before, SUBJECT)  # the scan does see the series before
-    assert {f.split("/")[0] for f in holding} == {"observations", "quarantine", "forecasts"}
+    assert {f.split("/")[0] for f in holding} == {"observations", "quarantine", "forecasts", "forecast_accuracy"}
     assert any("/_change_data/" in f for f in holding)
 
     after = _ids_in_parquet(_warehouse(cfg))  # every Parquet file: data, _change_data, checkpoints
     assert _holding(after, SUBJECT) == []
-    assert {f.split("/")[0] for f in _holding(after, "k1")} == {"observations", "quarantine", "forecasts"}
-    assert {f.split("/")[0] for f in _holding(after, "k2")} == {"observations", "forecasts"}
+    assert {f.split("/")[0] for f in _holding(after, "k1")} == {"observations", "quarantine", "forecasts",
+                                                                 "forecast_accuracy"}
+    assert {f.split("/")[0] for f in _holding(after, "k2")} == {"observations", "forecasts", "forecast_accuracy"}
     assert {t.table.split(".")[1]: t.rows_removed for t in out.tables} == {
-        "observations": 6, "quarantine": 2, "forecasts": 6}  # the raw " id " row of quarantine too
+        "observations": 6, "quarantine": 2, "forecasts": 6, "forecast_accuracy": 5}  # quarantine's raw " id " too
     for t in ("observations", "forecasts"):
         assert spark.table(cfg.table(t)).where(f"series_id = '{SUBJECT}'").count() == 0
         assert spark.table(cfg.table(t)).where("series_id = 'k2'").count() == 6
@@ -159,11 +163,11 @@ def test_audit_holds_the_salted_hash_never_the_id(spark: Any, forgotten: Forgott
     assert stat.S_IMODE(os.stat(salt_path(cfg.home)).st_mode) == 0o600
     rows = spark.table(cfg.table("forget_log")).where(f"forget_run_id = '{out.job_run_id}'").collect()
     assert {(r["series_hash"], r["table_name"].split(".")[1], r["rows_removed"]) for r in rows} == {
-        (h, "observations", 6), (h, "quarantine", 2), (h, "forecasts", 6)}
+        (h, "observations", 6), (h, "quarantine", 2), (h, "forecasts", 6), (h, "forecast_accuracy", 5)}
     assert all(r["delete_version"] is not None and r["purged_version"] > r["delete_version"] for r in rows)
     job = spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head()
     assert job["status"] == "succeeded" and json.loads(job["parameters"])["series_hashes"] == [h]
-    assert job["row_counts"]["rows_removed"] == 14
+    assert job["row_counts"]["rows_removed"] == 19
     assert job["versions_written"]["observations"] == out.tables[0].delete_version
     for table in ("forget_log", "job_runs"):  # every column of every row, as text
         text = _all_text(spark, cfg.table(table))
@@ -177,14 +181,14 @@ def test_rerun_is_an_audited_no_op(spark: Any, forgotten: Forgotten) -> None:
     versions = {t.table: delta_version(spark, t.table) for t in forgotten.out.tables}
     again = forget.run(spark, cfg, [SUBJECT], reason="DSR-2024-17")
     assert again.nothing_to_forget and again.hashes == forgotten.out.hashes
-    assert [(t.rows_removed, t.delete_version) for t in again.tables] == [(0, None)] * 3
+    assert [(t.rows_removed, t.delete_version) for t in again.tables] == [(0, None)] * 4
     for t in again.tables:  # nothing but the purge was committed: the data is unchanged
         ops = {r["operation"] for r in spark.sql(f"DESCRIBE HISTORY {t.table}").collect()
                if r["version"] > versions[t.table]}
         assert ops <= {"REORG", "VACUUM START", "VACUUM END"}, (t.table, ops)
     assert [r.run_id for r in again.trained_runs] == [forgotten.runs[0]]  # still listed
     rows = spark.table(cfg.table("forget_log")).where(f"forget_run_id = '{again.job_run_id}'").collect()
-    assert sorted((r["rows_removed"], r["delete_version"]) for r in rows) == [(0, None)] * 3
+    assert sorted((r["rows_removed"], r["delete_version"]) for r in rows) == [(0, None)] * 4
     job = spark.table(cfg.table("job_runs")).where(f"run_id = '{again.job_run_id}'").head()
     assert job["status"] == "succeeded" and job["row_counts"]["rows_removed"] == 0
     assert _holding(_ids_in_parquet(_warehouse(cfg)), SUBJECT) == []

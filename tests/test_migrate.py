@@ -40,8 +40,11 @@ OLD_FORECASTS_CHECKS = {
 
 
 def _old_home(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> LakecastConfig:
-    """A home whose forecasts table (with rows of 3 origins) and observations comment are the old ones."""
+    """A home of the previous release: its forecasts table (with rows of 3 origins), observations
+    without a Change Data Feed and with an old comment, no forecast_accuracy table."""
     cfg = fresh_db()
+    spark.sql(f"DROP TABLE {cfg.table('forecast_accuracy')}")
+    spark.sql(f"ALTER TABLE {cfg.table('observations')} SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")
     table = cfg.table("forecasts")
     spark.sql(f"DROP TABLE {table}")
     spark.sql(OLD_FORECASTS_DDL.format(table=table))
@@ -76,7 +79,9 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
 
     dry = migrate.run(spark, cfg, dry_run=True)
     assert [(s.table.split(".")[-1], type(s).__name__) for s in dry.steps] == [
-        ("observations", "SetColumnComment"), ("forecasts", "Repartition")]
+        ("observations", "SetColumnComment"), ("observations", "SetProperty"),
+        ("forecasts", "Repartition"), ("forecasts", "AddColumn"), ("forecasts", "AddColumn"),
+        ("forecasts", "AddConstraint"), ("forecasts", "AddConstraint")]  # init created forecast_accuracy
     assert _state(spark, cfg) == before and dry.job_run_id is None  # nothing written, not even job_runs
 
     out = migrate.run(spark, cfg)
@@ -87,14 +92,17 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     assert [s.status for s in init_tables.run(spark, cfg)] == ["ok"] * len(ALL_TABLES)  # the spec, all of it
     history = spark.sql(f"DESCRIBE HISTORY {forecasts}").where(f"userMetadata = '{out.job_run_id}'")
     ops = [(r["operation"], r["operationMetrics"].get("numOutputRows")) for r in history.orderBy("version").collect()]
-    assert ops == [("REPLACE TABLE", None), ("WRITE", "24")], ops  # the new layout, then every row
+    assert ops[:2] == [("REPLACE TABLE", None), ("WRITE", "24")], ops  # the new layout, then every row
+    assert {op for op, _ in ops[2:]} <= {"ADD COLUMNS", "ADD CONSTRAINT"}, ops  # then the new columns
+    assert spark.table(forecasts).where("model_role IS NULL AND mase_scale IS NULL").count() == 24
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head()
     assert run["job"] == "migrate" and run["status"] == "succeeded"
     assert run["versions_written"]["forecasts"] == out.versions["forecasts"]
     assert spark.table(cfg.table("forecasts_latest")).count() == 24  # views over it keep working
     with pytest.raises(Exception, match=r"(?s)DELTA_VIOLATE_CONSTRAINT.*quantiles_ordered"):
         spark.sql(f"INSERT INTO {forecasts} SELECT 's9', TIMESTAMP'2024-02-01 00:00:00Z', "
-                  "TIMESTAMP'2024-02-01 01:00:00Z', 1, 3.0, 2.0, 1.0, 'm', '1', 'r', 0L, 'j', current_timestamp()")
+                  "TIMESTAMP'2024-02-01 01:00:00Z', 1, 3.0, 2.0, 1.0, 'm', '1', 'r', 0L, 'j', current_timestamp(), "
+                  "'champion', 1.0")
 
     after = _state(spark, cfg)
     again = migrate.run(spark, cfg)  # idempotent: plans nothing, writes nothing

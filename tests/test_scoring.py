@@ -303,7 +303,7 @@ def test_forecasts_table_rejects_crossed_quantiles(spark: Any, scored: dict[str,
     table = scored["cfg"].table("forecasts")
     with pytest.raises(Exception, match="quantiles_ordered"):  # Delta's constraint error
         spark.sql(f"INSERT INTO {table} VALUES ('x', TIMESTAMP'2024-01-01', TIMESTAMP'2024-01-01 01:00', 1, "
-                  "2.0, 1.0, 3.0, 'm', '1', NULL, 0, NULL, NULL)")
+                  "2.0, 1.0, 3.0, 'm', '1', NULL, 0, NULL, NULL, NULL, NULL)")
 
 
 def test_cli_rejects_alias_with_version_and_bad_as_of() -> None:

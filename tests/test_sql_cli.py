@@ -17,7 +17,7 @@ from tests.conftest import TEST_OVERRIDES
 
 # p10 > p50: breaks the forecasts table's CHECK constraint `quantiles_ordered`.
 BAD_QUANTILES = ("INSERT INTO forecasts VALUES ('s1', timestamp'2024-01-01 00:00', timestamp'2024-01-01 01:00', "
-                 "1, 5.0, 1.0, 6.0, 'm', '1', NULL, NULL, NULL, NULL)")
+                 "1, 5.0, 1.0, 6.0, 'm', '1', NULL, NULL, NULL, NULL, NULL, NULL)")
 
 
 def _sql(cfg: LakecastConfig, *args: str) -> Result:

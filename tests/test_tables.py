@@ -49,9 +49,9 @@ def test_governance_lives_in_the_table(spark: Any, fresh_db: Callable[..., Lakec
     assert "One row per lakecast job run" in comment
 
 
-def _forecast_row(p10: float, p50: float, p90: float, step: int = 1) -> str:
+def _forecast_row(p10: float, p50: float, p90: float, step: int = 1, role: str = "champion") -> str:
     return (f"('s1', TIMESTAMP'2024-01-01 00:00:00', TIMESTAMP'2024-01-01 01:00:00', {step}, "
-            f"{p10}, {p50}, {p90}, 'm', '1', 'run', 0, 'job', current_timestamp())")
+            f"{p10}, {p50}, {p90}, 'm', '1', 'run', 0, 'job', current_timestamp(), '{role}', 1.5)")
 
 
 def test_constraints_reject_bad_rows(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
@@ -62,6 +62,8 @@ def test_constraints_reject_bad_rows(spark: Any, fresh_db: Callable[..., Lakecas
         spark.sql(f"INSERT INTO {table} VALUES {_forecast_row(3.0, 2.0, 1.0)}")
     with pytest.raises(Exception, match=r"(?s)DELTA_VIOLATE_CONSTRAINT.*horizon_step_positive"):
         spark.sql(f"INSERT INTO {table} VALUES {_forecast_row(1.0, 2.0, 3.0, step=0)}")
+    with pytest.raises(Exception, match=r"(?s)DELTA_VIOLATE_CONSTRAINT.*model_role_known"):
+        spark.sql(f"INSERT INTO {table} VALUES {_forecast_row(1.0, 2.0, 3.0, role='boss')}")
     with pytest.raises(Exception, match=r"(?s)NOT NULL|NOT_NULL"):
         spark.sql(f"INSERT INTO {cfg.table('observations')} VALUES "
                   "(NULL, TIMESTAMP'2024-01-01', 1.0, 'b', 'f', current_timestamp(), NULL)")

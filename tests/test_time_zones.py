@@ -76,7 +76,7 @@ def test_backfill_resumes_from_the_scored_origins(spark: Any, fresh_db: Any) -> 
     cfg = fresh_db()
     scored = [END - timedelta(hours=6), END - timedelta(hours=3)]
     rows = ", ".join(f"('a', TIMESTAMP'{t}', TIMESTAMP'{t + timedelta(hours=1)}', 1, 1.0, 2.0, 3.0, 'm', '1', "
-                     "NULL, 0, 'r', NULL)" for t in scored)  # SQL literals: read in the session's UTC
+                     "NULL, 0, 'r', NULL, 'champion', NULL)" for t in scored)  # SQL literals: read in the session's UTC
     spark.sql(f"INSERT INTO {cfg.table('forecasts')} VALUES {rows}")
     times = [END - timedelta(hours=h) for h in (9, 6, 3, 0)]
     assert already_scored(spark, cfg, "m", "1", times) == set(scored)

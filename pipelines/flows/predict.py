@@ -41,6 +41,7 @@ class PinnedModel:
     version: str
     run_id: str | None
     alias: str | None
+    role: str                   # champion | challenger | other, when the run resolved it
     local_dir: Path
     blob: bytes                 # the predictor folder, packed for the workers
     meta: ModelMeta
@@ -53,7 +54,8 @@ class PinnedModel:
 
     def details(self) -> dict[str, Any]:
         return {"model_name": self.name, "model_version": self.version, "model_run_id": self.run_id,
-                "model_alias": self.alias, "device": self.device, **self.precision.as_details()}
+                "model_alias": self.alias, "model_role": self.role, "device": self.device,
+                **self.precision.as_details()}
 
 
 @dataclass
@@ -124,8 +126,8 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
     )
     log.log(logging.INFO if choice.precision != "fp32" or s.precision == "fp32" else logging.WARNING,
             "scoring in %s: %s", choice.precision, choice.reason)
-    return PinnedModel(ref.name, ref.version, ref.run_id, alias, local_dir, blob, predictor.meta, device,
-                       choice)
+    return PinnedModel(ref.name, ref.version, ref.run_id, alias, registry.role_of(cfg, ref), local_dir, blob,
+                       predictor.meta, device, choice)
 
 
 def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = None) -> datetime:
@@ -198,7 +200,7 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
         result = PredictResult(rec.run_id, as_of_dt, model, source_version, counts)
         if counts["forecast_rows"]:
             lineage = Lineage(model.name, model.version, model.run_id, source_version, rec.run_id,
-                              rec.started_at.replace(tzinfo=UTC))
+                              rec.started_at.replace(tzinfo=UTC), model.role)
             t0 = time.perf_counter()
             merged = merge_forecasts(spark, cfg, forecast_rows(scored, lineage), run_id=rec.run_id)
             seconds["merge"] = round(time.perf_counter() - t0, 3)

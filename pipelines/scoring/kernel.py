@@ -24,13 +24,14 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 
 SCORED_SCHEMA = (
     "series_id STRING, forecast_origin TIMESTAMP, target_ts TIMESTAMP, horizon_step INT, "
-    "p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, skip_reason STRING"
+    "p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, mase_scale DOUBLE, skip_reason STRING"
 )
 NON_FINITE = "non_finite_forecast"  # a scored row's own skip reason (after the windows' ones)
 _TS = pa.timestamp("us", tz="UTC")
 _ARROW_SCHEMA = pa.schema([
     ("series_id", pa.string()), ("forecast_origin", _TS), ("target_ts", _TS), ("horizon_step", pa.int32()),
-    ("p10", pa.float64()), ("p50", pa.float64()), ("p90", pa.float64()), ("skip_reason", pa.string()),
+    ("p10", pa.float64()), ("p50", pa.float64()), ("p90", pa.float64()), ("mase_scale", pa.float64()),
+    ("skip_reason", pa.string()),
 ])
 
 
@@ -56,8 +57,23 @@ def _skip_rows(batch: pa.RecordBatch, reasons: pa.Array) -> pa.RecordBatch:
     nul_ts, nul_f = pa.nulls(n, _TS), pa.nulls(n, pa.float64())
     return pa.RecordBatch.from_arrays(
         [batch.column(SERIES).cast(pa.string()), batch.column(ORIGIN).cast(_TS), nul_ts,
-         pa.nulls(n, pa.int32()), nul_f, nul_f, nul_f, reasons.cast(pa.string())],
+         pa.nulls(n, pa.int32()), nul_f, nul_f, nul_f, nul_f, reasons.cast(pa.string())],
         schema=_ARROW_SCHEMA)
+
+
+def seasonal_mae(X: np.ndarray, scale: np.ndarray, freq: str) -> np.ndarray:
+    """MASE's denominator per window (N,), in original units: the in-sample seasonal-naive MAE over
+    the lookback (feature 0, the scaled value), as the backtest computes it (models.evaluate);
+    lag 1 when the lookback is not longer than a season, NaN for a constant window.
+
+    Stored with each forecast at scoring time, so `lakecast evaluate` never recomputes it from
+    a history that may have changed since.
+    """
+    x = X[:, :, 0].astype(np.float64)
+    season = parse_freq(freq).season_length()
+    lag = season if x.shape[1] > season else 1
+    d = np.abs(x[:, lag:] - x[:, :-lag]).mean(axis=1) * scale
+    return np.where(np.isfinite(d) & (d > 0), d, np.nan)
 
 
 def window_matrix(batch: pa.RecordBatch, plan: ScoringPlan) -> np.ndarray:
@@ -105,11 +121,12 @@ def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan)
     scale = batch.column(SCALE).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     out = q.astype(np.float64) * scale[:, None, None] + loc[:, None, None]
     out.sort(axis=-1)
+    mase = seasonal_mae(X, scale, plan.freq)
     finite = np.isfinite(out).all(axis=(1, 2))
     if not finite.all():
         bad = pa.array(~finite)
         yield _skip_rows(batch.filter(bad), pa.array([NON_FINITE] * int((~finite).sum()), pa.string()))
-        batch, out = batch.filter(pa.array(finite)), out[finite]
+        batch, out, mase = batch.filter(pa.array(finite)), out[finite], mase[finite]
         n = len(batch)
     origin = batch.column(ORIGIN).cast(_TS).cast(pa.int64()).to_numpy(zero_copy_only=False)
     rows = np.repeat(np.arange(n, dtype=np.int64), h)
@@ -121,6 +138,7 @@ def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan)
             pa.array(target_times(origin, h, plan.freq).reshape(-1)).cast(_TS),
             pa.array(np.tile(np.arange(1, h + 1, dtype=np.int32), n)),
             pa.array(flat[:, 0]), pa.array(flat[:, 1]), pa.array(flat[:, 2]),
+            pa.array(np.repeat(mase, h), from_pandas=True),  # NaN -> NULL: no scale for a flat window
             pa.nulls(n * h, pa.string()),
         ],
         schema=_ARROW_SCHEMA,

@@ -68,6 +68,7 @@ class Lineage:
     source_version: int
     job_run_id: str
     scored_at: datetime
+    model_role: str = "other"  # champion | challenger | other: the version's alias when scored
 
 
 def check_model_matches(meta: ModelShape, cfg: LakecastConfig, feature_names: Sequence[str]) -> None:

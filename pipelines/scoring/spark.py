@@ -79,6 +79,8 @@ def forecast_rows(scored: DataFrame, lineage: Lineage) -> DataFrame:
         F.lit(lineage.source_version).cast("bigint").alias("source_version"),
         F.lit(lineage.job_run_id).alias("job_run_id"),
         utc_lit(lineage.scored_at).alias("scored_at"),
+        F.lit(lineage.model_role).alias("model_role"),
+        "mase_scale",
     )
 
 

@@ -35,15 +35,15 @@ class ForecastsMerge:
     version: int
 
 
-def merge_condition(origins: Sequence[datetime]) -> str:
+def merge_condition(origins: Sequence[datetime], key: Sequence[str] = FORECAST_KEY) -> str:
     """The MERGE's ON: the key, and the run's origins as literals (the table is partitioned by
     forecast_origin), so Delta reads and rewrites only those partitions and records only them
     as read: runs for other origins commit without a conflict."""
-    key = " AND ".join(f"t.{k} = s.{k}" for k in FORECAST_KEY)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in key)
     if not origins:
-        return key
+        return on
     lits = ", ".join(utc_sql_literal(o) for o in sorted(set(origins)))
-    return f"t.forecast_origin IN ({lits}) AND {key}"
+    return f"t.forecast_origin IN ({lits}) AND {on}"
 
 
 def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,

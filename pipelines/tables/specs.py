@@ -44,6 +44,10 @@ class TableSpec:
         return [c.name for c in self.columns]
 
 
+ROLES = ("champion", "challenger", "other")
+ROLES_SQL = ", ".join(f"'{r}'" for r in ROLES)
+
+
 def sql_quote(s: str) -> str:
     """`s` escaped for a single-quoted SQL string literal (comments, property values)."""
     return s.replace("\\", "\\\\").replace("'", "\\'")
@@ -61,6 +65,8 @@ OBSERVATIONS = TableSpec(
         Column("ingested_at", "TIMESTAMP", "When the row was first written"),
         Column("updated_at", "TIMESTAMP", "When the value was last corrected"),
     ),
+    # `lakecast evaluate` reads only the actuals new or corrected since its last run.
+    properties={"delta.enableChangeDataFeed": "true"},
 )
 
 QUARANTINE = TableSpec(
@@ -98,16 +104,58 @@ FORECASTS = TableSpec(
         Column("source_version", "BIGINT", "Delta version of observations that was read"),
         Column("job_run_id", "STRING", "job_runs.run_id of the scoring run"),
         Column("scored_at", "TIMESTAMP", "When the forecast was written"),
+        Column("model_role", "STRING", "The version's alias when it was scored: champion, challenger or other"),
+        Column("mase_scale", "DOUBLE", "MASE denominator: in-sample seasonal-naive MAE of the lookback at scoring "
+               "time (NULL for a flat window)"),
     ),
     constraints={
         "quantiles_ordered": "p10 <= p50 AND p50 <= p90",
         "horizon_step_positive": "horizon_step >= 1",
         "target_after_origin": "target_ts > forecast_origin",
+        "model_role_known": f"model_role IS NULL OR model_role IN ({ROLES_SQL})",
+        "mase_scale_positive": "mase_scale IS NULL OR mase_scale > 0",
     },
     properties={"delta.enableChangeDataFeed": "true"},
     # One partition per origin: a run's MERGE names its origins, so it reads and rewrites only
     # those files whatever the history, and runs for different origins never conflict (Delta's
     # conflict check sees partition values only; data skipping or clustering would not do).
+    partitioned_by=("forecast_origin",),
+)
+
+FORECAST_ACCURACY = TableSpec(
+    name="forecast_accuracy",
+    comment=("Forecasts held to account: one row per forecast whose actual has arrived, "
+             "(series_id, forecast_origin, target_ts, model_name, model_version); written by `lakecast evaluate`."),
+    columns=(
+        Column("series_id", "STRING", "Series identifier", nullable=False),
+        Column("forecast_origin", "TIMESTAMP", "Origin of the forecast (UTC)", nullable=False),
+        Column("target_ts", "TIMESTAMP", "Time forecast and observed (UTC)", nullable=False),
+        Column("model_name", "STRING", "Registered MLflow model name", nullable=False),
+        Column("model_version", "STRING", "Registered model version that scored it", nullable=False),
+        Column("horizon_step", "INT", "Steps ahead of the origin, 1-based", nullable=False),
+        Column("actual", "DOUBLE", "Observed value at target_ts", nullable=False),
+        Column("p10", "DOUBLE", "10th percentile forecast", nullable=False),
+        Column("p50", "DOUBLE", "Median forecast", nullable=False),
+        Column("p90", "DOUBLE", "90th percentile forecast", nullable=False),
+        Column("error", "DOUBLE", "actual - p50", nullable=False),
+        Column("abs_error", "DOUBLE", "|actual - p50|", nullable=False),
+        Column("scaled_abs_error", "DOUBLE", "abs_error / the forecast's mase_scale (its mean over rows is MASE); "
+               "NULL when the forecast has no scale"),
+        Column("pinball_p10", "DOUBLE", "Pinball (quantile) loss of p10", nullable=False),
+        Column("pinball_p50", "DOUBLE", "Pinball loss of p50 (half the absolute error)", nullable=False),
+        Column("pinball_p90", "DOUBLE", "Pinball loss of p90", nullable=False),
+        Column("inside_p10_p90", "BOOLEAN", "p10 <= actual <= p90", nullable=False),
+        Column("model_role", "STRING", "The version's role when it scored: champion, challenger or other"),
+        Column("evaluated_at", "TIMESTAMP", "When the row was last (re)computed (UTC)", nullable=False),
+        Column("job_run_id", "STRING", "job_runs.run_id of the evaluate run", nullable=False),
+    ),
+    constraints={
+        "abs_error_non_negative": "abs_error >= 0",
+        "pinball_non_negative": "pinball_p10 >= 0 AND pinball_p50 >= 0 AND pinball_p90 >= 0",
+        "horizon_step_positive": "horizon_step >= 1",
+        "model_role_known": f"model_role IS NULL OR model_role IN ({ROLES_SQL})",
+    },
+    # As forecasts: an evaluate MERGE names the origins its new actuals reach.
     partitioned_by=("forecast_origin",),
 )
 
@@ -152,7 +200,7 @@ FORGET_LOG = TableSpec(
     properties={"delta.appendOnly": "true"},
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, JOB_RUNS, FORGET_LOG)
+ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, FORECAST_ACCURACY, JOB_RUNS, FORGET_LOG)
 
 
 def series_tables() -> tuple[TableSpec, ...]:

@@ -1,0 +1,210 @@
+"""`lakecast evaluate [--as-of T]`: hold forecasts to account as their actuals arrive.
+
+Data flow: pin the observations and forecasts versions -> the previous evaluate's versions
+(job_runs) -> the keys of observations and forecasts new or changed since (each table's
+Change Data Feed) -> the forecasts those actuals reach, and the actuals those forecasts reach
+(files pruned by time range and forecast origin) -> `forecast_accuracy` rows -> one MERGE
+(unchanged rows untouched) -> job_runs, with the versions read, so the next run starts there.
+
+The first run, a run whose change data is gone (VACUUM), and `--as-of T` (actuals up to T
+only; it does not move the starting point of later runs) read everything instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from conf import LakecastConfig
+from conf.utc import from_utc_micros, to_utc_micros
+from pipelines.accuracy.rows import accuracy_rows, forecast_actual_pairs
+from pipelines.flows import init_tables
+from pipelines.sinks.forecast_accuracy import ACCURACY_KEY, merge_accuracy
+from pipelines.sinks.forecasts import FORECAST_KEY
+from pipelines.sinks.job_runs import record_run
+from pipelines.spark_utc import distinct_utc, utc_lit
+from pipelines.tables.ensure import delta_version
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+JOB = "evaluate"
+INCREMENTAL, FULL, AS_OF = "incremental", "full", "as_of"
+
+
+@dataclass
+class EvaluateResult:
+    """What one evaluate run did."""
+
+    run_id: str
+    mode: str
+    versions_read: dict[str, int]
+    counts: dict[str, int] = field(default_factory=dict)
+    accuracy_version: int | None = None
+    by_version: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run": self.run_id,
+            "mode": self.mode,
+            "observations version": self.versions_read.get("observations"),
+            "forecasts version": self.versions_read.get("forecasts"),
+            "accuracy rows": f"{self.counts.get('evaluated', 0)} evaluated ({self.counts.get('inserted', 0)} new, "
+                             f"{self.counts.get('updated', 0)} updated)",
+            "forecast_accuracy version": self.accuracy_version,
+        }
+        for v in self.by_version:
+            mase = "n/a" if v["mase"] is None else f"{v['mase']:.3f}"
+            out[f"model {v['model']}"] = (f"n={v['n']} MAE={v['mae']:.4g} MASE={mase} "
+                                          f"p10-p90 coverage={v['coverage']:.3f}")
+        return out
+
+
+def _last_marks(spark: SparkSession, cfg: LakecastConfig) -> dict[str, int] | None:
+    """Versions read by the newest succeeded evaluate that advanced the starting point."""
+    from pyspark.sql import functions as F
+
+    row = (spark.table(cfg.table("job_runs"))
+           .where((F.col("job") == JOB) & (F.col("status") == "succeeded")
+                  & (F.get_json_object("details", "$.advances_marks") == "true"))
+           .orderBy(F.col("started_at").desc()).select("versions_read").head())
+    if row is None:
+        return None
+    marks = dict(row["versions_read"] or {})
+    return marks if {"observations", "forecasts"} <= marks.keys() else None
+
+
+def _changed_keys(spark: SparkSession, table: str, start: int, end: int, key: tuple[str, ...]) -> DataFrame:
+    """Distinct keys of rows inserted or updated by commits start..end (the Change Data Feed)."""
+    from pyspark.sql import functions as F
+
+    return (spark.read.format("delta").option("readChangeFeed", "true")
+            .option("startingVersion", start).option("endingVersion", end).table(table)
+            .where(F.col("_change_type").isin("insert", "update_postimage"))
+            .select(*key).distinct())
+
+
+def _time_range(df: DataFrame, col: str) -> tuple[datetime, datetime] | None:
+    from pyspark.sql import functions as F
+
+    us = F.unix_micros(F.col(col))
+    row = df.agg(F.min(us).alias("lo"), F.max(us).alias("hi")).head()
+    if row is None or row["lo"] is None:
+        return None
+    return from_utc_micros(row["lo"]), from_utc_micros(row["hi"])
+
+
+def _between(col: str, rng: tuple[datetime, datetime]) -> Any:
+    """A range predicate Delta can skip files with (literals, not a join)."""
+    from pyspark.sql import functions as F
+
+    return F.col(col).between(utc_lit(rng[0]), utc_lit(rng[1]))
+
+
+def _incremental_pairs(spark: SparkSession, cfg: LakecastConfig, obs: DataFrame, fc: DataFrame,
+                       marks: dict[str, int], versions: dict[str, int],
+                       counts: dict[str, int]) -> DataFrame | None:
+    """Pairs reached by what changed since `marks`; None when nothing changed."""
+    parts = []
+    if versions["observations"] > marks["observations"]:
+        keys = _changed_keys(spark, cfg.table("observations"), marks["observations"] + 1,
+                             versions["observations"], ("series_id", "ts")).cache()
+        counts["actuals_changed"] = keys.count()
+        rng = _time_range(keys, "ts")
+        if rng is not None:
+            actuals = obs.where(_between("ts", rng)).join(keys, ["series_id", "ts"], "left_semi")
+            parts.append(forecast_actual_pairs(fc.where(_between("target_ts", rng)), actuals))
+    if versions["forecasts"] > marks["forecasts"]:
+        keys = _changed_keys(spark, cfg.table("forecasts"), marks["forecasts"] + 1, versions["forecasts"],
+                             FORECAST_KEY).cache()
+        counts["forecasts_changed"] = keys.count()
+        origins = distinct_utc(keys, "forecast_origin")
+        rng = _time_range(keys, "target_ts")
+        if origins and rng is not None:
+            from pyspark.sql import functions as F
+
+            new_fc = (fc.where(F.col("forecast_origin").isin([utc_lit(o) for o in origins]))
+                      .join(keys, list(FORECAST_KEY), "left_semi"))
+            parts.append(forecast_actual_pairs(new_fc, obs.where(_between("ts", rng))))
+    if not parts:
+        return None
+    pairs = parts[0]
+    for p in parts[1:]:
+        pairs = pairs.unionByName(p)
+    return pairs.dropDuplicates(list(ACCURACY_KEY))
+
+
+def _by_version(rows: DataFrame) -> list[dict[str, Any]]:
+    """This run's rows summarised per model version (what the command prints)."""
+    from pyspark.sql import functions as F
+
+    agg = (rows.groupBy("model_name", "model_version")
+           .agg(F.count("*").alias("n"), F.avg("abs_error").alias("mae"),
+                F.avg("scaled_abs_error").alias("mase"),
+                F.avg(F.col("inside_p10_p90").cast("double")).alias("coverage"))
+           .orderBy("model_name", "model_version").collect())
+    return [{"model": f"{r['model_name']}/{r['model_version']}", "n": int(r["n"]), "mae": float(r["mae"]),
+             "mase": None if r["mase"] is None else float(r["mase"]), "coverage": float(r["coverage"])}
+            for r in agg]
+
+
+def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | None = None) -> EvaluateResult:
+    """Evaluate the forecasts whose actuals arrived since the last run (all of them the first time)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    init_tables.run(spark, cfg)  # forecast_accuracy on a home made before it existed
+    obs_t, fc_t = cfg.table("observations"), cfg.table("forecasts")
+    as_of_dt = None if as_of is None else from_utc_micros(to_utc_micros(as_of))
+    params = {"as_of": None if as_of_dt is None else as_of_dt.isoformat()}
+    with record_run(spark, cfg, JOB, params) as rec:
+        versions = {"observations": delta_version(spark, obs_t), "forecasts": delta_version(spark, fc_t)}
+        rec.versions_read = dict(versions)
+        obs = spark.sql(f"SELECT series_id, ts, value FROM {obs_t} VERSION AS OF {versions['observations']}")
+        fc = spark.sql(f"SELECT * FROM {fc_t} VERSION AS OF {versions['forecasts']}")
+        counts: dict[str, int] = {}
+        marks = None if as_of_dt is not None else _last_marks(spark, cfg)
+        mode = AS_OF if as_of_dt is not None else FULL if marks is None else INCREMENTAL
+        pairs: DataFrame | None
+        if mode == INCREMENTAL:
+            assert marks is not None
+            try:
+                pairs = _incremental_pairs(spark, cfg, obs, fc, marks, versions, counts)
+            except (AnalysisException, Py4JJavaError) as e:  # change data vacuumed or not enabled then
+                first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+                log.warning("change data since versions %s is not readable (%s); evaluating everything",
+                            marks, first[:300])
+                mode, counts = FULL, {}
+        if mode == AS_OF:
+            assert as_of_dt is not None
+            pairs = forecast_actual_pairs(fc, obs.where(F.col("ts") <= utc_lit(as_of_dt)))
+        elif mode == FULL:
+            pairs = forecast_actual_pairs(fc, obs)
+        result = EvaluateResult(rec.run_id, mode, versions)
+        evaluated = 0
+        if pairs is not None:
+            rows = accuracy_rows(pairs, job_run_id=rec.run_id,
+                                 evaluated_at=rec.started_at.replace(tzinfo=UTC)).cache()
+            evaluated = rows.count()
+            if evaluated:
+                merged = merge_accuracy(spark, cfg, rows, run_id=rec.run_id)
+                counts.update(inserted=merged.inserted, updated=merged.updated)
+                result.accuracy_version = merged.version
+                rec.versions_written["forecast_accuracy"] = merged.version
+                result.by_version = _by_version(rows)
+            rows.unpersist()
+        counts["evaluated"] = evaluated
+        result.counts = counts
+        rec.row_counts = dict(counts)
+        rec.details = {"mode": mode, "advances_marks": mode != AS_OF,
+                       "from_versions": None if marks is None or mode != INCREMENTAL
+                       else {k: v + 1 for k, v in marks.items()},
+                       "by_version": result.by_version}
+        log.info("evaluate (%s): %s", mode, json.dumps(counts, sort_keys=True))
+        return result
