@@ -37,7 +37,7 @@ class Step:
 
 @dataclass(frozen=True)
 class CreateTable(Step):
-    ddl: tuple[str, ...]  # CREATE TABLE, then one ADD CONSTRAINT per CHECK
+    ddl: tuple[str, ...]  # CREATE TABLE, CHECK constraints included
 
     @property
     def problem(self) -> str:
@@ -155,10 +155,8 @@ class TablePlan:
 
 
 def create_statements(spec: TableSpec, cfg: LakecastConfig) -> tuple[str, ...]:
-    """CREATE TABLE of `spec` and its CHECK constraints (Delta adds those by ALTER only)."""
-    name = cfg.table(spec.name)
-    return (create_table_sql(spec, cfg),
-            *(f"ALTER TABLE {name} ADD CONSTRAINT {c} CHECK ({e})" for c, e in spec.constraints.items()))
+    """CREATE TABLE of `spec`, its CHECK constraints included (as table properties)."""
+    return (create_table_sql(spec, cfg),)
 
 
 def _norm(expr: str) -> str:
