@@ -39,3 +39,7 @@ class ForgetError(LakecastError):
 
 class HistoryTooShortError(LakecastError):
     """The observations are too short for the step settings; the message names keys and values that fit."""
+
+
+class AccuracyAlertError(LakecastError):
+    """`lakecast evaluate --fail-on-alert` found the live model degraded; the message says how."""

@@ -310,6 +310,19 @@ class GovernanceConfig(_Section):
     forget_retention_hours: int = Field(default=0, ge=0)
 
 
+class MonitorConfig(_Section):
+    """Degradation alerts of `lakecast evaluate`, on the champion's live accuracy."""
+
+    # Trailing forecast origins the live metrics are taken over.
+    window: int = Field(default=7, ge=1)
+    # Alert when live MASE exceeds the version's backtest MASE by more than this fraction.
+    mase_degradation: float = Field(default=0.25, ge=0)
+    # Alert when p10-p90 coverage is further than this from the nominal 0.80.
+    coverage_tolerance: float = Field(default=0.10, gt=0, lt=0.8)
+    # Fewer evaluated targets than this in the window: no alert (too little evidence).
+    min_targets: int = Field(default=30, ge=1)
+
+
 class LakecastConfig(_Section):
     """The whole configuration; build it with `conf.load_config`."""
 
@@ -326,6 +339,7 @@ class LakecastConfig(_Section):
     scoring: ScoringConfig = ScoringConfig()
     sql_server: SqlServerConfig = SqlServerConfig()
     governance: GovernanceConfig = GovernanceConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     def table(self, name: str) -> str:
         """Fully qualified name of a lakecast table, e.g. `lakecast.forecasts`."""

@@ -131,6 +131,16 @@ def role_of(cfg: LakecastConfig, ref: ModelRef) -> str:
     return "other"
 
 
+def backtest_mase(cfg: LakecastConfig, name: str, version: str) -> float | None:
+    """The version's backtest MASE logged at training (`test_lstm_mase`); None when unknown."""
+    try:
+        c = client(cfg)
+        run_id = c.get_model_version(name, str(version)).run_id
+        return c.get_run(run_id).data.metrics.get("test_lstm_mase") if run_id else None
+    except MlflowException:
+        return None
+
+
 def resolve(cfg: LakecastConfig, *, alias: str | None = None, version: str | int | None = None,
             name: str | None = None) -> ModelRef:
     """The fixed version an alias points at now, or a given version; clear errors when missing.

@@ -9,18 +9,22 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from conf import LakecastConfig
+from conf.schema import MonitorConfig
 from models.evaluate import mase_scale
+from pipelines.accuracy.alerts import LiveStats, breaches
 from pipelines.flows import evaluate, ingest
 from pipelines.scoring.kernel import seasonal_mae
 from pipelines.sinks.forecasts import merge_forecasts
 from pipelines.tables.ensure import delta_version
-from tests.conftest import collect_utc
+from tests.conftest import TEST_OVERRIDES, collect_utc
 
 ORIGIN = datetime(2024, 3, 1, 23)  # the last hour of the history
 SERIES = ("a", "b")
 NOW = datetime(2024, 3, 2, tzinfo=UTC)
+MONITOR = ("monitor.min_targets=4", "monitor.coverage_tolerance=0.25")
 
 
 def _ingest(spark: Any, cfg: LakecastConfig, folder: Path, name: str, rows: list[tuple[str, datetime, float]]) -> None:
@@ -55,40 +59,43 @@ def _reference(spark: Any, cfg: LakecastConfig) -> dict[tuple[Any, ...], tuple[f
         d = y - q
         pin = np.maximum(np.array([0.1, 0.5, 0.9]) * d, (np.array([0.1, 0.5, 0.9]) - 1) * d)
         scaled = abs(y - f["p50"]) / f["mase_scale"] if f["mase_scale"] else None
+        snaive = obs.get((f["series_id"], f["target_ts"] - timedelta(hours=24)))  # one season (a day) before
+        snaive_scaled = abs(y - snaive) / f["mase_scale"] if f["mase_scale"] and snaive is not None else None
         key = (f["series_id"], f["forecast_origin"], f["target_ts"], f["model_name"], f["model_version"])
-        out[key] = (y, y - f["p50"], abs(y - f["p50"]), scaled, *pin.tolist(), f["p10"] <= y <= f["p90"],
-                    f["model_role"])
+        out[key] = (y, y - f["p50"], abs(y - f["p50"]), scaled, snaive, snaive_scaled, *pin.tolist(),
+                    f["p10"] <= y <= f["p90"], f["model_role"])
     return out
 
 
 def _accuracy(spark: Any, cfg: LakecastConfig) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     return {(r["series_id"], r["forecast_origin"], r["target_ts"], r["model_name"], r["model_version"]):
-            (r["actual"], r["error"], r["abs_error"], r["scaled_abs_error"], r["pinball_p10"], r["pinball_p50"],
-             r["pinball_p90"], r["inside_p10_p90"], r["model_role"])
+            (r["actual"], r["error"], r["abs_error"], r["scaled_abs_error"], r["snaive_forecast"],
+             r["snaive_scaled_abs_error"], r["pinball_p10"], r["pinball_p50"], r["pinball_p90"], r["inside_p10_p90"],
+             r["model_role"])
             for r in collect_utc(spark.table(cfg.table("forecast_accuracy")))}
 
 
 def _assert_equal(got: dict[Any, Any], want: dict[Any, Any]) -> None:
     assert got.keys() == want.keys()
     for k, w in want.items():  # the numbers to rounding; the flag and the role exactly
-        num = [np.nan if v is None else v for v in w[:7]]  # NULL scaled error: no scale
-        assert [np.nan if v is None else v for v in got[k][:7]] == pytest.approx(num, rel=1e-12, abs=1e-12,
+        num = [np.nan if v is None else v for v in w[:9]]  # NULL scaled errors: no scale
+        assert [np.nan if v is None else v for v in got[k][:9]] == pytest.approx(num, rel=1e-12, abs=1e-12,
                                                                                   nan_ok=True), k
-        assert got[k][7:] == w[7:], k
+        assert got[k][9:] == w[9:], k
 
 
 def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Callable[..., LakecastConfig],
                                                      tmp_path: Path) -> None:
-    cfg = fresh_db()
+    cfg = fresh_db(*MONITOR)
     history = [(s, ORIGIN - timedelta(hours=k), 5.0 + k % 3) for s in SERIES for k in range(24)]
     _ingest(spark, cfg, tmp_path, "history", history)
     _forecasts(spark, cfg, ORIGIN, "1", "champion", 0.0)
-    _forecasts(spark, cfg, ORIGIN, "2", "challenger", 0.5, model="m2")  # the same targets, another model
+    _forecasts(spark, cfg, ORIGIN, "2", "challenger", 1.5, model="m2")  # the same targets, another model
 
     first = evaluate.run(spark, cfg)  # no actual for any target yet
     assert first.mode == evaluate.FULL and first.counts["evaluated"] == 0 and first.accuracy_version is None
 
-    day = [(s, ORIGIN + timedelta(hours=h), 12.0 * (i + 1) + h) for i, s in enumerate(SERIES) for h in (1, 2, 3)]
+    day = [(s, ORIGIN + timedelta(hours=h), 10.0 * (i + 1) + h + 0.5) for i, s in enumerate(SERIES) for h in (1, 2, 3)]
     _ingest(spark, cfg, tmp_path, "arrived", day)
     second = evaluate.run(spark, cfg)
     assert second.mode == evaluate.INCREMENTAL
@@ -96,6 +103,8 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
     mase = {v["model"]: v["mase"] for v in second.by_version}
     assert set(mase) == {"m/1", "m2/2"} and all(m is not None and m > 0 for m in mase.values())
+    assert all(v["snaive_mase"] is not None and v["snaive_mase"] > 0 for v in second.by_version)
+    assert spark.table(cfg.table("forecast_accuracy")).where("snaive_forecast IS NULL").count() == 0
 
     table = cfg.table("forecast_accuracy")
     version = delta_version(spark, table)
@@ -115,14 +124,63 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert backfilled.counts["forecasts_changed"] == 12 and backfilled.counts["inserted"] == 4  # h=2,3 x 2 series
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
 
+    by_version = {(str(r["origin_day"]), r["horizon_step"]): r for r in spark.table(cfg.table("accuracy_by_version"))
+                  .where("model_name = 'm'").collect()}  # ORIGIN's day (steps 1-3), the later origin's (1-2)
+    assert {k: r["n"] for k, r in by_version.items()} == {("2024-03-01", 1): 2, ("2024-03-01", 2): 2,
+                                                          ("2024-03-01", 3): 2, ("2024-03-02", 1): 2,
+                                                          ("2024-03-02", 2): 2}
+    assert by_version[("2024-03-01", 2)]["coverage_p10_p90"] == 0.5  # a's 99 is outside the band
+    worst = spark.sql(f"SELECT * FROM {cfg.table('accuracy_by_series')} WHERE model_name = 'm' "
+                      "ORDER BY mase DESC NULLS LAST").collect()
+    assert [(r["series_id"], r["origins"], r["n"]) for r in worst] == [("a", 2, 5), ("b", 2, 5)]
+    a_scaled = [v[3] for k, v in _reference(spark, cfg).items() if k[0] == "a" and k[3] == "m"]
+    assert worst[0]["mase"] == pytest.approx(sum(a_scaled) / 5) and worst[1]["mase"] is None  # b has no scale
+
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{backfilled.run_id}'").head()
     assert run["status"] == "succeeded" and run["versions_written"]["forecast_accuracy"] == backfilled.accuracy_version
     assert run["versions_read"]["forecasts"] == delta_version(spark, cfg.table("forecasts"))
+
+    assert backfilled.live is not None and backfilled.live.model_version == "1" and backfilled.live.origins == 2
+    assert backfilled.alerts == [] and backfilled.live.coverage == pytest.approx(0.8)  # 8 of 10 inside
 
     as_of = evaluate.run(spark, cfg, as_of=ORIGIN + timedelta(hours=1))  # reads everything, changes nothing
     assert as_of.mode == evaluate.AS_OF and as_of.counts["evaluated"] == 4  # the first hour: 2 series x 2 versions
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
     assert evaluate.run(spark, cfg).mode == evaluate.INCREMENTAL  # and later runs still start from the last
+
+    # a level shift in the actuals: the champion's band no longer holds them
+    shifted = [(s, ORIGIN + timedelta(hours=h), 1000.0 + h) for s in SERIES for h in (4, 5, 6)]
+    _ingest(spark, cfg, tmp_path, "shifted", shifted)
+    alerted = evaluate.run(spark, cfg)
+    assert any("p10-p90 coverage 0.364" in a and "champion m/1" in a for a in alerted.alerts), alerted.alerts
+    details = spark.table(cfg.table("job_runs")).where(f"run_id = '{alerted.run_id}'").head()["details"]
+    assert "p10-p90 coverage 0.364" in details
+    sets = [x for o in (f"home={cfg.home}", f"catalog.database={cfg.catalog.database}", *TEST_OVERRIDES, *MONITOR)
+            for x in ("--set", o)]
+    from jobs.cli import main
+
+    res = CliRunner().invoke(main, ["evaluate", "--fail-on-alert", *sets])
+    assert res.exit_code == 1, res.output
+    assert "Error: 1 accuracy alert(s): champion m/1: p10-p90 coverage 0.364" in res.output
+    assert CliRunner().invoke(main, ["evaluate", *sets]).exit_code == 0  # alerts print, the run succeeds
+
+
+def test_breaches_name_the_rule_and_the_numbers() -> None:
+    mon = MonitorConfig(mase_degradation=0.25, coverage_tolerance=0.1, min_targets=10)
+    ok = LiveStats("m", "3", origins=7, n=100, mase=0.9, snaive_mase=1.0, coverage=0.78)
+    assert breaches(ok, backtest_mase=0.8, monitor=mon) == []  # 0.9 <= 0.8 x 1.25
+    worse = LiveStats("m", "3", origins=7, n=100, mase=1.2, snaive_mase=1.1, coverage=0.6)
+    got = breaches(worse, backtest_mase=0.8, monitor=mon)
+    assert got == [
+        "champion m/3: live MASE 1.200 over its last 7 origin(s), 100 targets is above its backtest MASE 0.800 "
+        "by more than monitor.mase_degradation=0.25",
+        "champion m/3: live MASE 1.200 over its last 7 origin(s), 100 targets is worse than seasonal naive's "
+        "1.100 on the same targets",
+        "champion m/3: p10-p90 coverage 0.600 over its last 7 origin(s), 100 targets is outside 0.80 +- "
+        "monitor.coverage_tolerance=0.1"]
+    assert breaches(worse, backtest_mase=None, monitor=mon)[0].endswith("on the same targets")  # no backtest
+    few = LiveStats("m", "3", origins=1, n=9, mase=5.0, snaive_mase=1.0, coverage=0.0)
+    assert breaches(few, backtest_mase=0.8, monitor=mon) == []  # too few targets to judge
 
 
 def test_the_stored_scale_is_the_backtests_mase_denominator() -> None:

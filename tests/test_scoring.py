@@ -322,14 +322,11 @@ README_QUERIES = (
     # 1. the live forecast of one series, with its 80 % interval
     """SELECT target_ts, horizon_step, p10, p50, p90, model_version
        FROM lakecast.forecasts_latest WHERE series_id = 's1' ORDER BY target_ts""",
-    # 2. accuracy after the fact, per model version and horizon step
-    """SELECT f.model_name, f.model_version, f.horizon_step, count(*) AS n,
-              avg(abs(o.value - f.p50)) AS mae,
-              avg(CASE WHEN o.value BETWEEN f.p10 AND f.p90 THEN 1.0 ELSE 0.0 END) AS coverage_p10_p90
-       FROM lakecast.forecasts f
-       JOIN lakecast.observations o ON o.series_id = f.series_id AND o.ts = f.target_ts
-       GROUP BY f.model_name, f.model_version, f.horizon_step
-       ORDER BY f.model_name, f.model_version, f.horizon_step""",
+    # 2. the worst series of the live model over its evaluated forecasts (after `lakecast evaluate`)
+    """SELECT series_id, count(*) AS n, avg(scaled_abs_error) AS mase,
+              avg(CAST(inside_p10_p90 AS DOUBLE)) AS coverage_p10_p90
+       FROM lakecast.forecast_accuracy WHERE model_role = 'champion'
+       GROUP BY series_id ORDER BY mase DESC NULLS LAST LIMIT 10""",
     # 3. the latest scoring runs: model, precision, data version, what was skipped
     """SELECT run_id, ended_at, get_json_object(details, '$.model_version') AS model_version,
               get_json_object(details, '$.precision') AS precision,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from conf.freq import parse_freq
 from pipelines.spark_utc import utc_lit
 
 if TYPE_CHECKING:
@@ -40,8 +41,36 @@ def forecast_actual_pairs(forecasts: DataFrame, actuals: DataFrame) -> DataFrame
             .drop("_sid", "_ts"))
 
 
+def season_ago(freq: str) -> Column:
+    """The time seasonal naive forecasts `target_ts` from: whole seasons back, the fewest that reach
+    the origin or before it (ceil(horizon_step / season) seasons), as the backtest's baseline."""
+    from pyspark.sql import functions as F
+
+    f = parse_freq(freq)
+    m = f.season_length()
+    seasons = F.floor((F.col("horizon_step") - 1) / m) + 1
+    if f.is_calendar:
+        months = (seasons * (m * f.months)).cast("int")
+        return F.col("target_ts") - F.make_ym_interval(F.lit(0), months)
+    step_us = int(f.step.total_seconds() * 1_000_000)
+    return F.timestamp_micros(F.unix_micros(F.col("target_ts")) - seasons * F.lit(m * step_us))
+
+
+def with_seasonal_naive(pairs: DataFrame, actuals: DataFrame, freq: str) -> DataFrame:
+    """`pairs` plus `snaive_forecast`: the actual one or more seasons before the target (NULL when
+    not observed), the reference every live MASE is read against."""
+    from pyspark.sql import functions as F
+
+    ref = pairs.withColumn("_ref_ts", season_ago(freq))
+    a = actuals.select(F.col("series_id").alias("_sid"), F.col("ts").alias("_ts"),
+                       F.col("value").alias("snaive_forecast"))
+    on = (F.col("series_id") == F.col("_sid")) & (F.col("_ref_ts") == F.col("_ts"))
+    return ref.join(a, on, "left").drop("_sid", "_ts", "_ref_ts")
+
+
 def accuracy_rows(pairs: DataFrame, *, job_run_id: str, evaluated_at: datetime) -> DataFrame:
-    """`forecast_accuracy` rows (in the table's column order) of forecast/actual pairs."""
+    """`forecast_accuracy` rows (in the table's column order) of forecast/actual pairs
+    (`with_seasonal_naive` applied)."""
     from pyspark.sql import functions as F
 
     y, p10, p50, p90 = F.col("actual"), F.col("p10"), F.col("p50"), F.col("p90")
@@ -53,6 +82,8 @@ def accuracy_rows(pairs: DataFrame, *, job_run_id: str, evaluated_at: datetime) 
         (y - p50).alias("error"),
         abs_err.alias("abs_error"),
         F.when(scale > 0, abs_err / scale).alias("scaled_abs_error"),
+        F.col("snaive_forecast"),
+        F.when(scale > 0, F.abs(y - F.col("snaive_forecast")) / scale).alias("snaive_scaled_abs_error"),
         *(pinball(y, F.col(c), q).alias(f"pinball_{c}") for c, q in QUANTILES),
         ((y >= p10) & (y <= p90)).alias("inside_p10_p90"),
         F.col("model_role"),

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
 from conf.utc import from_utc_micros, to_utc_micros
-from pipelines.accuracy.rows import accuracy_rows, forecast_actual_pairs
+from pipelines.accuracy.alerts import LiveStats, breaches, live_stats
+from pipelines.accuracy.rows import accuracy_rows, forecast_actual_pairs, season_ago, with_seasonal_naive
 from pipelines.flows import init_tables
 from pipelines.sinks.forecast_accuracy import ACCURACY_KEY, merge_accuracy
 from pipelines.sinks.forecasts import FORECAST_KEY
@@ -47,6 +48,9 @@ class EvaluateResult:
     counts: dict[str, int] = field(default_factory=dict)
     accuracy_version: int | None = None
     by_version: list[dict[str, Any]] = field(default_factory=list)
+    live: LiveStats | None = None
+    backtest_mase: float | None = None
+    alerts: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,9 +62,19 @@ class EvaluateResult:
                              f"{self.counts.get('updated', 0)} updated)",
             "forecast_accuracy version": self.accuracy_version,
         }
+        if self.live is not None:
+            lv = self.live
+            mase = "n/a" if lv.mase is None else f"{lv.mase:.3f}"
+            snaive = "n/a" if lv.snaive_mase is None else f"{lv.snaive_mase:.3f}"
+            bt = "n/a" if self.backtest_mase is None else f"{self.backtest_mase:.3f}"
+            out[f"champion {lv.model_name}/{lv.model_version} live"] = (
+                f"last {lv.origins} origin(s), n={lv.n}: MASE={mase} (backtest {bt}, seasonal naive {snaive}) "
+                f"p10-p90 coverage={lv.coverage:.3f}")
+        out["alerts"] = "; ".join(self.alerts) if self.alerts else "none"
         for v in self.by_version:
             mase = "n/a" if v["mase"] is None else f"{v['mase']:.3f}"
-            out[f"model {v['model']}"] = (f"n={v['n']} MAE={v['mae']:.4g} MASE={mase} "
+            snaive = "n/a" if v["snaive_mase"] is None else f"{v['snaive_mase']:.3f}"
+            out[f"model {v['model']}"] = (f"n={v['n']} MAE={v['mae']:.4g} MASE={mase} (seasonal naive {snaive}) "
                                           f"p10-p90 coverage={v['coverage']:.3f}")
         return out
 
@@ -146,11 +160,28 @@ def _by_version(rows: DataFrame) -> list[dict[str, Any]]:
     agg = (rows.groupBy("model_name", "model_version")
            .agg(F.count("*").alias("n"), F.avg("abs_error").alias("mae"),
                 F.avg("scaled_abs_error").alias("mase"),
+                F.avg(F.when(F.col("scaled_abs_error").isNotNull(), F.col("snaive_scaled_abs_error")))
+                .alias("snaive_mase"),
                 F.avg(F.col("inside_p10_p90").cast("double")).alias("coverage"))
            .orderBy("model_name", "model_version").collect())
     return [{"model": f"{r['model_name']}/{r['model_version']}", "n": int(r["n"]), "mae": float(r["mae"]),
-             "mase": None if r["mase"] is None else float(r["mase"]), "coverage": float(r["coverage"])}
+             "mase": None if r["mase"] is None else float(r["mase"]),
+             "snaive_mase": None if r["snaive_mase"] is None else float(r["snaive_mase"]),
+             "coverage": float(r["coverage"])}
             for r in agg]
+
+
+def _monitor(spark: SparkSession, cfg: LakecastConfig, result: EvaluateResult) -> None:
+    """The champion's live accuracy and its alerts, on forecast_accuracy as this run left it."""
+    from models.registry import backtest_mase
+
+    result.live = live_stats(spark.table(cfg.table("forecast_accuracy")), cfg.monitor.window)
+    if result.live is None:
+        return
+    result.backtest_mase = backtest_mase(cfg, result.live.model_name, result.live.model_version)
+    result.alerts = breaches(result.live, result.backtest_mase, cfg.monitor)
+    for a in result.alerts:
+        log.warning("ALERT %s", a)
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | None = None) -> EvaluateResult:
@@ -189,22 +220,29 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
         result = EvaluateResult(rec.run_id, mode, versions)
         evaluated = 0
         if pairs is not None:
-            rows = accuracy_rows(pairs, job_run_id=rec.run_id,
-                                 evaluated_at=rec.started_at.replace(tzinfo=UTC)).cache()
-            evaluated = rows.count()
-            if evaluated:
+            pairs = pairs.cache()
+            # the seasonal naive reference reads only the observations its reference times reach
+            refs = _time_range(pairs.select(season_ago(cfg.data.freq).alias("ref")), "ref")
+            if refs is not None:  # else no forecast met an actual
+                rows = accuracy_rows(with_seasonal_naive(pairs, obs.where(_between("ts", refs)), cfg.data.freq),
+                                     job_run_id=rec.run_id, evaluated_at=rec.started_at.replace(tzinfo=UTC)).cache()
+                evaluated = rows.count()
                 merged = merge_accuracy(spark, cfg, rows, run_id=rec.run_id)
                 counts.update(inserted=merged.inserted, updated=merged.updated)
                 result.accuracy_version = merged.version
                 rec.versions_written["forecast_accuracy"] = merged.version
                 result.by_version = _by_version(rows)
-            rows.unpersist()
+                rows.unpersist()
+            pairs.unpersist()
         counts["evaluated"] = evaluated
         result.counts = counts
+        _monitor(spark, cfg, result)
         rec.row_counts = dict(counts)
         rec.details = {"mode": mode, "advances_marks": mode != AS_OF,
                        "from_versions": None if marks is None or mode != INCREMENTAL
                        else {k: v + 1 for k, v in marks.items()},
-                       "by_version": result.by_version}
+                       "by_version": result.by_version, "alerts": result.alerts,
+                       "live": None if result.live is None else
+                       {**result.live.as_dict(), "backtest_mase": result.backtest_mase}}
         log.info("evaluate (%s): %s", mode, json.dumps(counts, sort_keys=True))
         return result

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ACCURACY_KEY = ("series_id", "forecast_origin", "target_ts", "model_name", "model_version")
 # A row is rewritten only when what it was computed from changed.
-_INPUTS = ("actual", "p10", "p50", "p90", "scaled_abs_error", "horizon_step", "model_role")
+_INPUTS = ("actual", "p10", "p50", "p90", "scaled_abs_error", "snaive_forecast", "horizon_step", "model_role")
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,10 @@ FORECAST_ACCURACY = TableSpec(
         Column("abs_error", "DOUBLE", "|actual - p50|", nullable=False),
         Column("scaled_abs_error", "DOUBLE", "abs_error / the forecast's mase_scale (its mean over rows is MASE); "
                "NULL when the forecast has no scale"),
+        Column("snaive_forecast", "DOUBLE", "Seasonal naive's forecast of the target: the actual whole seasons "
+               "before it, at or before the origin (NULL when not observed)"),
+        Column("snaive_scaled_abs_error", "DOUBLE", "Seasonal naive's |actual - snaive_forecast| / mase_scale: "
+               "the reference MASE on the same targets"),
         Column("pinball_p10", "DOUBLE", "Pinball (quantile) loss of p10", nullable=False),
         Column("pinball_p50", "DOUBLE", "Pinball loss of p50 (half the absolute error)", nullable=False),
         Column("pinball_p90", "DOUBLE", "Pinball loss of p90", nullable=False),

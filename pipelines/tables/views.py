@@ -26,5 +26,46 @@ FROM (
 """
 
 
+def accuracy_by_version_sql(cfg: LakecastConfig) -> str:
+    """Live accuracy per model version, horizon step and day of origin (UTC), with seasonal naive's
+    MASE on the same targets as the reference."""
+    return f"""
+CREATE VIEW IF NOT EXISTS {cfg.table("accuracy_by_version")}
+COMMENT 'Live accuracy per model version, horizon step and day of origin (UTC): n, MAE, MASE, bias,
+pinball, p10-p90 coverage, seasonal naive MASE on the same targets'
+AS SELECT model_name, model_version, horizon_step, CAST(forecast_origin AS DATE) AS origin_day,
+          count(*) AS n, avg(abs_error) AS mae, avg(scaled_abs_error) AS mase, avg(error) AS bias,
+          avg((pinball_p10 + pinball_p50 + pinball_p90) / 3) AS pinball,
+          avg(CAST(inside_p10_p90 AS DOUBLE)) AS coverage_p10_p90,
+          avg(CASE WHEN scaled_abs_error IS NOT NULL THEN snaive_scaled_abs_error END) AS snaive_mase
+FROM {cfg.table("forecast_accuracy")}
+GROUP BY model_name, model_version, horizon_step, CAST(forecast_origin AS DATE)
+"""
+
+
+def accuracy_by_series_sql(cfg: LakecastConfig) -> str:
+    """Per model version and series over the version's last `monitor.window` origins; ORDER BY mase
+    DESC for the worst. Re-created by every job, so it follows the configured window."""
+    fa, window = cfg.table("forecast_accuracy"), cfg.monitor.window
+    return f"""
+CREATE OR REPLACE VIEW {cfg.table("accuracy_by_series")}
+COMMENT 'Live accuracy per model version and series over its last {window} origins (monitor.window)'
+AS WITH origins AS (
+  SELECT model_name, model_version, forecast_origin,
+         dense_rank() OVER (PARTITION BY model_name, model_version ORDER BY forecast_origin DESC) AS r
+  FROM (SELECT DISTINCT model_name, model_version, forecast_origin FROM {fa})
+)
+SELECT a.model_name, a.model_version, a.series_id, count(DISTINCT a.forecast_origin) AS origins,
+       count(*) AS n, avg(a.scaled_abs_error) AS mase, avg(a.abs_error) AS mae, avg(a.error) AS bias,
+       avg(CAST(a.inside_p10_p90 AS DOUBLE)) AS coverage_p10_p90,
+       avg(CASE WHEN a.scaled_abs_error IS NOT NULL THEN a.snaive_scaled_abs_error END) AS snaive_mase
+FROM {fa} a JOIN origins o ON a.model_name = o.model_name AND a.model_version = o.model_version
+  AND a.forecast_origin = o.forecast_origin AND o.r <= {int(window)}
+GROUP BY a.model_name, a.model_version, a.series_id
+"""
+
+
 def ensure_views(spark: SparkSession, cfg: LakecastConfig) -> None:
     spark.sql(forecasts_latest_sql(cfg))
+    spark.sql(accuracy_by_version_sql(cfg))
+    spark.sql(accuracy_by_series_sql(cfg))
