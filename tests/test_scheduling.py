@@ -142,7 +142,7 @@ def _dag_calls() -> list[tuple[str, list[str]]]:
 
 def test_dag_tasks_call_existing_jobs_with_their_options() -> None:
     calls = _dag_calls()
-    assert {job for job, _ in calls} == {"ingest", "predict", "train", "promote"}
+    assert {job for job, _ in calls} == {"ingest", "predict", "evaluate", "train", "promote"}
     for job, args in calls:
         assert (REPO / "jobs" / f"{job}.py").is_file() and job in COMMANDS
         cmd = _command(job)
@@ -159,7 +159,8 @@ def test_airflow_builds_the_task_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     spec.loader.exec_module(module)
     daily, weekly = module.daily, module.weekly
     assert daily.dag_id == "lakecast_daily" and weekly.dag_id == "lakecast_weekly_train"
-    chains = {daily: ["spark_conf", "ingest", "predict"], weekly: ["spark_conf", "train", "promote"]}
+    chains = {daily: ["spark_conf", "ingest", "predict", "evaluate", "retrain_on_alert"],
+              weekly: ["spark_conf", "train", "promote"]}
     for dag, chain in chains.items():
         assert sorted(dag.task_ids) == sorted(chain)
         for up, down in itertools.pairwise(chain):
@@ -184,8 +185,8 @@ def test_crontab_schedules_existing_jobs_with_their_options() -> None:
         for field, (lo, hi) in zip(schedule, [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)], strict=True):
             assert field == "*" or lo <= int(field) <= hi, f"bad cron field {field!r} in {schedule}"
         assert re.search(r"(?<!\\)%", command) is None, "cron needs % escaped as \\%"
-        for part in command.split("&&"):
-            words = shlex.split(part.split(">>")[0])
+        for part in re.split(r"&&|\|\||;", command):  # each command of the line's list
+            words = [w for w in shlex.split(part.split(">>")[0]) if w not in ("{", "}")]
             if words[:1] != ["lakecast"]:
                 continue
             job = words[1]
@@ -193,4 +194,4 @@ def test_crontab_schedules_existing_jobs_with_their_options() -> None:
             cmd = _command(job)
             for flag in (w for w in words[2:] if w.startswith("--")):
                 assert _accepts(cmd, flag), f"crontab passes {flag} to lakecast {job}"
-    assert {"ingest", "predict", "train", "promote"} <= seen
+    assert {"ingest", "predict", "evaluate", "train", "promote"} <= seen

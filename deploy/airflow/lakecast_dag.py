@@ -1,4 +1,4 @@
-"""Airflow DAGs for lakecast: daily ingest -> predict, weekly train -> promote.
+"""Airflow DAGs for lakecast: daily ingest -> predict -> evaluate, weekly train -> promote.
 
 Every task runs a lakecast job script through spark-submit (the same entry point as
 `lakecast <job>`), with the Spark settings that `lakecast spark-conf` writes from the
@@ -33,6 +33,11 @@ try:  # Airflow 3 moved the core operators into the standard provider
     from airflow.providers.standard.operators.bash import BashOperator
 except ImportError:  # Airflow 2
     from airflow.operators.bash import BashOperator  # type: ignore[no-redef]
+
+try:
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+except ImportError:  # Airflow 2
+    from airflow.operators.trigger_dagrun import TriggerDagRunOperator  # type: ignore[no-redef]
 
 try:
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -96,12 +101,17 @@ def lakecast_dag(dag_id: str, description: str, schedule: str) -> DAG:
                catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS, tags=["lakecast"])
 
 
-with lakecast_dag("lakecast_daily", "Ingest the day's files, then forecast every series with the champion model",
-                  "15 0 * * *") as daily:
+with lakecast_dag("lakecast_daily", "Ingest the day's files, forecast every series with the champion model, "
+                  "then hold the forecasts to account on the actuals that arrived", "15 0 * * *") as daily:
     conf = spark_conf_task()
     ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h", "--as-of", AS_OF)
     predict = job_task("predict", "--as-of", AS_OF)
-    conf >> ingest >> predict
+    # Fails (and alerts, as any failed task) when the champion's live accuracy breaches monitor.*.
+    evaluate = job_task("evaluate", "--fail-on-alert")
+    # ... and then trains a challenger early, without waiting for Monday.
+    retrain = TriggerDagRunOperator(task_id="retrain_on_alert", trigger_dag_id="lakecast_weekly_train",
+                                    trigger_rule="one_failed")
+    conf >> ingest >> predict >> evaluate >> retrain
 
 
 with lakecast_dag("lakecast_weekly_train",
