@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from conf import LakecastConfig
 from conf.schema import MonitorConfig
 from models.evaluate import mase_scale
+from models.live_metrics import day_step
+from models.registry import client, use_tracking
 from pipelines.accuracy.alerts import LiveStats, breaches
 from pipelines.flows import evaluate, ingest
 from pipelines.scoring.kernel import seasonal_mae
@@ -25,6 +27,20 @@ ORIGIN = datetime(2024, 3, 1, 23)  # the last hour of the history
 SERIES = ("a", "b")
 NOW = datetime(2024, 3, 2, tzinfo=UTC)
 MONITOR = ("monitor.min_targets=4", "monitor.coverage_tolerance=0.25")
+BACKTEST_MASE = 10.0  # the champion's, as training logged it: above its live 8.775 until the shift
+
+
+def _register(cfg: LakecastConfig, name: str) -> str:
+    """Version 1 of `name` in the registry, from a run that logged a backtest MASE; the run id."""
+    import mlflow
+
+    use_tracking(cfg)
+    with mlflow.start_run() as run:
+        mlflow.log_metric("test_lstm_mase", BACKTEST_MASE)
+    c = client(cfg)
+    c.create_registered_model(name)
+    c.create_model_version(name, source=run.info.artifact_uri, run_id=run.info.run_id)
+    return str(run.info.run_id)
 
 
 def _ingest(spark: Any, cfg: LakecastConfig, folder: Path, name: str, rows: list[tuple[str, datetime, float]]) -> None:
@@ -87,9 +103,11 @@ def _assert_equal(got: dict[Any, Any], want: dict[Any, Any]) -> None:
 def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Callable[..., LakecastConfig],
                                                      tmp_path: Path) -> None:
     cfg = fresh_db(*MONITOR)
+    m = cfg.catalog.database  # the champion's registered name: unique to this database
+    run_id = _register(cfg, m)
     history = [(s, ORIGIN - timedelta(hours=k), 5.0 + k % 3) for s in SERIES for k in range(24)]
     _ingest(spark, cfg, tmp_path, "history", history)
-    _forecasts(spark, cfg, ORIGIN, "1", "champion", 0.0)
+    _forecasts(spark, cfg, ORIGIN, "1", "champion", 0.0, model=m)
     _forecasts(spark, cfg, ORIGIN, "2", "challenger", 1.5, model="m2")  # the same targets, another model
 
     first = evaluate.run(spark, cfg)  # no actual for any target yet
@@ -102,7 +120,7 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert second.counts["actuals_changed"] == 6 and second.counts["evaluated"] == 12  # 6 actuals x 2 models
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
     mase = {v["model"]: v["mase"] for v in second.by_version}
-    assert set(mase) == {"m/1", "m2/2"} and all(m is not None and m > 0 for m in mase.values())
+    assert set(mase) == {f"{m}/1", "m2/2"} and all(v is not None and v > 0 for v in mase.values())
     assert all(v["snaive_mase"] is not None and v["snaive_mase"] > 0 for v in second.by_version)
     assert spark.table(cfg.table("forecast_accuracy")).where("snaive_forecast IS NULL").count() == 0
 
@@ -119,21 +137,21 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert {(r["series_id"], r["actual"]) for r in updated} == {("a", 99.0)}
 
     later = ORIGIN + timedelta(hours=1)  # scored after its actuals arrived: the forecasts' changes reach them
-    _forecasts(spark, cfg, later, "1", "champion", 1.0)
+    _forecasts(spark, cfg, later, "1", "champion", 1.0, model=m)
     backfilled = evaluate.run(spark, cfg)
     assert backfilled.counts["forecasts_changed"] == 12 and backfilled.counts["inserted"] == 4  # h=2,3 x 2 series
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
 
     by_version = {(str(r["origin_day"]), r["horizon_step"]): r for r in spark.table(cfg.table("accuracy_by_version"))
-                  .where("model_name = 'm'").collect()}  # ORIGIN's day (steps 1-3), the later origin's (1-2)
+                  .where(f"model_name = '{m}'").collect()}  # ORIGIN's day (steps 1-3), the later origin's (1-2)
     assert {k: r["n"] for k, r in by_version.items()} == {("2024-03-01", 1): 2, ("2024-03-01", 2): 2,
                                                           ("2024-03-01", 3): 2, ("2024-03-02", 1): 2,
                                                           ("2024-03-02", 2): 2}
     assert by_version[("2024-03-01", 2)]["coverage_p10_p90"] == 0.5  # a's 99 is outside the band
-    worst = spark.sql(f"SELECT * FROM {cfg.table('accuracy_by_series')} WHERE model_name = 'm' "
+    worst = spark.sql(f"SELECT * FROM {cfg.table('accuracy_by_series')} WHERE model_name = '{m}' "
                       "ORDER BY mase DESC NULLS LAST").collect()
     assert [(r["series_id"], r["origins"], r["n"]) for r in worst] == [("a", 2, 5), ("b", 2, 5)]
-    a_scaled = [v[3] for k, v in _reference(spark, cfg).items() if k[0] == "a" and k[3] == "m"]
+    a_scaled = [v[3] for k, v in _reference(spark, cfg).items() if k[0] == "a" and k[3] == m]
     assert worst[0]["mase"] == pytest.approx(sum(a_scaled) / 5) and worst[1]["mase"] is None  # b has no scale
 
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{backfilled.run_id}'").head()
@@ -142,6 +160,10 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
 
     assert backfilled.live is not None and backfilled.live.model_version == "1" and backfilled.live.origins == 2
     assert backfilled.alerts == [] and backfilled.live.coverage == pytest.approx(0.8)  # 8 of 10 inside
+    assert backfilled.backtest_mase == BACKTEST_MASE and backfilled.live.mase == pytest.approx(sum(a_scaled) / 5)
+    history_ = client(cfg).get_metric_history(run_id, "live_mase")  # each run's new rows, in the training run
+    assert backfilled.mlflow_runs == [run_id] and {h.step for h in history_} == {day_step(datetime.now(UTC).date())}
+    assert history_[0].value == pytest.approx(mase[f"{m}/1"])
 
     as_of = evaluate.run(spark, cfg, as_of=ORIGIN + timedelta(hours=1))  # reads everything, changes nothing
     assert as_of.mode == evaluate.AS_OF and as_of.counts["evaluated"] == 4  # the first hour: 2 series x 2 versions
@@ -152,7 +174,10 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     shifted = [(s, ORIGIN + timedelta(hours=h), 1000.0 + h) for s in SERIES for h in (4, 5, 6)]
     _ingest(spark, cfg, tmp_path, "shifted", shifted)
     alerted = evaluate.run(spark, cfg)
-    assert any("p10-p90 coverage 0.364" in a and "champion m/1" in a for a in alerted.alerts), alerted.alerts
+    assert len(alerted.alerts) == 2, alerted.alerts
+    mase_alert, coverage_alert = alerted.alerts
+    assert mase_alert.startswith(f"champion {m}/1: live MASE ") and "above its backtest MASE 10.000" in mase_alert
+    assert coverage_alert.startswith(f"champion {m}/1: p10-p90 coverage 0.364 over its last 2 origin(s), 22 targets")
     details = spark.table(cfg.table("job_runs")).where(f"run_id = '{alerted.run_id}'").head()["details"]
     assert "p10-p90 coverage 0.364" in details
     sets = [x for o in (f"home={cfg.home}", f"catalog.database={cfg.catalog.database}", *TEST_OVERRIDES, *MONITOR)
@@ -161,7 +186,7 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
 
     res = CliRunner().invoke(main, ["evaluate", "--fail-on-alert", *sets])
     assert res.exit_code == 1, res.output
-    assert "Error: 1 accuracy alert(s): champion m/1: p10-p90 coverage 0.364" in res.output
+    assert f"Error: 2 accuracy alert(s): champion {m}/1: live MASE" in res.output and "coverage 0.364" in res.output
     assert CliRunner().invoke(main, ["evaluate", *sets]).exit_code == 0  # alerts print, the run succeeds
 
 

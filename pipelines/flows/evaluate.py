@@ -51,6 +51,7 @@ class EvaluateResult:
     live: LiveStats | None = None
     backtest_mase: float | None = None
     alerts: list[str] = field(default_factory=list)
+    mlflow_runs: list[str] = field(default_factory=list)  # training runs the live metrics went to
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -172,9 +173,13 @@ def _by_version(rows: DataFrame) -> list[dict[str, Any]]:
 
 
 def _monitor(spark: SparkSession, cfg: LakecastConfig, result: EvaluateResult) -> None:
-    """The champion's live accuracy and its alerts, on forecast_accuracy as this run left it."""
+    """This run's metrics per version into MLflow; the champion's live accuracy and its alerts, on
+    forecast_accuracy as this run left it."""
+    from models.live_metrics import log_live_metrics
     from models.registry import backtest_mase
 
+    if result.by_version:
+        result.mlflow_runs = log_live_metrics(cfg, result.by_version, datetime.now(UTC).date())
     result.live = live_stats(spark.table(cfg.table("forecast_accuracy")), cfg.monitor.window)
     if result.live is None:
         return
@@ -242,6 +247,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
                        "from_versions": None if marks is None or mode != INCREMENTAL
                        else {k: v + 1 for k, v in marks.items()},
                        "by_version": result.by_version, "alerts": result.alerts,
+                       "mlflow_runs_logged": result.mlflow_runs,
                        "live": None if result.live is None else
                        {**result.live.as_dict(), "backtest_mase": result.backtest_mase}}
         log.info("evaluate (%s): %s", mode, json.dumps(counts, sort_keys=True))
