@@ -21,12 +21,18 @@ from pipelines.flows import predict
 @click.option("--alias", default=None, help="Registry alias to score with (default: champion).")
 @click.option("--version", "version", type=int, default=None,
               help="A fixed model version instead of an alias.")
+@click.option("--shadow", is_flag=True, default=False,
+              help="Also score the challenger on the same observations in the same run (one read, one MERGE): "
+                   "its forecasts sit beside the champion's with model_role 'challenger', for "
+                   "`lakecast evaluate` and `lakecast promote --by live`.")
 @common_options
-def cli(job: JobContext, as_of: str | None, alias: str | None, version: int | None) -> None:
+def cli(job: JobContext, as_of: str | None, alias: str | None, version: int | None, shadow: bool) -> None:
     """Forecast every series with the live model and MERGE the forecasts into `forecasts`."""
     if alias is not None and version is not None:
         raise click.UsageError("give --alias or --version, not both")
-    result = predict.run(job.spark, job.cfg, as_of=as_of, alias=alias, version=version)
+    if shadow and (alias is not None or version is not None):
+        raise click.UsageError("--shadow scores the champion and the challenger: give no --alias or --version")
+    result = predict.run(job.spark, job.cfg, as_of=as_of, alias=alias, version=version, shadow=shadow)
     print_summary("lakecast predict", result.summary())
 
 

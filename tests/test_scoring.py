@@ -287,6 +287,38 @@ def test_alias_moved_mid_run_does_not_change_the_version(spark: Any, db: tuple[L
         np.testing.assert_allclose([r.p10, r.p50, r.p90], expected[(r.series_id, r.horizon_step)], rtol=1e-5)
 
 
+def test_shadow_scores_the_challenger_beside_the_champion_in_one_merge(spark: Any, db: tuple[LakecastConfig, int],
+                                                                      ) -> None:
+    cfg, obs_version = _with_model(db[0]), db[1]
+    champ = register_model(cfg, *tiny_model(cfg, seed=1))    # the first version is champion
+    chall = register_model(cfg, *tiny_model(cfg, seed=2))    # the next one challenger
+    result = predict.run(spark, cfg, shadow=True)
+    rows = _forecasts(spark, cfg)
+    by_version = {v: [r for r in rows if r.model_version == v] for v in (champ.version, chall.version)}
+    assert len(rows) == 48 and {v: len(r) for v, r in by_version.items()} == {champ.version: 24, chall.version: 24}
+    assert {r.model_role for r in by_version[champ.version]} == {"champion"}
+    assert {r.model_role for r in by_version[chall.version]} == {"challenger"}
+    for ref in (champ, chall):  # each version's rows are its own model's outputs on the same windows
+        want = own_forecasts(spark, cfg, load_predictor(registry.download_version(cfg, ref)), result.as_of,
+                             obs_version)
+        for r in by_version[ref.version]:
+            np.testing.assert_allclose([r.p10, r.p50, r.p90], want[(r.series_id, r.horizon_step)], rtol=1e-5)
+    assert {r.job_run_id for r in rows} == {result.run_id}
+    commit = spark.sql(f"DESCRIBE HISTORY {cfg.table('forecasts')}").filter(
+        f"version = {result.forecasts_version}").head()  # one MERGE wrote both
+    assert (commit.userMetadata, commit.operationMetrics["numSourceRows"]) == (result.run_id, "48")
+    assert (result.counts["forecast_rows"], result.counts["shadow_forecast_rows"]) == (24, 24)
+    assert result.summary()["shadow"] == f"{cfg.model.name}/{chall.version} (alias challenger): 4 series scored"
+    latest = spark.table(cfg.table("forecasts_latest")).where(f"model_name = '{cfg.model.name}'").collect()
+    assert len(latest) == 24 and {r.model_version for r in latest} == {champ.version}  # the champion's only
+
+    again = predict.run(spark, cfg)  # the champion alone: its rows replaced, the challenger's untouched
+    assert (again.counts["inserted"], again.counts["updated"]) == (0, 24)
+    after = _forecasts(spark, cfg)
+    kept = [tuple(r) for r in after if r.model_version == chall.version]
+    assert kept == [tuple(r) for r in by_version[chall.version]]
+
+
 def test_model_for_other_windows_is_refused_before_any_work(spark: Any, db: tuple[LakecastConfig, int],
                                                            ) -> None:
     cfg = _with_model(db[0])

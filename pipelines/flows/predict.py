@@ -68,6 +68,7 @@ class PredictResult:
     source_version: int
     counts: dict[str, int] = field(default_factory=dict)
     forecasts_version: int | None = None
+    shadow: PinnedModel | None = None   # the challenger scored beside the model, if any
 
     def summary(self) -> dict[str, Any]:
         skipped = {k.removeprefix("skipped_"): v for k, v in self.counts.items() if k.startswith("skipped_")}
@@ -82,6 +83,8 @@ class PredictResult:
             "series skipped": ", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none",
             "forecast rows": f"{self.counts.get('forecast_rows', 0)} ({self.counts.get('inserted', 0)} new, "
                              f"{self.counts.get('updated', 0)} replaced)",
+            **({"shadow": f"{self.shadow.key} (alias challenger): "
+                          f"{self.counts.get('shadow_scored_series', 0)} series scored"} if self.shadow else {}),
             "forecasts version": self.forecasts_version,
             "job run": self.run_id,
         }
@@ -153,83 +156,148 @@ def for_model(cfg: LakecastConfig, meta: ModelMeta) -> tuple[LakecastConfig, Aut
 
 
 def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, rec: RunRecord,
-                    as_of: datetime | str | None = None) -> PredictResult:
-    """Windows at `as_of` -> forecasts of `model` -> one MERGE; fills `rec` as it goes."""
+                    as_of: datetime | str | None = None, shadow: PinnedModel | None = None) -> PredictResult:
+    """Windows at `as_of` -> forecasts of `model` (and of `shadow`, on the same observations) ->
+    one MERGE; fills `rec` as it goes.
+
+    With a shadow model the observations are read once (cached) and scored by both; the two
+    sets of forecasts differ in `model_version` (part of the key) and `model_role`, so the
+    challenger's sit beside the champion's and one MERGE writes both.
+    """
     from pyspark import StorageLevel
 
     from conf.utc import from_utc_micros, to_utc_micros
-    from models.shipping import ModelLoader
-    from pipelines.scoring.plan import Lineage, plan_for
-    from pipelines.scoring.spark import forecast_rows, score_observations, score_windows, scored_counts
+    from pipelines.scoring.plan import Lineage
+    from pipelines.scoring.spark import forecast_rows, scored_counts
     from pipelines.sinks.forecasts import merge_forecasts
     from pipelines.tables.ensure import delta_version
+
+    obs_table = cfg.table("observations")
+    source_version = delta_version(spark, obs_table)
+    rec.versions_read["observations"] = source_version
+    obs = spark.sql(f"SELECT * FROM {obs_table} VERSION AS OF {source_version}")
+    model_cfg, _ = for_model(cfg, model.meta)
+    as_of_dt = default_as_of(obs, model_cfg) if as_of is None else from_utc_micros(to_utc_micros(as_of))
+    rec.details["as_of"] = as_of_dt.isoformat()
+    log.info("scoring %s version %d as of %s", obs_table, source_version, as_of_dt)
+    if shadow is not None:  # one read of the observations for both models
+        obs = obs.persist(StorageLevel.MEMORY_AND_DISK)
+    seconds = rec.details.setdefault("seconds", {})
+    passes = [(model, "")] + ([(shadow, "shadow_")] if shadow is not None else [])
+    scored_by: list[tuple[PinnedModel, DataFrame, Any]] = []
+    all_counts: dict[str, int] = {}
+    result: PredictResult | None = None
+    try:
+        for m, prefix in passes:
+            scored, shipped = _scored(spark, cfg, m, obs, as_of_dt, rec, prefix)
+            scored_by.append((m, scored, shipped))
+            t0 = time.perf_counter()
+            counts = scored_counts(scored)  # runs the scoring once; the MERGE reads the cached result
+            seconds[f"{prefix}windows_and_scoring"] = round(time.perf_counter() - t0, 3)
+            scored_series = counts["forecast_rows"] // m.meta.horizon
+            counts = {"series": scored_series + sum(v for k, v in counts.items() if k.startswith("skipped_")),
+                      "scored_series": scored_series, **counts}
+            log.info("%s%s scored %d series (%d forecast rows); skipped %s", prefix.replace("_", " "), m.key,
+                     scored_series, counts["forecast_rows"],
+                     {k: v for k, v in counts.items() if k.startswith("skipped_")} or "none")
+            all_counts.update({f"{prefix}{k}": v for k, v in counts.items()})
+            if result is None:
+                result = PredictResult(rec.run_id, as_of_dt, m, source_version, all_counts, shadow=shadow)
+        assert result is not None
+        total = sum(v for k, v in all_counts.items() if k.endswith("forecast_rows"))
+        if total:
+            rows = None
+            for m, scored, _ in scored_by:
+                lineage = Lineage(m.name, m.version, m.run_id, source_version, rec.run_id,
+                                  rec.started_at.replace(tzinfo=UTC), m.role)
+                part = forecast_rows(scored, lineage)
+                rows = part if rows is None else rows.unionByName(part)
+            assert rows is not None
+            t0 = time.perf_counter()
+            merged = merge_forecasts(spark, cfg, rows, run_id=rec.run_id)
+            seconds["merge"] = round(time.perf_counter() - t0, 3)
+            if merged.source_rows != total:  # Delta's count of the rows it merged
+                raise AccountingError(
+                    f"forecast rows do not add up: scored {total} but the MERGE into "
+                    f"{cfg.table('forecasts')} (version {merged.version}) read {merged.source_rows}")
+            all_counts.update(inserted=merged.inserted, updated=merged.updated)
+            result.forecasts_version = merged.version
+            rec.versions_written["forecasts"] = merged.version
+        else:
+            log.warning("no series could be scored as of %s; forecasts left unchanged", as_of_dt)
+    finally:
+        for _, scored, shipped in scored_by:
+            scored.unpersist()
+            shipped.unpersist()
+        if shadow is not None:
+            obs.unpersist()
+    rec.row_counts.update(all_counts)
+    return result
+
+
+def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: DataFrame, as_of: datetime,
+            rec: RunRecord, prefix: str) -> tuple[DataFrame, Any]:
+    """`model`'s scored rows (cached, not yet computed) and the broadcast it travels in."""
+    from pyspark import StorageLevel
+
+    from models.shipping import ModelLoader
+    from pipelines.scoring.plan import plan_for
+    from pipelines.scoring.spark import score_observations, score_windows
     from pipelines.windows.build import inference_windows
 
     cfg, auto = for_model(cfg, model.meta)  # auto lookback/horizon: the model's own
     if auto.values:
         log.info(auto.line)
-        rec.details["auto_settings"] = auto.details()
-    obs_table = cfg.table("observations")
-    source_version = delta_version(spark, obs_table)
-    rec.versions_read["observations"] = source_version
-    obs = spark.sql(f"SELECT * FROM {obs_table} VERSION AS OF {source_version}")
-    as_of_dt = default_as_of(obs, cfg) if as_of is None else from_utc_micros(to_utc_micros(as_of))
-    rec.details["as_of"] = as_of_dt.isoformat()
-    log.info("scoring %s version %d as of %s", obs_table, source_version, as_of_dt)
-
+        rec.details[f"{prefix}auto_settings"] = auto.details()
     plan = plan_for(model.meta, cfg, model_key=model.key, precision=model.precision.precision)
     shipped = spark.sparkContext.broadcast(model.blob)
     loader = ModelLoader(shipped, key=model.key, device=model.device, precision=plan.precision,
                          batch_size=plan.batch_size, threads=plan.torch_threads,
                          windows=(plan.lookback, plan.n_features, plan.horizon))
     if cfg.scoring.fused_windows:  # windows cut inside the scoring UDF: they never cross the JVM
-        scored = score_observations(obs, cfg, as_of_dt, plan, loader)
+        scored = score_observations(obs, cfg, as_of, plan, loader)
     else:
-        scored = score_windows(inference_windows(obs, cfg, as_of_dt), plan, loader)
-    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-    seconds = rec.details.setdefault("seconds", {})
-    try:
-        t0 = time.perf_counter()
-        counts = scored_counts(scored)  # runs the scoring once; the MERGE reads the cached result
-        seconds["windows_and_scoring"] = round(time.perf_counter() - t0, 3)
-        scored_series = counts["forecast_rows"] // plan.horizon
-        counts = {"series": scored_series + sum(v for k, v in counts.items() if k.startswith("skipped_")),
-                  "scored_series": scored_series, **counts}
-        log.info("scored %d series (%d forecast rows); skipped %s", scored_series, counts["forecast_rows"],
-                 {k: v for k, v in counts.items() if k.startswith("skipped_")} or "none")
-        result = PredictResult(rec.run_id, as_of_dt, model, source_version, counts)
-        if counts["forecast_rows"]:
-            lineage = Lineage(model.name, model.version, model.run_id, source_version, rec.run_id,
-                              rec.started_at.replace(tzinfo=UTC), model.role)
-            t0 = time.perf_counter()
-            merged = merge_forecasts(spark, cfg, forecast_rows(scored, lineage), run_id=rec.run_id)
-            seconds["merge"] = round(time.perf_counter() - t0, 3)
-            if merged.source_rows != counts["forecast_rows"]:  # Delta's count of the rows it merged
-                raise AccountingError(
-                    f"forecast rows do not add up: scored {counts['forecast_rows']} but the MERGE into "
-                    f"{cfg.table('forecasts')} (version {merged.version}) read {merged.source_rows}")
-            counts.update(inserted=merged.inserted, updated=merged.updated)
-            result.forecasts_version = merged.version
-            rec.versions_written["forecasts"] = merged.version
-        else:
-            log.warning("no series could be scored as of %s; forecasts left unchanged", as_of_dt)
-    finally:
-        scored.unpersist()
-        shipped.unpersist()
-    rec.row_counts.update(counts)
-    return result
+        scored = score_windows(inference_windows(obs, cfg, as_of), plan, loader)
+    return scored.persist(StorageLevel.MEMORY_AND_DISK), shipped
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | None = None,
-        alias: str | None = None, version: str | int | None = None) -> PredictResult:
-    """Score all series into `forecasts` with one pinned model version; recorded in job_runs."""
+        alias: str | None = None, version: str | int | None = None, shadow: bool = False) -> PredictResult:
+    """Score all series into `forecasts` with one pinned model version; recorded in job_runs.
+
+    `shadow`: also score the `challenger` on the same observations in the same run (one read,
+    one MERGE); its forecasts carry `model_role = 'challenger'` and never replace the champion's.
+    """
+    from models.registry import CHALLENGER, CHAMPION
+
     if alias is not None and version is not None:
         raise LakecastError("give --alias or --version, not both")
+    if shadow and (version is not None or alias not in (None, CHAMPION)):
+        raise LakecastError("--shadow scores the champion and the challenger; it takes no --alias or --version")
     params = {"as_of": None if as_of is None else str(as_of), "alias": alias,
-              "version": None if version is None else str(version)}
+              "version": None if version is None else str(version), "shadow": shadow}
     with record_run(spark, cfg, JOB, params) as rec:
         t0 = time.perf_counter()
         model = pin_model(cfg, alias=alias, version=version)
         rec.details.update(model.details())
         rec.details["seconds"] = {"pin_model": round(time.perf_counter() - t0, 3)}
-        return score_and_write(spark, cfg, model, rec, as_of)
+        challenger = None
+        if shadow:
+            challenger = _shadow_model(cfg, model, CHALLENGER)
+            if challenger is not None:
+                rec.details["shadow"] = challenger.details()
+        return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger)
+
+
+def _shadow_model(cfg: LakecastConfig, champion: PinnedModel, alias: str) -> PinnedModel | None:
+    """The challenger pinned like the champion; None (with a warning) when there is none to
+    shadow: no challenger alias, or it points at the champion."""
+    from models import registry
+
+    current = registry.aliases(cfg).get(alias)
+    if current is None or current == champion.version:
+        log.warning("--shadow: %s; scoring the champion only",
+                    f"no version has the alias {alias!r}" if current is None
+                    else f"the {alias} is the champion itself (version {current})")
+        return None
+    return pin_model(cfg, alias=alias)

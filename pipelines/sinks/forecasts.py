@@ -22,7 +22,8 @@ from pipelines.tables.specs import FORECASTS
 
 log = logging.getLogger(__name__)
 
-FORECAST_KEY = ("series_id", "forecast_origin", "target_ts", "model_name")
+# model_version is part of the key: a challenger scored in shadow lives beside the champion, never over it.
+FORECAST_KEY = ("series_id", "forecast_origin", "target_ts", "model_name", "model_version")
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
                     run_id: str) -> ForecastsMerge:
     """MERGE a run's forecasts (fully computed) into `forecasts` as one Delta transaction.
 
-    Keyed on (series_id, forecast_origin, target_ts, model_name): re-running the same as-of
-    replaces the rows (new values and lineage), never duplicates them. A run that fails
+    Keyed on (series_id, forecast_origin, target_ts, model_name, model_version): re-running the
+    same as-of with the same version replaces the rows (new values and lineage), never duplicates
+    them; another version's forecasts (a shadow-scored challenger) sit beside them. A run that fails
     before or during the MERGE commits nothing, so no partial forecasts are ever visible.
     The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
     The source's distinct origins are read first (cache it) and named in the condition: the

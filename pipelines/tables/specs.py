@@ -88,7 +88,8 @@ QUARANTINE = TableSpec(
 
 FORECASTS = TableSpec(
     name="forecasts",
-    comment="Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name).",
+    comment=("Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name, "
+             "model_version): a shadow-scored challenger sits beside the champion."),
     columns=(
         Column("series_id", "STRING", "Series identifier", nullable=False),
         Column("forecast_origin", "TIMESTAMP", "Last observed grid step the forecast starts from (UTC)",

@@ -11,17 +11,23 @@ if TYPE_CHECKING:
 
 
 def forecasts_latest_sql(cfg: LakecastConfig) -> str:
-    """Newest forecast per (series_id, target_ts): the latest origin, then the latest score."""
+    """Newest live forecast per (series_id, target_ts): the latest origin, then the latest score.
+
+    Shadow forecasts (`model_role = 'challenger'`) are left out: analysts see what the champion
+    said. Re-created by every job (CREATE OR REPLACE), so a home made before shadow scoring
+    gets the filter on its next run.
+    """
     return f"""
-CREATE VIEW IF NOT EXISTS {cfg.table("forecasts_latest")}
-COMMENT 'Newest forecast per series and target time (latest forecast_origin, then scored_at)'
+CREATE OR REPLACE VIEW {cfg.table("forecasts_latest")}
+COMMENT 'Newest live forecast per series and target (latest origin, then scored_at); shadow challengers left out'
 AS SELECT series_id, forecast_origin, target_ts, horizon_step, p10, p50, p90,
-          model_name, model_version, model_run_id, source_version, job_run_id, scored_at
+          model_name, model_version, model_run_id, source_version, job_run_id, scored_at, model_role
 FROM (
   SELECT f.*, row_number() OVER (
     PARTITION BY series_id, target_ts ORDER BY forecast_origin DESC, scored_at DESC, model_version DESC
   ) AS rn
   FROM {cfg.table("forecasts")} f
+  WHERE f.model_role IS NULL OR f.model_role <> 'challenger'
 ) WHERE rn = 1
 """
 
