@@ -43,3 +43,7 @@ class HistoryTooShortError(LakecastError):
 
 class AccuracyAlertError(LakecastError):
     """`lakecast evaluate --fail-on-alert` found the live model degraded; the message says how."""
+
+
+class PromotionRefusedError(LakecastError):
+    """`lakecast promote --by live` has too little shared evidence to decide; the message says what to run."""

@@ -218,6 +218,8 @@ class PromoteConfig(_Section):
 
     mase_margin: float = Field(default=0.02, ge=0.0)
     backtest_periods: StepCount = "auto"   # auto: as train.test_periods
+    # `promote --by live`: refuse when champion and challenger share fewer evaluated targets.
+    min_live_targets: int = Field(default=200, ge=1)
 
 
 class MlflowConfig(_Section):

@@ -20,13 +20,29 @@ from pipelines.flows import promote
 @click.option("--version", type=click.IntRange(min=1), default=None, metavar="N",
               help="Make version N champion on purpose (rollback), without the rule.")
 @as_of_option("Backtest on the windows ending at T (ISO time, UTC); default: the latest data.")
+@click.option("--by", "by", type=click.Choice([promote.BACKTEST, promote.LIVE]), default=promote.BACKTEST,
+              show_default=True,
+              help="What the rule is applied to: the newest backtest windows, or the live accuracy of both "
+                   "versions on the targets both were shadow-scored on (`predict --shadow`, then `evaluate`; "
+                   "at least promote.min_live_targets of them).")
 @common_options
-def cli(job: JobContext, version: int | None, as_of: str | None) -> None:
-    """Score challenger and champion on the latest backtest windows; promote the challenger if it wins.
+def cli(job: JobContext, version: int | None, as_of: str | None, by: str) -> None:
+    """Compare challenger and champion; promote the challenger if it wins.
 
-    It must beat the champion's MASE by promote.mase_margin AND beat the seasonal naive.
+    It must beat the champion's MASE by promote.mase_margin AND beat the seasonal naive, on the
+    latest backtest windows (default) or on their shared live targets (--by live).
     """
-    out = promote.run(job.spark, job.cfg, version, as_of)
+    if version is not None and by == promote.LIVE:
+        raise click.UsageError("--version pins a version without the rule: give --version or --by live, not both")
+    out = promote.run(job.spark, job.cfg, version, as_of, by=by)
+    if out.live is not None and out.challenger and out.champion:
+        lv = out.live
+        print_rows(["model", "version", "live MASE"], [
+            ["challenger", out.challenger.version, f"{lv.challenger_mase:.4g}"],
+            ["champion", out.champion.version, f"{lv.champion_mase:.4g}"],
+            ["seasonal naive", "-", f"{lv.seasonal_naive_mase:.4g}"]],
+            title=f"live accuracy on {lv.n} shared targets ({lv.origins} origins {lv.first_origin} .. "
+                  f"{lv.last_origin})")
     if out.comparison is not None and out.challenger and out.champion:
         cols, rows = out.comparison.rows(out.challenger, out.champion)
         c = out.comparison

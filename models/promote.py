@@ -3,7 +3,8 @@
 Rule: the challenger becomes champion only when, on the same most recent backtest windows,
 its MASE beats the champion's by `promote.mase_margin` (relative: challenger <= champion ×
 (1 - margin)) AND beats the seasonal naive forecast. Otherwise the champion stays. A pinned
-version (`lakecast promote --version N`) skips the rule on purpose (rollback). The alias is
+version (`lakecast promote --version N`) skips the rule on purpose (rollback). `--by live` applies
+the same rule to the live accuracy of both versions on the targets both were shadow-scored on. The alias is
 only ever moved (one atomic update), never removed, so there is always a champion once a
 version exists. No Spark here: the job hands in the windows as arrays.
 """
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from conf import LakecastConfig
+from conf.errors import PromotionRefusedError
 from models import registry
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest, backtest
@@ -121,6 +123,28 @@ def decide(cfg: LakecastConfig, challenger: ModelRef, champion: ModelRef, cmp: C
     }
     return Decision(PROMOTED if ok else KEPT, challenger.version if ok else champion.version,
                     champion.version, challenger.version, why, facts)
+
+
+def decide_live(cfg: LakecastConfig, challenger: ModelRef, champion: ModelRef, *, n: int, origins: int,
+                challenger_mase: float, champion_mase: float, seasonal_naive_mase: float,
+                first_origin: str, last_origin: str) -> Decision:
+    """The same rule on live accuracy: MASE on the `n` targets both versions were shadow-scored
+    and evaluated on. Refuses (PromotionRefusedError) below `promote.min_live_targets`."""
+    need = cfg.promote.min_live_targets
+    if n < need:
+        raise PromotionRefusedError(
+            f"promote --by live: challenger v{challenger.version} and champion v{champion.version} of "
+            f"{challenger.name!r} share {n} evaluated target(s) in forecast_accuracy, fewer than "
+            f"promote.min_live_targets={need}; score both with `lakecast predict --shadow` on more origins "
+            f"and run `lakecast evaluate` as the actuals arrive, or promote on the backtest (`--by backtest`)")
+    ok, why = rule(challenger_mase, champion_mase, seasonal_naive_mase, cfg.promote.mase_margin)
+    facts = {
+        "basis": "live", "challenger_mase": f"{challenger_mase:.6g}", "champion_mase": f"{champion_mase:.6g}",
+        "seasonal_naive_mase": f"{seasonal_naive_mase:.6g}", "margin": f"{cfg.promote.mase_margin:g}",
+        "live_targets": str(n), "live_origins": str(origins), "window_origins": f"{first_origin}..{last_origin}",
+    }
+    return Decision(PROMOTED if ok else KEPT, challenger.version if ok else champion.version,
+                    champion.version, challenger.version, f"live on {n} shared targets: {why}", facts)
 
 
 def apply(cfg: LakecastConfig, decision: Decision, *, job_run_id: str | None = None) -> None:

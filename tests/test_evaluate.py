@@ -13,11 +13,13 @@ from click.testing import CliRunner
 
 from conf import LakecastConfig
 from conf.schema import MonitorConfig
+from models import registry
 from models.evaluate import mase_scale
 from models.live_metrics import day_step
+from models.promote import rule
 from models.registry import client, use_tracking
 from pipelines.accuracy.alerts import LiveStats, breaches
-from pipelines.flows import evaluate, ingest
+from pipelines.flows import evaluate, ingest, promote
 from pipelines.scoring.kernel import seasonal_mae
 from pipelines.sinks.forecasts import merge_forecasts
 from pipelines.tables.ensure import delta_version
@@ -41,6 +43,25 @@ def _register(cfg: LakecastConfig, name: str) -> str:
     c.create_registered_model(name)
     c.create_model_version(name, source=run.info.artifact_uri, run_id=run.info.run_id)
     return str(run.info.run_id)
+
+
+def _challenger(cfg: LakecastConfig, name: str) -> None:
+    """Version 2 of `name` as challenger (version 1 stays champion)."""
+    import mlflow
+
+    use_tracking(cfg)
+    with mlflow.start_run() as run:
+        mlflow.log_metric("test_lstm_mase", BACKTEST_MASE)
+    client(cfg).create_model_version(name, source=run.info.artifact_uri, run_id=run.info.run_id)
+    registry.set_alias(cfg, "champion", "1", name)
+    registry.set_alias(cfg, "challenger", "2", name)
+
+
+def _sets(cfg: LakecastConfig, *extra: str) -> list[str]:
+    """--set options that point the CLI at this test's home and database."""
+    db = cfg.catalog.database  # also the model's registered name
+    return [x for o in (f"home={cfg.home}", f"catalog.database={db}", f"model.name={db}", *TEST_OVERRIDES, *MONITOR,
+                        *extra) for x in ("--set", o)]
 
 
 def _ingest(spark: Any, cfg: LakecastConfig, folder: Path, name: str, rows: list[tuple[str, datetime, float]]) -> None:
@@ -108,7 +129,11 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     history = [(s, ORIGIN - timedelta(hours=k), 5.0 + k % 3) for s in SERIES for k in range(24)]
     _ingest(spark, cfg, tmp_path, "history", history)
     _forecasts(spark, cfg, ORIGIN, "1", "champion", 0.0, model=m)
-    _forecasts(spark, cfg, ORIGIN, "2", "challenger", 1.5, model="m2")  # the same targets, another model
+    # the challenger in shadow: the same model name and targets, another version, beside the champion
+    _forecasts(spark, cfg, ORIGIN, "2", "challenger", 0.5, model=m)
+    assert spark.table(cfg.table("forecasts")).count() == 24
+    latest = spark.table(cfg.table("forecasts_latest")).collect()  # analysts see the champion's only
+    assert len(latest) == 12 and {(r["model_version"], r["model_role"]) for r in latest} == {("1", "champion")}
 
     first = evaluate.run(spark, cfg)  # no actual for any target yet
     assert first.mode == evaluate.FULL and first.counts["evaluated"] == 0 and first.accuracy_version is None
@@ -120,7 +145,7 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert second.counts["actuals_changed"] == 6 and second.counts["evaluated"] == 12  # 6 actuals x 2 models
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
     mase = {v["model"]: v["mase"] for v in second.by_version}
-    assert set(mase) == {f"{m}/1", "m2/2"} and all(v is not None and v > 0 for v in mase.values())
+    assert set(mase) == {f"{m}/1", f"{m}/2"} and mase[f"{m}/1"] > 0 and mase[f"{m}/2"] == 0  # v2 hit every actual
     assert all(v["snaive_mase"] is not None and v["snaive_mase"] > 0 for v in second.by_version)
     assert spark.table(cfg.table("forecast_accuracy")).where("snaive_forecast IS NULL").count() == 0
 
@@ -143,15 +168,17 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
 
     by_version = {(str(r["origin_day"]), r["horizon_step"]): r for r in spark.table(cfg.table("accuracy_by_version"))
-                  .where(f"model_name = '{m}'").collect()}  # ORIGIN's day (steps 1-3), the later origin's (1-2)
+                  .where(f"model_name = '{m}' AND model_version = '1'").collect()}
+    # ORIGIN's day (steps 1-3), the later origin's (1-2)
     assert {k: r["n"] for k, r in by_version.items()} == {("2024-03-01", 1): 2, ("2024-03-01", 2): 2,
                                                           ("2024-03-01", 3): 2, ("2024-03-02", 1): 2,
                                                           ("2024-03-02", 2): 2}
     assert by_version[("2024-03-01", 2)]["coverage_p10_p90"] == 0.5  # a's 99 is outside the band
     worst = spark.sql(f"SELECT * FROM {cfg.table('accuracy_by_series')} WHERE model_name = '{m}' "
+                      "AND model_version = '1' "
                       "ORDER BY mase DESC NULLS LAST").collect()
     assert [(r["series_id"], r["origins"], r["n"]) for r in worst] == [("a", 2, 5), ("b", 2, 5)]
-    a_scaled = [v[3] for k, v in _reference(spark, cfg).items() if k[0] == "a" and k[3] == m]
+    a_scaled = [v[3] for k, v in _reference(spark, cfg).items() if k[0] == "a" and k[3:] == (m, "1")]
     assert worst[0]["mase"] == pytest.approx(sum(a_scaled) / 5) and worst[1]["mase"] is None  # b has no scale
 
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{backfilled.run_id}'").head()
@@ -170,6 +197,30 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     _assert_equal(_accuracy(spark, cfg), _reference(spark, cfg))
     assert evaluate.run(spark, cfg).mode == evaluate.INCREMENTAL  # and later runs still start from the last
 
+    # promote --by live: the rule on the targets both versions were evaluated on, as numpy says
+    _challenger(cfg, m)
+    ref = _reference(spark, cfg)
+    shared = [(ref[k][3], ref[(*k[:4], "1")][3], ref[(*k[:4], "1")][5]) for k in ref
+              if k[3:] == (m, "2") and ref[k][3] is not None and (*k[:4], "1") in ref]
+    want_ch, want_cm, want_sn = np.mean(shared, axis=0)
+    want_ok, want_why = rule(want_ch, want_cm, want_sn, 0.01)
+    assert len(shared) == 3 and want_ok  # series a at ORIGIN, steps 1-3 (b has no scale)
+    from jobs.cli import main
+
+    refused = CliRunner().invoke(main, ["promote", "--by", "live", *_sets(cfg, "promote.min_live_targets=4")])
+    assert refused.exit_code == 1 and "share 3 evaluated target(s) in forecast_accuracy, fewer than " \
+        "promote.min_live_targets=4" in refused.output, refused.output
+    assert registry.aliases(cfg, m)["champion"] == "1"
+    live_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": m}), "promote":
+                                      cfg.promote.model_copy(update={"min_live_targets": 3, "mase_margin": 0.01})})
+    out = promote.run(spark, live_cfg, by=promote.LIVE)
+    assert out.live is not None and out.live.n == 3
+    assert (out.live.challenger_mase, out.live.champion_mase, out.live.seasonal_naive_mase) == pytest.approx(
+        (want_ch, want_cm, want_sn), rel=1e-12)
+    assert out.decision.outcome == "promoted" and out.decision.reason == f"live on 3 shared targets: {want_why}"
+    assert registry.aliases(cfg, m) == {"champion": "2", "challenger": "2"}
+    assert client(cfg).get_model_version(m, "2").tags["promotion.basis"] == "live"
+
     # a level shift in the actuals: the champion's band no longer holds them
     shifted = [(s, ORIGIN + timedelta(hours=h), 1000.0 + h) for s in SERIES for h in (4, 5, 6)]
     _ingest(spark, cfg, tmp_path, "shifted", shifted)
@@ -180,10 +231,7 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert coverage_alert.startswith(f"champion {m}/1: p10-p90 coverage 0.364 over its last 2 origin(s), 22 targets")
     details = spark.table(cfg.table("job_runs")).where(f"run_id = '{alerted.run_id}'").head()["details"]
     assert "p10-p90 coverage 0.364" in details
-    sets = [x for o in (f"home={cfg.home}", f"catalog.database={cfg.catalog.database}", *TEST_OVERRIDES, *MONITOR)
-            for x in ("--set", o)]
-    from jobs.cli import main
-
+    sets = _sets(cfg)
     res = CliRunner().invoke(main, ["evaluate", "--fail-on-alert", *sets])
     assert res.exit_code == 1, res.output
     assert f"Error: 2 accuracy alert(s): champion {m}/1: live MASE" in res.output and "coverage 0.364" in res.output

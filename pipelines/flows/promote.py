@@ -1,9 +1,10 @@
-"""`lakecast promote [--version N]`: decide which registered version is `champion`.
+"""`lakecast promote [--version N] [--by backtest|live]`: decide which registered version is `champion`.
 
 Data flow: resolve `challenger` and `champion` to fixed versions -> download both -> the most
 recent backtest windows (the last `promote.backtest_periods` steps of observations) ->
 score both and the seasonal naive on the same windows -> the rule (models.promote) -> move
-the alias or not -> tags on the version -> job_runs. `--version N` pins N on purpose.
+the alias or not -> tags on the version -> job_runs. `--version N` pins N on purpose. `--by live`
+replaces the backtest by both versions' accuracy on the targets both were shadow-scored on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from conf.auto_steps import auto_keys, steps
 from conf.freq import parse_freq
 from models.promote import Comparison, Decision
 from models.registry import ModelRef
+from pipelines.accuracy.shared_targets import SharedTargets
 from pipelines.sinks.job_runs import RunRecord, record_run
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class PromoteOutcome:
     champion: ModelRef | None = None
     comparison: Comparison | None = None
     job_run_id: str = ""
+    live: SharedTargets | None = None   # --by live: the figures the decision was taken on
 
 
 def backtest_windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRecord,
@@ -92,13 +95,22 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
     return cfg
 
 
+BACKTEST, LIVE = "backtest", "live"
+
+
 def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as_of: str | None = None,
-        ) -> PromoteOutcome:
-    """Apply the promotion rule (or pin `version`); record the decision in job_runs and as tags."""
+        by: str = BACKTEST) -> PromoteOutcome:
+    """Apply the promotion rule (or pin `version`); record the decision in job_runs and as tags.
+
+    `by`: `backtest` (default) scores both versions on the newest backtest windows; `live` takes
+    their accuracy on the targets both were shadow-scored on (`forecast_accuracy`).
+    """
     from models import precision, promote, registry
     from pipelines.flows.train import read_observations
 
-    with record_run(spark, cfg, "promote", {"version": version, "as_of": as_of}) as rec:
+    if by not in (BACKTEST, LIVE):
+        raise ValueError(f"by must be {BACKTEST!r} or {LIVE!r}, not {by!r}")
+    with record_run(spark, cfg, "promote", {"version": version, "as_of": as_of, "by": by}) as rec:
         if version is not None:
             decision = promote.pin(cfg, version)
             promote.apply(cfg, decision, job_run_id=rec.run_id)
@@ -111,7 +123,9 @@ def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as
             rec.details.update(_details(shortcut))
             return PromoteOutcome(shortcut, challenger, job_run_id=rec.run_id)
         champion = registry.resolve(cfg, alias=registry.CHAMPION)
-        log.info("challenger v%s vs champion v%s", challenger.version, champion.version)
+        log.info("challenger v%s vs champion v%s (%s)", challenger.version, champion.version, by)
+        if by == LIVE:
+            return _live(spark, cfg, challenger, champion, rec)
         predictors = _load(cfg, challenger), _load(cfg, champion)
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
@@ -124,6 +138,28 @@ def run(spark: SparkSession, cfg: LakecastConfig, version: int | None = None, as
         promote.apply(cfg, decision, job_run_id=rec.run_id)
         rec.details.update(_details(decision))
         return PromoteOutcome(decision, challenger, champion, cmp, rec.run_id)
+
+
+def _live(spark: SparkSession, cfg: LakecastConfig, challenger: ModelRef, champion: ModelRef,
+          rec: RunRecord) -> PromoteOutcome:
+    """The rule on live accuracy; refuses below promote.min_live_targets shared targets."""
+    from models import promote
+    from pipelines.accuracy.shared_targets import shared_targets
+    from pipelines.tables.ensure import delta_version
+
+    table = cfg.table("forecast_accuracy")
+    acc_version = delta_version(spark, table)
+    rec.versions_read["forecast_accuracy"] = acc_version
+    shared = shared_targets(spark.sql(f"SELECT * FROM {table} VERSION AS OF {acc_version}"),
+                            challenger.name, challenger.version, champion.version)
+    rec.row_counts["live_targets"] = shared.n
+    decision = promote.decide_live(
+        cfg, challenger, champion, n=shared.n, origins=shared.origins, challenger_mase=shared.challenger_mase,
+        champion_mase=shared.champion_mase, seasonal_naive_mase=shared.seasonal_naive_mase,
+        first_origin=shared.first_origin, last_origin=shared.last_origin)
+    promote.apply(cfg, decision, job_run_id=rec.run_id)
+    rec.details.update(_details(decision))
+    return PromoteOutcome(decision, challenger, champion, job_run_id=rec.run_id, live=shared)
 
 
 def _details(d: Decision) -> dict[str, Any]:
