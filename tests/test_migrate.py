@@ -81,6 +81,7 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     assert [(s.table.split(".")[-1], type(s).__name__) for s in dry.steps] == [
         ("observations", "SetColumnComment"), ("observations", "SetProperty"),
         ("forecasts", "Repartition"), ("forecasts", "AddColumn"), ("forecasts", "AddColumn"),
+        ("forecasts", "SetTableComment"),  # the key now includes model_version (shadow scoring)
         ("forecasts", "AddConstraint"), ("forecasts", "AddConstraint")]  # init created forecast_accuracy
     assert _state(spark, cfg) == before and dry.job_run_id is None  # nothing written, not even job_runs
 
@@ -93,7 +94,7 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     history = spark.sql(f"DESCRIBE HISTORY {forecasts}").where(f"userMetadata = '{out.job_run_id}'")
     ops = [(r["operation"], r["operationMetrics"].get("numOutputRows")) for r in history.orderBy("version").collect()]
     assert ops[:2] == [("REPLACE TABLE", None), ("WRITE", "24")], ops  # the new layout, then every row
-    assert {op for op, _ in ops[2:]} <= {"ADD COLUMNS", "ADD CONSTRAINT"}, ops  # then the new columns
+    assert {op for op, _ in ops[2:]} <= {"ADD COLUMNS", "ADD CONSTRAINT", "SET TBLPROPERTIES"}, ops  # new columns
     assert spark.table(forecasts).where("model_role IS NULL AND mase_scale IS NULL").count() == 24
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head()
     assert run["job"] == "migrate" and run["status"] == "succeeded"
