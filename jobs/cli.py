@@ -28,6 +28,7 @@ COMMANDS = {
     "predict": "jobs.predict",
     "backfill": "jobs.backfill",
     "evaluate": "jobs.evaluate",
+    "report": "jobs.report",
     "forget": "jobs.forget",
     "spark-conf": "jobs.spark_conf",
     "metastore": "jobs.metastore",
