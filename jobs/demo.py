@@ -1,6 +1,7 @@
 """`lakecast demo`: the main job end to end on generated data and the embedded defaults.
 
-The flow (init, generate, ingest, train, promote, predict, query) is pipelines.flows.demo;
+The flow (init, generate, ingest, train, promote, predict, the held-back day arriving and
+evaluated, predict again, the accuracy report, query) is pipelines.flows.demo;
 this module prints what it reports between the stages.
 """
 
@@ -49,7 +50,13 @@ class ConsoleReport:
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample seed.")
 @common_options
 def cli(job: JobContext, series: int, days: int, seed: int) -> None:
-    """Run the whole pipeline on generated data: init, ingest, train, promote, predict, query."""
+    """Run the whole pipeline on generated data: init, ingest, train, promote, predict, evaluate, report, query.
+
+    The sample's last day is held back and ingested after the first forecasts, as actuals that
+    arrive: `lakecast evaluate` holds the forecasts to account against it (forecast_accuracy),
+    predict runs again from the newest data, and the accuracy report is written to
+    $LAKECAST_HOME/report.html.
+    """
     facts = demo.run(job.spark, job.cfg, ConsoleReport(), series=series, days=days, seed=seed)
     print_summary("lakecast demo: done", facts)
     console.print(f'query it from another shell: lakecast sql "SELECT * FROM '

@@ -89,17 +89,26 @@ def test_backfill_resumes_from_the_scored_origins(spark: Any, fresh_db: Any) -> 
 @pytest.mark.timeout(1200)
 def test_demo_forecasts_are_identical_in_any_zone(spark: Any, zone_demos: dict[str, DemoRun]) -> None:
     """`lakecast demo` under UTC (PostgreSQL catalog when available) and under New York (Derby)."""
-    forecasts = {}
+    forecasts, accuracy = {}, {}
     for tz, run in zone_demos.items():
         assert run.returncode == 0, f"lakecast demo under TZ={tz} failed:\n{run.output[-3000:]}"
         forecasts[tz] = [tuple(r) for r in run.table(spark, "forecasts").selectExpr(
             "series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "horizon_step",
-            "p10", "p50", "p90").orderBy("series_id", "horizon_step").collect()]
+            "p10", "p50", "p90").orderBy("series_id", "forecast_origin", "horizon_step").collect()]
+        accuracy[tz] = [tuple(r) for r in run.table(spark, "forecast_accuracy").selectExpr(
+            "series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "actual", "p50",
+            "scaled_abs_error", "snaive_forecast").orderBy("series_id", "target_ts").collect()]
         started = [r[0] / 1e6 for r in run.table(spark, "job_runs").selectExpr("unix_micros(started_at)")
                    .collect()]
         assert len(started) >= 4, tz  # ingest, train, promote, predict
         assert all(run.began - 60 <= s <= run.ended + 60 for s in started), (tz, run.began, started, run.ended)
-    assert {r[1] for r in forecasts["UTC"]} == {to_utc_micros(END)}  # scored from the last hour
-    assert len(forecasts["UTC"]) == 3 * 12
+    # scored from the last hour before the held-back day, then (after it arrived) from the last hour
+    assert {r[1] for r in forecasts["UTC"]} == {to_utc_micros(END - timedelta(hours=24)), to_utc_micros(END)}
+    assert len(forecasts["UTC"]) == 2 * 3 * 12
+    # the first forecasts held to account against the day that arrived: every target has its actual
+    first_origin = to_utc_micros(END - timedelta(hours=24))
+    assert len(accuracy["UTC"]) == 3 * 12 and {r[1] for r in accuracy["UTC"]} == {first_origin}
     for tz in ZONES[1:]:
         assert forecasts[tz] == forecasts["UTC"], f"TZ={tz} forecasts differ from TZ=UTC"
+        assert accuracy[tz] == accuracy["UTC"], f"TZ={tz} accuracy differs from TZ=UTC"
+        assert (zone_demos[tz].home / "report.html").stat().st_size > 1000

@@ -214,3 +214,38 @@ def _write_with_spark(spark: Any, out: Path, parts: list[tuple[int, int]], *, se
     if fmt == "csv":
         writer = writer.option("header", "true")
     writer.save(str(out))
+
+
+ARRIVING = "arriving"
+
+
+def hold_back(folder: str | Path, hours: int) -> Path:
+    """Move the sample's last `hours` hours (before SAMPLE_END) out of the CSV part files into
+    `folder/arriving/`, to be ingested later as actuals that arrive after the forecasts were made.
+
+    Every row stays in exactly one file (bad rows stay where they were), so ingesting the whole
+    folder still gives the whole sample. Returns the `arriving` folder.
+    """
+    from datetime import timedelta
+
+    src = Path(folder)
+    parts = sorted(p for p in src.glob("part-*.csv") if p.is_file())
+    if not parts:
+        raise SampleError(f"no CSV part files in {src} to hold the last {hours} hours back from")
+    since = (SAMPLE_END - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = SAMPLE_END.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = src / ARRIVING
+    out.mkdir(exist_ok=True)
+    opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("series_id", "ts", "value")},
+                                strings_can_be_null=False)
+    later = []
+    for p in parts:
+        table = pacsv.read_csv(p, convert_options=opts)
+        ts = pc.fill_null(table.column("ts"), "")
+        mask = pc.and_(pc.greater_equal(ts, since), pc.less(ts, end))  # ISO strings order as times
+        mask = pc.and_(mask, pc.match_substring_regex(ts, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"))
+        later.append(table.filter(mask))
+        pacsv.write_csv(table.filter(pc.invert(mask)), p, pacsv.WriteOptions(quoting_style="needed"))
+        (p.parent / f".{p.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum of the old content
+    pacsv.write_csv(pa.concat_tables(later), out / "part-arriving.csv", pacsv.WriteOptions(quoting_style="needed"))
+    return out
