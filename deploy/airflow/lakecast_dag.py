@@ -105,7 +105,8 @@ with lakecast_dag("lakecast_daily", "Ingest the day's files, forecast every seri
                   "then hold the forecasts to account on the actuals that arrived", "15 0 * * *") as daily:
     conf = spark_conf_task()
     ingest = job_task("ingest", f"{RAW}/{{{{ ds }}}}", "--freq", "h", "--as-of", AS_OF)
-    predict = job_task("predict", "--as-of", AS_OF)
+    # The challenger is scored in shadow beside the champion, so `promote --by live` has evidence.
+    predict = job_task("predict", "--shadow", "--as-of", AS_OF)
     # Fails (and alerts, as any failed task) when the champion's live accuracy breaches monitor.*.
     evaluate = job_task("evaluate", "--fail-on-alert")
     # ... and then trains a challenger early, without waiting for Monday.
