@@ -63,6 +63,13 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _insert(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
+    """The `running` row of a new run id: a blind append (no scan of job_runs, no conflict with
+    other jobs' appends), a fraction of a keyed MERGE's cost on every run."""
+    table = cfg.table("job_runs")
+    spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema).write.insertInto(table)
+
+
 def _upsert(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
     table = cfg.table("job_runs")
     df = spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema)
@@ -88,7 +95,7 @@ def record_run(
         parameters={**parameters, "config": cfg.model_dump(mode="json")},
         started_at=_now(),
     )
-    _upsert(spark, cfg, rec)
+    _insert(spark, cfg, rec)  # the run id is new: nothing to match
     try:
         yield rec
     except BaseException as e:
