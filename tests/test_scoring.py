@@ -343,6 +343,10 @@ def test_cli_rejects_alias_with_version_and_bad_as_of() -> None:
 
     both = CliRunner().invoke(main, ["predict", "--alias", "champion", "--version", "1"])
     assert both.exit_code == 2 and "give --alias or --version, not both" in both.output
+    shadow = CliRunner().invoke(main, ["predict", "--shadow", "--version", "1"])
+    assert shadow.exit_code == 2 and "--shadow scores the champion and the challenger" in shadow.output
+    pinned = CliRunner().invoke(main, ["promote", "--by", "live", "--version", "2"])
+    assert pinned.exit_code == 2 and "give --version or --by live, not both" in pinned.output
     for job in ("ingest", "train", "promote", "predict"):  # every scheduled job, before any work
         args = [job, "landing/"] if job == "ingest" else [job]
         bad = CliRunner().invoke(main, [*args, "--as-of", "yesterday"])
