@@ -1,7 +1,7 @@
 """Degradation alerts: is the champion still earning its place on the actuals that arrived?
 
 `live_stats` reads the champion's rows of `forecast_accuracy` over its trailing
-`monitor.window` origins (a DataFrame aggregate); `breaches` is the pure decision: live MASE
+`monitor.window` origins (partition-pruned aggregates); `breaches` is the pure decision: live MASE
 against the version's backtest MASE and against seasonal naive on the same targets, p10-p90
 coverage against the nominal 80 %.
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from conf.schema import MonitorConfig
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 NOMINAL_COVERAGE = 0.8  # p10..p90
 
@@ -35,20 +35,42 @@ class LiveStats:
         return asdict(self)
 
 
+DAY_US = 86_400_000_000
+
+
 def live_stats(accuracy: DataFrame, window: int) -> LiveStats | None:
-    """Stats of the version that scored as champion most recently, over its last `window` origins."""
-    from pyspark.sql import Window
+    """Stats of the version that scored as champion most recently, over its last `window` origins.
+
+    Reads in proportion to the window, not the history: one aggregate finds the newest (and
+    oldest) champion origin, then only partitions from a look-back span back are read, the
+    span widened eightfold until it holds `window` origins or reaches the oldest.
+    """
     from pyspark.sql import functions as F
 
     champ = accuracy.where(F.col("model_role") == "champion")
-    newest = champ.orderBy(F.col("forecast_origin").desc()).select("model_name", "model_version").head()
-    if newest is None:
+    bounds = champ.agg(F.unix_micros(F.max("forecast_origin")).alias("hi"),
+                       F.unix_micros(F.min("forecast_origin")).alias("lo")).head()
+    if bounds is None or bounds["hi"] is None:
         return None
+    hi, oldest = int(bounds["hi"]), int(bounds["lo"])
+
+    def origin_between(lo: int) -> Column:
+        return F.col("forecast_origin").between(F.timestamp_micros(F.lit(lo)), F.timestamp_micros(F.lit(hi)))
+
+    newest = (champ.where(origin_between(hi)).select("model_name", "model_version")
+              .orderBy(F.col("model_version").desc()).head())
+    assert newest is not None
     mine = champ.where((F.col("model_name") == newest["model_name"])
                        & (F.col("model_version") == newest["model_version"]))
-    origins = mine.select("forecast_origin").distinct().withColumn(
-        "rank", F.row_number().over(Window.orderBy(F.col("forecast_origin").desc()))).where(F.col("rank") <= window)
-    recent = mine.join(origins, "forecast_origin", "left_semi")
+    span = DAY_US
+    while True:
+        lo = max(hi - span, oldest)
+        origins = sorted(int(r[0]) for r in mine.where(origin_between(lo))
+                         .select(F.unix_micros("forecast_origin")).distinct().collect())
+        if len(origins) >= window or lo <= oldest:
+            break
+        span *= 8
+    recent = mine.where(origin_between(origins[-window:][0]))
     both = F.col("scaled_abs_error").isNotNull() & F.col("snaive_scaled_abs_error").isNotNull()
     r = recent.agg(
         F.countDistinct("forecast_origin").alias("origins"), F.count("*").alias("n"),
