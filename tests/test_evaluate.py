@@ -24,6 +24,7 @@ from pipelines.scoring.kernel import seasonal_mae
 from pipelines.sinks.forecasts import merge_forecasts
 from pipelines.tables.ensure import delta_version
 from tests.conftest import TEST_OVERRIDES, collect_utc
+from tests.demo_runs import DemoRun
 
 ORIGIN = datetime(2024, 3, 1, 23)  # the last hour of the history
 SERIES = ("a", "b")
@@ -86,9 +87,14 @@ def _forecasts(spark: Any, cfg: LakecastConfig, origin: datetime, version: str, 
 
 def _reference(spark: Any, cfg: LakecastConfig) -> dict[tuple[Any, ...], tuple[float, ...]]:
     """The accuracy rows computed in numpy from the current forecasts and observations."""
-    obs = {(r["series_id"], r["ts"]): r["value"] for r in collect_utc(spark.table(cfg.table("observations")))}
+    return _reference_of(spark.table(cfg.table("observations")), spark.table(cfg.table("forecasts")))
+
+
+def _reference_of(observations: Any, forecasts: Any) -> dict[tuple[Any, ...], tuple[float, ...]]:
+    """The accuracy rows of hourly `forecasts` against `observations` (DataFrames), in numpy."""
+    obs = {(r["series_id"], r["ts"]): r["value"] for r in collect_utc(observations)}
     out = {}
-    for f in collect_utc(spark.table(cfg.table("forecasts"))):
+    for f in collect_utc(forecasts):
         y = obs.get((f["series_id"], f["target_ts"]))
         if y is None:
             continue
@@ -105,11 +111,15 @@ def _reference(spark: Any, cfg: LakecastConfig) -> dict[tuple[Any, ...], tuple[f
 
 
 def _accuracy(spark: Any, cfg: LakecastConfig) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    return _accuracy_of(spark.table(cfg.table("forecast_accuracy")))
+
+
+def _accuracy_of(accuracy: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     return {(r["series_id"], r["forecast_origin"], r["target_ts"], r["model_name"], r["model_version"]):
             (r["actual"], r["error"], r["abs_error"], r["scaled_abs_error"], r["snaive_forecast"],
              r["snaive_scaled_abs_error"], r["pinball_p10"], r["pinball_p50"], r["pinball_p90"], r["inside_p10_p90"],
              r["model_role"])
-            for r in collect_utc(spark.table(cfg.table("forecast_accuracy")))}
+            for r in collect_utc(accuracy)}
 
 
 def _assert_equal(got: dict[Any, Any], want: dict[Any, Any]) -> None:
@@ -236,6 +246,26 @@ def test_accuracy_follows_the_actuals_as_they_arrive(spark: Any, fresh_db: Calla
     assert res.exit_code == 1, res.output
     assert f"Error: 2 accuracy alert(s): champion {m}/1: live MASE" in res.output and "coverage 0.364" in res.output
     assert CliRunner().invoke(main, ["evaluate", *sets]).exit_code == 0  # alerts print, the run succeeds
+
+    page = tmp_path / "out" / "accuracy.html"  # `lakecast report`: the champion's worst series as fan charts
+    res = CliRunner().invoke(main, ["report", str(page), "--worst", "2", *sets])
+    assert res.exit_code == 0 and page.is_file(), res.output
+    html = page.read_text()
+    assert 'id="fan-0"' in html and 'id="fan-1"' in html and 'id="fan-2"' not in html
+    assert "a: MASE " in html and "b: MASE -" in html  # worst first; b has no MASE scale
+    assert f"({m}/1, origin 03-02 00:00)" in html  # the newest origin the champion was evaluated at
+    assert "<script" not in html and "http" not in html.split("</style>")[1]  # nothing to run or fetch
+
+
+def test_the_demos_accuracy_equals_the_reference(spark: Any, zone_demos: dict[str, DemoRun]) -> None:
+    """A real train -> predict -> actuals arrive -> evaluate (`lakecast demo`): every row of
+    forecast_accuracy equals numpy's from the demo's forecasts and observations."""
+    run = zone_demos["UTC"]
+    assert run.returncode == 0, run.output[-3000:]
+    got = _accuracy_of(run.table(spark, "forecast_accuracy"))
+    want = _reference_of(run.table(spark, "observations"), run.table(spark, "forecasts"))
+    assert len(got) == 3 * 12  # the first origin's 12 steps of 3 series; the second has no actuals yet
+    _assert_equal(got, want)
 
 
 def test_breaches_name_the_rule_and_the_numbers() -> None:
