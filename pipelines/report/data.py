@@ -63,8 +63,8 @@ def read_report_data(spark: SparkSession, cfg: LakecastConfig, *, worst: int = 6
         FROM {fa} GROUP BY 1, 2 ORDER BY 1, 2""")
     totals = _rows(spark, f"""
         SELECT count(*) AS n, count(DISTINCT series_id) AS series, count(DISTINCT forecast_origin) AS origins,
-               max(evaluated_at) AS evaluated_at FROM {fa}""")[0]
-    out.totals = {k: (str(v) if k == "evaluated_at" and v is not None else v) for k, v in totals.items()}
+               date_format(max(evaluated_at), 'yyyy-MM-dd HH:mm:ss') AS evaluated_at FROM {fa}""")[0]
+    out.totals = totals  # evaluated_at formatted by Spark in the session's UTC: never the host's zone
     champ = _rows(spark, f"""
         SELECT model_name, model_version FROM {fa} WHERE model_role = 'champion'
         ORDER BY forecast_origin DESC, model_version DESC LIMIT 1""")
