@@ -25,14 +25,20 @@ from pipelines.flows import predict
               help="Also score the challenger on the same observations in the same run (one read, one MERGE): "
                    "its forecasts sit beside the champion's with model_role 'challenger', for "
                    "`lakecast evaluate` and `lakecast promote --by live`.")
+@click.option("--changed-only", "changed_only", is_flag=True, default=False,
+              help="For an origin already scored: rescore only the series whose observations at or before it "
+                   "changed since (late data, corrections; read from the observations' Change Data Feed); every "
+                   "other forecast stays as it is. With no forecasts at that origin yet, scores every series.")
 @common_options
-def cli(job: JobContext, as_of: str | None, alias: str | None, version: int | None, shadow: bool) -> None:
+def cli(job: JobContext, as_of: str | None, alias: str | None, version: int | None, shadow: bool,
+        changed_only: bool) -> None:
     """Forecast every series with the live model and MERGE the forecasts into `forecasts`."""
     if alias is not None and version is not None:
         raise click.UsageError("give --alias or --version, not both")
     if shadow and (alias is not None or version is not None):
         raise click.UsageError("--shadow scores the champion and the challenger: give no --alias or --version")
-    result = predict.run(job.spark, job.cfg, as_of=as_of, alias=alias, version=version, shadow=shadow)
+    result = predict.run(job.spark, job.cfg, as_of=as_of, alias=alias, version=version, shadow=shadow,
+                         changed_only=changed_only)
     print_summary("lakecast predict", result.summary())
 
 

@@ -382,3 +382,43 @@ def test_readme_queries_run(spark: Any, scored: dict[str, Any]) -> None:
     assert [r.horizon_step for r in live] == [1, 2, 3, 4, 5, 6]
     run = next(r for r in runs if r.run_id == scored["result"].run_id)
     assert (run.precision, run.scored, run.stale, run.too_short) == ("fp32", 4, 1, 1)
+
+
+def test_changed_only_rescores_just_the_series_whose_inputs_changed(spark: Any, lakecast_home: Any) -> None:
+    """`predict --changed-only` after a correction at s1 (before the origin) and a new row of s2
+    (after it): only s1 is scored again, equal to the model on the new observations; every other
+    forecast row is untouched. Nothing changed: nothing scored. An origin never scored: all series."""
+    cfg = make_config(lakecast_home, f"catalog.database=t_{uuid.uuid4().hex[:10]}",
+                      f"model.name=m_{uuid.uuid4().hex[:8]}", *SMALL)
+    ensure_tables(spark, cfg)
+    write_observations(spark, cfg, _observations())
+    ref = register_model(cfg, *tiny_model(cfg, seed=3))
+    full = predict.run(spark, cfg, as_of=END)
+    before = {(r.series_id, r.horizon_step): tuple(r) for r in _forecasts(spark, cfg)}
+    assert full.counts["scored_series"] == 4 and len(before) == 24
+    obs = cfg.table("observations")
+    spark.sql(f"UPDATE {obs} SET value = value + 7.5 WHERE series_id = 's1' "
+              f"AND ts = TIMESTAMP'{(END - timedelta(hours=2)).isoformat()}Z'")
+    version = write_observations(spark, cfg, [("s2", END + timedelta(hours=1), 99.0)])
+
+    inc = predict.run(spark, cfg, as_of=END, changed_only=True)
+    assert (inc.counts["changed_series"], inc.counts["scored_series"], inc.counts["forecast_rows"]) == (1, 1, 6)
+    assert (inc.counts["inserted"], inc.counts["updated"]) == (0, 6) and inc.source_version == version
+    after = {(r.series_id, r.horizon_step): tuple(r) for r in _forecasts(spark, cfg)}
+    assert after.keys() == before.keys()
+    assert {k for k in after if after[k] != before[k]} == {("s1", h) for h in range(1, 7)}
+    want = own_forecasts(spark, cfg, load_predictor(registry.download_version(cfg, ref)), END, version)
+    for r in _forecasts(spark, cfg):
+        if r.series_id == "s1":
+            assert (r.source_version, r.job_run_id) == (version, inc.run_id)
+            np.testing.assert_allclose([r.p10, r.p50, r.p90], want[("s1", r.horizon_step)], rtol=1e-5)
+    assert inc.summary()["changed only"] == "1 series changed since the origin was scored"
+    (run,) = spark.table(cfg.table("job_runs")).where(f"run_id = '{inc.run_id}'").collect()
+    assert json.loads(run.details)["changed_only"] == {"since_version": full.source_version, "changed_series": 1}
+
+    idle = predict.run(spark, cfg, as_of=END, changed_only=True)  # nothing changed since: nothing scored
+    assert idle.counts["changed_series"] == 0 and idle.forecasts_version is None
+    assert {(r.series_id, r.horizon_step): tuple(r) for r in _forecasts(spark, cfg)} == after
+
+    earlier = predict.run(spark, cfg, as_of=END - timedelta(hours=1), changed_only=True)  # never scored
+    assert "changed_series" not in earlier.counts and earlier.counts["scored_series"] == 4

@@ -78,6 +78,8 @@ class PredictResult:
             "model run": self.model.run_id,
             "precision": f"{self.model.precision.precision} ({self.model.precision.reason})",
             "observations version": self.source_version,
+            **({"changed only": f"{self.counts['changed_series']} series changed since the origin was scored"}
+               if "changed_series" in self.counts else {}),
             "series": self.counts.get("series", 0),
             "series scored": self.counts.get("scored_series", 0),
             "series skipped": ", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none",
@@ -156,13 +158,18 @@ def for_model(cfg: LakecastConfig, meta: ModelMeta) -> tuple[LakecastConfig, Aut
 
 
 def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, rec: RunRecord,
-                    as_of: datetime | str | None = None, shadow: PinnedModel | None = None) -> PredictResult:
+                    as_of: datetime | str | None = None, shadow: PinnedModel | None = None,
+                    changed_only: bool = False) -> PredictResult:
     """Windows at `as_of` -> forecasts of `model` (and of `shadow`, on the same observations) ->
     one MERGE; fills `rec` as it goes.
 
     With a shadow model the observations are read once (cached) and scored by both; the two
     sets of forecasts differ in `model_version` (part of the key) and `model_role`, so the
     challenger's sit beside the champion's and one MERGE writes both.
+
+    `changed_only`: score only the series whose observations at or before the origin changed
+    since the forecasts already there were scored (`pipelines.scoring.changed_series`); with no
+    forecasts of the model(s) at that origin yet, every series (a warning says so).
     """
     from pyspark import StorageLevel
 
@@ -180,12 +187,16 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
     as_of_dt = default_as_of(obs, model_cfg) if as_of is None else from_utc_micros(to_utc_micros(as_of))
     rec.details["as_of"] = as_of_dt.isoformat()
     log.info("scoring %s version %d as of %s", obs_table, source_version, as_of_dt)
+    changed = None
+    if changed_only:
+        obs, changed = _changed_since_scored(spark, cfg, obs, [m for m in (model, shadow) if m is not None],
+                                             source_version, as_of_dt, rec)
     if shadow is not None:  # one read of the observations for both models
         obs = obs.persist(StorageLevel.MEMORY_AND_DISK)
     seconds = rec.details.setdefault("seconds", {})
     passes = [(model, "")] + ([(shadow, "shadow_")] if shadow is not None else [])
     scored_by: list[tuple[PinnedModel, DataFrame, Any]] = []
-    all_counts: dict[str, int] = {}
+    all_counts: dict[str, int] = {k: v for k, v in rec.row_counts.items() if k == "changed_series"}
     result: PredictResult | None = None
     try:
         for m, prefix in passes:
@@ -224,8 +235,12 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             result.forecasts_version = merged.version
             rec.versions_written["forecasts"] = merged.version
         else:
-            log.warning("no series could be scored as of %s; forecasts left unchanged", as_of_dt)
+            log.log(logging.INFO if changed is not None else logging.WARNING, "%s as of %s; forecasts left unchanged",
+                    "no series changed since the forecasts were scored" if changed is not None
+                    else "no series could be scored", as_of_dt)
     finally:
+        if changed is not None:
+            changed.unpersist()
         for _, scored, shipped in scored_by:
             scored.unpersist()
             shipped.unpersist()
@@ -233,6 +248,34 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             obs.unpersist()
     rec.row_counts.update(all_counts)
     return result
+
+
+def _changed_since_scored(spark: SparkSession, cfg: LakecastConfig, obs: DataFrame, models: list[PinnedModel],
+                          source_version: int, as_of: datetime, rec: RunRecord) -> tuple[DataFrame, DataFrame | None]:
+    """For `--changed-only`: `obs` restricted to the series to rescore and those series (cached,
+    counted); `obs` itself and None when the origin has no forecasts yet (score every series)."""
+    from pipelines.scoring.changed_series import changed_series, only_series, scored_source_version
+
+    t0 = time.perf_counter()
+    since = scored_source_version(spark, cfg, as_of, [(m.name, m.version) for m in models])
+    if since is None:
+        log.warning("--changed-only: %s has no forecasts as of %s yet; scoring every series",
+                    " and ".join(m.key for m in models), as_of)
+        rec.details["changed_only"] = {"since_version": None, "scored": "all series (no earlier forecasts)"}
+        return obs, None
+    if since >= source_version:
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        changed = spark.createDataFrame([], StructType([StructField("series_id", StringType())])).cache()
+    else:
+        changed = changed_series(spark, cfg, since + 1, source_version, as_of).cache()
+    n = changed.count()
+    log.info("--changed-only: %d series changed in %s versions %d..%d (forecasts as of %s were scored "
+             "from version %d)", n, cfg.table("observations"), since + 1, source_version, as_of, since)
+    rec.details["changed_only"] = {"since_version": since, "changed_series": n}
+    rec.details.setdefault("seconds", {})["changed_series"] = round(time.perf_counter() - t0, 3)
+    rec.row_counts["changed_series"] = n
+    return only_series(obs, cfg, changed), changed
 
 
 def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: DataFrame, as_of: datetime,
@@ -262,11 +305,13 @@ def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: D
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | None = None,
-        alias: str | None = None, version: str | int | None = None, shadow: bool = False) -> PredictResult:
+        alias: str | None = None, version: str | int | None = None, shadow: bool = False,
+        changed_only: bool = False) -> PredictResult:
     """Score all series into `forecasts` with one pinned model version; recorded in job_runs.
 
     `shadow`: also score the `challenger` on the same observations in the same run (one read,
     one MERGE); its forecasts carry `model_role = 'challenger'` and never replace the champion's.
+    `changed_only`: rescore only the series whose inputs changed since the origin was scored.
     """
     from models.registry import CHALLENGER, CHAMPION
 
@@ -275,7 +320,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
     if shadow and (version is not None or alias not in (None, CHAMPION)):
         raise LakecastError("--shadow scores the champion and the challenger; it takes no --alias or --version")
     params = {"as_of": None if as_of is None else str(as_of), "alias": alias,
-              "version": None if version is None else str(version), "shadow": shadow}
+              "version": None if version is None else str(version), "shadow": shadow,
+              "changed_only": changed_only}
     with record_run(spark, cfg, JOB, params) as rec:
         t0 = time.perf_counter()
         model = pin_model(cfg, alias=alias, version=version)
@@ -286,7 +332,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
             challenger = _shadow_model(cfg, model, CHALLENGER)
             if challenger is not None:
                 rec.details["shadow"] = challenger.details()
-        return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger)
+        return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger, changed_only=changed_only)
 
 
 def _shadow_model(cfg: LakecastConfig, champion: PinnedModel, alias: str) -> PinnedModel | None:
