@@ -182,6 +182,9 @@ class ModelConfig(_Section):
     # Rescale the p10/p90 distances per horizon step so the band covers its nominal share of the
     # validation windows (split conformal); stored in the model and applied at every prediction.
     calibrate_intervals: bool = True
+    # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
+    # naive), the shares per horizon step fitted on the validation windows (before the calibration).
+    statistical_blend: bool = True
 
     @field_validator("quantiles")
     @classmethod

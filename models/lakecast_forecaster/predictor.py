@@ -2,9 +2,10 @@
 
 This is what scoring loads on each Spark worker (once, from a local directory) and what the
 MLflow pyfunc wraps. The directory holds `meta.json` (shapes, feature names, frequency,
-network spec, interval calibration) and `weights.pt` (a torch state dict, loaded with
-`weights_only=True`). The calibration (fitted on the validation windows at training time) is
-applied to the network's output here, so every path that scores through a Predictor gets it.
+network spec, statistical blend, interval calibration) and `weights.pt` (a torch state dict,
+loaded with `weights_only=True`). The blend with statistical forecasts of each window and then
+the calibration (both fitted on the validation windows at training time) are applied to the
+network's output here, so every path that scores through a Predictor gets them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .blend import StatisticalBlend
 from .calibration import IntervalCalibration, apply_calibration
 from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
 from .lstm import LSTMForecaster, LSTMSpec
@@ -43,15 +45,19 @@ class ModelMeta:
     network: LSTMSpec
     # Scale factors of the p10/p90 distances per horizon step; None (models saved before it): as trained.
     calibration: IntervalCalibration | None = None
+    # Shares of the median per step: the network's and statistical members'; None (older models): network only.
+    blend: StatisticalBlend | None = None
 
     def __post_init__(self) -> None:
-        if self.calibration is not None and self.calibration.horizon != self.horizon:
-            raise ModelLoadError(f"interval calibration has {self.calibration.horizon} steps but the model's "
-                                 f"horizon is {self.horizon}; retrain the model")
+        for what, part in (("interval calibration", self.calibration), ("statistical blend", self.blend)):
+            if part is not None and part.horizon != self.horizon:
+                raise ModelLoadError(f"{what} has {part.horizon} steps but the model's "
+                                     f"horizon is {self.horizon}; retrain the model")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
+        d["blend"] = None if self.blend is None else self.blend.to_dict()
         d["format_version"] = FORMAT_VERSION
         return d
 
@@ -64,7 +70,8 @@ class ModelMeta:
                    feature_names=tuple(d["feature_names"]), horizon=int(d["horizon"]),
                    quantiles=tuple(float(q) for q in d["quantiles"]),  # type: ignore[arg-type]
                    freq=str(d["freq"]), network=LSTMSpec(**d["network"]),
-                   calibration=IntervalCalibration.from_dict(cal) if (cal := d.get("calibration")) else None)
+                   calibration=IntervalCalibration.from_dict(cal) if (cal := d.get("calibration")) else None,
+                   blend=StatisticalBlend.from_dict(b) if (b := d.get("blend")) else None)
 
     def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None:
         """Raise ModelMismatchError naming every difference from the configured windows."""
@@ -93,9 +100,11 @@ class Predictor:
         self.module = module.to(self.device).eval()
         self.meta = meta
         self._calibration = meta.calibration.arrays() if meta.calibration is not None else None
+        self._blend = meta.blend if meta.blend is not None and meta.blend.active else None
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3), calibrated."""
+        """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3), blended
+        with the statistical members and calibrated."""
         m = self.meta
         if X.ndim != 3 or X.shape[1:] != (m.lookback, m.n_features):
             raise ModelMismatchError(f"model expects windows of shape (N, {m.lookback}, {m.n_features}), "
@@ -108,6 +117,8 @@ class Predictor:
             for start in range(0, X.shape[0], batch_size):
                 x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()
+        if self._blend is not None:
+            self._blend.apply(out, x_all[:, :, 0])  # feature 0 is the scaled value
         if self._calibration is not None:
             apply_calibration(out, *self._calibration, out=out)  # one elementwise pass, in place
         return out

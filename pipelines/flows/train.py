@@ -25,6 +25,7 @@ from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
 from models.intervals import CalibrationReport, calibrate
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.registry import ModelRef
+from models.statistical_blend import BlendReport
 from models.train import TrainResult, WindowSource
 from pipelines.sinks.job_runs import RunRecord, record_run
 from pipelines.windows.history import AutoSettings
@@ -89,7 +90,8 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
 def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta: ModelMeta,
                 test: WindowArrays, test_pred: Any, obs_version: int, cutoffs: SplitCutoffs, rec: RunRecord,
                 names: list[str], as_of: str | None, auto: AutoSettings,
-                calibration: CalibrationReport | None = None) -> tuple[str, str]:
+                calibration: CalibrationReport | None = None,
+                blend: BlendReport | None = None) -> tuple[str, str]:
     """One MLflow run with everything people look for; returns (run id, logged model uri)."""
     import mlflow
     from mlflow.entities import Metric
@@ -105,7 +107,8 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "test_end": cutoffs.end, "observations_delta_version": obs_version,
               "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
               "n_test_windows": len(test), **steps(cfg).by_key(),  # the step settings as trained
-              "auto_settings": auto.line or "none", **(calibration.params() if calibration else {})}
+              "auto_settings": auto.line or "none", **(calibration.params() if calibration else {}),
+              **(blend.params() if blend else {})}
     with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
         mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
                          "lakecast.observations_delta_version": obs_version})
@@ -122,6 +125,8 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
         metrics += [Metric("best_val_loss", result.best_val_loss, now, 0),
                     Metric("best_epoch", float(result.best_epoch), now, 0),
                     Metric("train_seconds", result.seconds, now, 0)]
+        if blend is not None:  # validation MAE of the network, each statistical member and the blend
+            metrics += [Metric(k, v, now, 0) for k, v in blend.metrics().items()]
         if calibration is not None:  # the interval factors per horizon step, and the validation band
             metrics += [Metric(k, v, now, 0) for k, v in calibration.metrics().items()]
             metrics += [Metric(f"interval_{side}_factor_by_step", v, now, step + 1)
@@ -166,7 +171,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
     """Train, backtest, log, register; the run is recorded in job_runs (failures too)."""
     import torch
 
-    from models import precision, registry
+    from models import precision, registry, statistical_blend
     from models.evaluate import backtest
     from models.train import fit
     from pipelines.windows.history import resolve_for_training
@@ -191,7 +196,11 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
                          horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec)
-        calibration = None
+        blend, calibration = None, None
+        if cfg.model.statistical_blend:  # the median blended with Theta and seasonal naive, shares in meta
+            season = parse_freq(cfg.data.freq).season_length()
+            meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
+                                                seed=cfg.train.seed)
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on the validation windows, stored in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed)
         predictor = Predictor(result.model, meta, device=result.device)
@@ -201,7 +210,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
                                         obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
-                                        as_of=as_of, auto=auto, calibration=calibration)
+                                        as_of=as_of, auto=auto, calibration=calibration, blend=blend)
         tags = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
                 "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
                 "lakecast.test_windows": str(bt.n_windows),
@@ -214,6 +223,9 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                             "test_seasonal_naive_mase": bt.mase(SEASONAL_NAIVE),
                             "best_epoch": result.best_epoch, "epochs": len(result.history),
                             "train_seconds": round(result.seconds, 2), "device": result.device,
+                            **({"blend_network_weights": [round(w, 4) for w in blend.fit.blend.network],
+                                **{f"val_mae_{k}": round(v, 5) for k, v in blend.fit.mae.items()}}
+                               if blend else {}),
                             **({"val_coverage_before_calibration": round(calibration.before[0], 4),
                                 "val_coverage_after_calibration": round(calibration.after[0], 4)}
                                if calibration else {})})

@@ -1,0 +1,121 @@
+"""Blend the network's median with statistical forecasts of the same window, per horizon step.
+
+The members besides the network (`statistical.MEMBERS`): the Theta method and seasonal naive,
+both computed on each window's own lookback. Their shares are fitted at training time on the
+validation windows (the ones the interval calibration uses, before it) by inverse mean squared
+error (Bates & Granger 1969): member k gets `(1 / mse_k) / sum_j (1 / mse_j)` of the median.
+Weights from the error ratios, not the weights that minimise the validation error, because
+validation is small on monthly and quarterly data (one window per series) and chosen by early
+stopping, so the network looks better there than it is: on the accuracy benchmark the
+error-minimising weight was 1.0 (network only) on aus_retail, where a blend cut the holdout
+MASE by 9-13 %. With fewer than `MIN_WINDOWS_PER_STEP` validation windows at a step, one set
+of weights serves all steps. The whole band moves with the median (p10 and p90 keep their
+distances to it), so quantiles stay ordered; the calibration, fitted afterwards on the blended
+output, then sizes the band. A network weight of 1 at every step costs nothing at scoring time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .statistical import MEMBERS, member_forecasts
+
+MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
+
+
+@dataclass(frozen=True)
+class StatisticalBlend:
+    """Per horizon step, the share of the median of the network and of each statistical member."""
+
+    season: int
+    network: tuple[float, ...]
+    members: dict[str, tuple[float, ...]]
+
+    def __post_init__(self) -> None:
+        unknown = set(self.members) - set(MEMBERS)
+        shares = [self.network, *self.members.values()]
+        if self.season < 1 or unknown or len({len(s) for s in shares}) != 1:
+            raise ValueError(f"a statistical blend needs a season >= 1, members of {list(MEMBERS)} and one weight "
+                             f"per horizon step for each; got season {self.season}, members "
+                             f"{list(self.members)}, lengths {[len(s) for s in shares]}")
+        if not all(math.isfinite(w) and 0.0 <= w <= 1.0 for s in shares for w in s) or not all(
+                abs(sum(col) - 1.0) < 1e-6 for col in zip(*shares, strict=True)):
+            raise ValueError(f"statistical blend weights must lie in [0, 1] and add up to 1 at every step: "
+                             f"network {self.network}, members {self.members}")
+
+    @property
+    def horizon(self) -> int:
+        return len(self.network)
+
+    @property
+    def active(self) -> bool:
+        """Whether any member has a share (else scoring skips computing them)."""
+        return any(w < 1.0 for w in self.network)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"season": self.season, "network": list(self.network),
+                "members": {k: list(v) for k, v in self.members.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
+        return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
+                   members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()})
+
+    def apply(self, q: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)."""
+        if not self.active or not len(q):
+            return q
+        forecasts = member_forecasts(values, self.season, self.horizon, tuple(self.members))
+        mid = q[..., 1].astype(np.float64)
+        blended = np.asarray(self.network) * mid
+        for name, w in self.members.items():
+            blended += np.asarray(w) * forecasts[name]
+        q += (blended - mid)[..., None].astype(q.dtype)
+        return q
+
+
+@dataclass(frozen=True)
+class BlendFit:
+    """The fitted blend and the validation MAE (scaled units) of the network, each member and the blend."""
+
+    blend: StatisticalBlend
+    n_windows: int
+    mae: dict[str, float]   # network, each member, blend
+
+
+def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
+              members: tuple[str, ...] = MEMBERS) -> BlendFit:
+    """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
+    (N, lookback) against actuals `y` (N, horizon), all in the same (scaled) units."""
+    horizon = pred.shape[1]
+    if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
+        raise ValueError(f"a blend needs predictions (N, horizon, 3), windows (N, lookback) and actuals "
+                         f"(N, horizon) of the same N, got {pred.shape}, {values.shape} and {y.shape}")
+    forecasts = {"network": pred[..., 1].astype(np.float64),
+                 **member_forecasts(values, season, horizon, members)}
+    yy = y.astype(np.float64)
+    ok = np.isfinite(yy) & np.logical_and.reduce([np.isfinite(f) for f in forecasts.values()])
+    if not ok.any():
+        raise ValueError("no validation window has an actual to fit the statistical blend on")
+    per_step = int(ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP
+    sse = {}
+    for name, f in forecasts.items():
+        se = np.where(ok, (yy - f) ** 2, 0.0)
+        sse[name] = se.sum(axis=0) if per_step else np.full(horizon, se.sum())
+    stacked = np.stack(list(sse.values()))                         # (members + 1, horizon)
+    exact = stacked <= 0.0                                         # a perfect member takes everything
+    inv = np.where(exact.any(axis=0), exact.astype(float), 1.0 / np.where(exact, 1.0, stacked))
+    weights = inv / inv.sum(axis=0)
+    shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(sse)}
+    blend = StatisticalBlend(season, shares.pop("network"), shares)
+    blended = sum(weights[i] * f for i, f in enumerate(forecasts.values()))
+
+    def mae(f: np.ndarray) -> float:
+        return float(np.abs(yy - f)[ok].mean())
+
+    return BlendFit(blend, int(ok.any(axis=1).sum()),
+                    {**{name: mae(f) for name, f in forecasts.items()}, "blend": mae(np.asarray(blended))})

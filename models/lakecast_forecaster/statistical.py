@@ -1,0 +1,108 @@
+"""Statistical forecasts on each window's own lookback, vectorised over windows (numpy only).
+
+A global LSTM trained on few windows per series (monthly and quarterly data give one
+validation window per series) misses what a per-series statistical model gets for free: each
+series' own level, trend and season. The Theta method (Assimakopoulos & Nikolopoulos 2000, in
+the SES-with-drift form of Hyndman & Billah 2003) is the statistical standard that is both
+strong and cheap enough to run on every window at scoring time:
+
+1. Seasonal adjustment, where the window holds two seasons and its autocorrelation at the
+   season lag passes the usual 90 % test: classical additive decomposition (centred moving
+   average; the mean detrended value per season phase, centred on zero). Additive is right here
+   because windows are already scaled by their own mean and standard deviation.
+2. Simple exponential smoothing of the adjusted values, its smoothing weight chosen per window
+   from a fixed grid by the in-sample one-step squared error.
+3. Half the slope of the least-squares line as drift:
+   ``f(h) = level + b/2 · ((h - 1) + 1/α - (1 - α)^n / α)``, then the season added back.
+
+Seasonal naive (the window's last season repeated) is the other member. `Predictor` blends
+them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
+window's forecast depends on that window only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ALPHAS = np.linspace(0.05, 1.0, 16)  # the SES smoothing weights tried on every window
+SEASONALITY_Z = 1.645                # the 90 % one-sided test on the season-lag autocorrelation
+
+
+def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
+    """(N, season) additive seasonal indices, by phase relative to the window's end; 0 where the
+    window is shorter than two seasons or shows no significant seasonality."""
+    n, length = x.shape
+    if season <= 1 or length < 2 * season:
+        return np.zeros((n, 1))
+    # centred moving average (2×m for an even season) from cumulative sums
+    csum = np.concatenate((np.zeros((n, 1)), np.cumsum(x, axis=1)), axis=1)
+    ma = (csum[:, season:] - csum[:, :-season]) / season          # ma[:, j] averages x[j .. j+m-1]
+    trend = 0.5 * (ma[:, :-1] + ma[:, 1:]) if season % 2 == 0 else ma
+    start = season // 2
+    detrended = x[:, start:start + trend.shape[1]] - trend
+    phase = (np.arange(start, start + trend.shape[1]) - length) % season
+    # mean detrended value per phase: one matrix product with the (positions, season) phase indicator
+    onehot = (phase[:, None] == np.arange(season)[None, :]).astype(x.dtype)
+    profile = (detrended @ onehot) / onehot.sum(axis=0)
+    profile -= profile.mean(axis=1, keepdims=True)
+    centred = x - x.mean(axis=1, keepdims=True)
+    energy = np.maximum(np.einsum("nt,nt->n", centred, centred), 1e-12)
+    acf = np.stack([np.einsum("nt,nt->n", centred[:, lag:], centred[:, :-lag]) / energy
+                    for lag in range(1, season + 1)], axis=1)
+    limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * (acf[:, :-1] ** 2).sum(axis=1)) / length)
+    seasonal = np.abs(acf[:, -1]) > limit
+    return np.where(seasonal[:, None], profile, 0.0)
+
+
+def _ses(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Final level and chosen smoothing weight per window (SES, level started at the first value)."""
+    n, length = x.shape
+    x = x.astype(np.float32)  # scaled values: float32 is ample and halves the memory traffic
+    alphas = ALPHAS.astype(np.float32)
+    level = np.repeat(x[:, :1], len(alphas), axis=1)
+    sse = np.zeros_like(level)
+    err = np.empty_like(level)
+    for t in range(1, length):  # in place: four passes over (N, len(ALPHAS)) per step
+        np.subtract(x[:, t:t + 1], level, out=err)
+        sse += err * err
+        err *= alphas
+        level += err
+    best = sse.argmin(axis=1)
+    rows = np.arange(n)
+    return level[rows, best].astype(np.float64), ALPHAS[best]
+
+
+def theta_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """Theta point forecasts (N, horizon) of windows `values` (N, lookback), in their units."""
+    x = np.asarray(values, dtype=np.float64)
+    length = x.shape[1]
+    if length < 2:
+        return np.repeat(x[:, -1:], horizon, axis=1)
+    profile = _seasonal_profile(x, season)
+    width = profile.shape[1]
+    adjusted = x - profile[:, (np.arange(length) - length) % width]
+    level, alpha = _ses(adjusted)
+    t = np.arange(length) - (length - 1) / 2.0
+    slope = (adjusted @ t) / float(t @ t)
+    h = np.arange(1, horizon + 1)[None, :]
+    a = alpha[:, None]
+    drift = 0.5 * slope[:, None] * ((h - 1) + 1.0 / a - (1.0 - a) ** length / a)
+    return level[:, None] + drift + profile[:, np.arange(horizon) % width]
+
+
+def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """The last season of each window repeated (the last value when the window is shorter)."""
+    x = np.asarray(values, dtype=np.float64)
+    length = x.shape[1]
+    m = season if 1 <= season <= length else 1
+    return x[:, length - m + np.arange(horizon) % m]
+
+
+MEMBERS = ("theta", "seasonal_naive")  # the statistical forecasts a model may blend with its network
+_FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast}
+
+
+def member_forecasts(values: np.ndarray, season: int, horizon: int,
+                     members: tuple[str, ...] = MEMBERS) -> dict[str, np.ndarray]:
+    """Point forecasts (N, horizon) of `values` (N, lookback) by each named member."""
+    return {name: _FORECASTERS[name](values, season, horizon) for name in members}

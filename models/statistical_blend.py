@@ -1,0 +1,55 @@
+"""Fit the statistical blend of a trained model on its validation windows (at training time).
+
+The blend itself (`lakecast_forecaster.blend`) travels inside the model and is applied by
+`Predictor.predict` before the interval calibration; this module predicts the validation
+windows once with the network alone, fits the per-step shares and reports the validation
+error of the network, of each statistical member and of the blend, so MLflow shows what the
+blend bought.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from models.intervals import MAX_WINDOWS, sample_windows
+from models.lakecast_forecaster.blend import BlendFit, fit_blend
+from models.lakecast_forecaster.lstm import LSTMForecaster
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.train import WindowSource
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(ws: tuple[float, ...]) -> str:
+    return ",".join(f"{w:.3f}" for w in ws)
+
+
+@dataclass(frozen=True)
+class BlendReport:
+    """What `fit` found, as MLflow params and metrics."""
+
+    fit: BlendFit
+
+    def params(self) -> dict[str, str]:
+        b = self.fit.blend
+        return {"blend.network_weights": _fmt(b.network),
+                **{f"blend.{name}_weights": _fmt(ws) for name, ws in b.members.items()},
+                "blend.season": str(b.season), "blend.n_val_windows": str(self.fit.n_windows)}
+
+    def metrics(self) -> dict[str, float]:
+        return {f"val_mae_{name}": v for name, v in self.fit.mae.items()}
+
+
+def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
+        max_windows: int = MAX_WINDOWS, seed: int = 0) -> tuple[ModelMeta, BlendReport]:
+    """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors."""
+    X, y = sample_windows(val, max_windows, seed)
+    raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
+    result = fit_blend(raw, X[:, :, 0], y, season)
+    b = result.blend
+    log.info("statistical blend on %d validation windows: shares network %s, %s; validation MAE (scaled) %s",
+             result.n_windows, _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),
+             ", ".join(f"{k} {_fmt(v[:1])}" for k, v in b.members.items()),
+             ", ".join(f"{k} {v:.4f}" for k, v in result.mae.items()))
+    return replace(meta, blend=b), BlendReport(result)

@@ -1,0 +1,214 @@
+"""Statistical forecasts of each window and their blend with the network (numpy/torch, no Spark).
+
+The vectorised Theta forecast is checked against a plain one-window-at-a-time reference
+written from the textbook steps; the blend's weights against data built so that the right
+weight is known; the Predictor applies blend and calibration in that order and keeps both
+through save/load; models saved before the blend load as trained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.arrays import WindowArrays
+from models.lakecast_forecaster.blend import MIN_WINDOWS_PER_STEP, StatisticalBlend, fit_blend
+from models.lakecast_forecaster.calibration import IntervalCalibration
+from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+from models.lakecast_forecaster.predictor import (
+    META_FILE,
+    ModelLoadError,
+    ModelMeta,
+    Predictor,
+    load_predictor,
+    save_predictor,
+)
+from models.lakecast_forecaster.statistical import ALPHAS, member_forecasts, seasonal_naive_forecast, theta_forecast
+from models.statistical_blend import fit
+
+torch.set_num_threads(1)
+SPEC = LSTMSpec(n_features=2, lookback=24, horizon=6, hidden_size=4, num_layers=1)
+META = ModelMeta(lookback=24, n_features=2, feature_names=("value", "missing"), horizon=6,
+                 quantiles=(0.1, 0.5, 0.9), freq="MS", network=SPEC)
+
+
+def reference_theta(x: list[float], m: int, h: int) -> list[float]:
+    """One window, loops only: classical additive decomposition (if seasonal), SES, half the slope."""
+    n = len(x)
+    profile = [0.0] * max(m, 1)
+    if m > 1 and n >= 2 * m:
+        mean = sum(x) / n
+        c = [v - mean for v in x]
+        r = [sum(c[t] * c[t - k] for t in range(k, n)) / sum(v * v for v in c) for k in range(1, m + 1)]
+        if abs(r[m - 1]) > 1.645 * math.sqrt((1 + 2 * sum(v * v for v in r[:m - 1])) / n):
+            half = m // 2
+            sums, counts = [0.0] * m, [0] * m
+            for t in range(half, n - half):
+                if m % 2 == 0:
+                    ma = (0.5 * x[t - half] + sum(x[t - half + 1:t + half]) + 0.5 * x[t + half]) / m
+                else:
+                    ma = sum(x[t - half:t + half + 1]) / m
+                sums[(t - n) % m] += x[t] - ma
+                counts[(t - n) % m] += 1
+            idx = [s / k for s, k in zip(sums, counts, strict=True)]
+            profile = [v - sum(idx) / m for v in idx]
+    w = len(profile)
+    adj = [x[t] - profile[(t - n) % w] for t in range(n)]
+    best = (math.inf, 0.0, 0.0)
+    for a in ALPHAS:
+        level, sse = adj[0], 0.0
+        for t in range(1, n):
+            sse += (adj[t] - level) ** 2
+            level += a * (adj[t] - level)
+        if sse < best[0] - 1e-12:
+            best = (sse, level, float(a))
+    _, level, a = best
+    tbar = (n - 1) / 2
+    slope = sum((t - tbar) * adj[t] for t in range(n)) / sum((t - tbar) ** 2 for t in range(n))
+    return [level + slope / 2 * ((k - 1) + 1 / a - (1 - a) ** n / a) + profile[(k - 1) % w] for k in range(1, h + 1)]
+
+
+def seasonal_windows(n: int, length: int, m: int, seed: int, noise: float = 0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    amp, slope = rng.uniform(0.5, 2, (n, 1)), rng.normal(0, 0.05, (n, 1))
+    season = amp * np.sin(2 * np.pi * (t + rng.integers(0, m, (n, 1))) / m)
+    return season + slope * t + rng.normal(0, noise, (n, length))
+
+
+@pytest.mark.parametrize(("m", "length"), [(12, 36), (4, 16), (7, 30), (24, 20), (1, 10)])
+def test_theta_equals_the_one_window_reference(m: int, length: int) -> None:
+    """Seasonal (even and odd seasons), too short for the season, and non-seasonal windows."""
+    x = seasonal_windows(40, length, max(m, 2), seed=m, noise=0.4)
+    x[:5] = np.random.default_rng(0).normal(size=(5, length))  # no season: the test keeps it flat
+    got = theta_forecast(x, m, 9)
+    want = np.array([reference_theta(list(row), m, 9) for row in x])
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)  # the SES loop runs in float32
+
+
+def test_theta_continues_a_season_and_a_trend() -> None:
+    """A clean seasonal series with a trend: Theta's forecast is close; a level forecast is not."""
+    t = np.arange(48 + 12)
+    y = np.sin(2 * np.pi * t / 12)[None, :] * 2 + 0.05 * t[None, :]
+    f = theta_forecast(y[:, :48], 12, 12)
+    err, flat = np.abs(f - y[:, 48:]).mean(), np.abs(y[:, 47:48] - y[:, 48:]).mean()
+    assert err < 0.2 and err < flat / 5  # the season is right; Theta's drift is half the slope
+
+
+def test_seasonal_naive_repeats_the_last_season() -> None:
+    x = np.arange(20.0)[None, :].repeat(2, axis=0)
+    np.testing.assert_array_equal(seasonal_naive_forecast(x, 4, 6)[0], [16, 17, 18, 19, 16, 17])
+    np.testing.assert_array_equal(seasonal_naive_forecast(x, 24, 3)[0], [19, 19, 19])  # window < season: naive
+
+
+def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None) -> np.ndarray:
+    inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) for f in forecasts])
+    return inv / inv.sum(axis=0)
+
+
+def test_blend_shares_are_the_inverse_squared_errors() -> None:
+    """Per step with enough windows, pooled below: share_k = (1/mse_k) / sum_j (1/mse_j)."""
+    n, h = MIN_WINDOWS_PER_STEP + 50, 4
+    x = seasonal_windows(n, 24, 12, seed=1)
+    members = member_forecasts(x, 12, h)
+    rng = np.random.default_rng(2)
+    y = members["theta"] + rng.normal(0, 1, (n, h))
+    net = y + rng.normal(0, 1, (n, h)) * np.array([0.25, 1.0, 2.0, 8.0])  # worse with each step
+    pred = np.stack((net - 1, net, net + 1), axis=-1).astype(np.float32)
+    result = fit_blend(pred, x, y, 12)
+    want = _inverse_mse(y, [pred[..., 1], members["theta"], members["seasonal_naive"]], axis=0)
+    got = np.array([result.blend.network, result.blend.members["theta"], result.blend.members["seasonal_naive"]])
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(got.sum(axis=0), 1.0)
+    assert result.blend.network[0] > 0.9 and result.blend.network[3] < 0.05
+    assert result.mae["blend"] < min(result.mae[k] for k in ("network", "theta", "seasonal_naive"))
+    few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",))  # below the per-step minimum: pooled
+    want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None)
+    assert few.blend.network == (pytest.approx(want[0], rel=1e-9),) * h and set(few.blend.members) == {"theta"}
+    exact = fit_blend(pred, x, members["theta"], 12)  # Theta made the actuals: it takes everything
+    assert exact.blend.network == (0.0,) * h and exact.blend.members["theta"] == (1.0,) * h and exact.blend.active
+
+
+def test_blend_ignores_missing_actuals_and_keeps_the_band_ordered() -> None:
+    n, h = 300, 3
+    x = seasonal_windows(n, 24, 12, seed=3)
+    rng = np.random.default_rng(4)
+    mid = rng.normal(0, 1, (n, h))
+    pred = np.stack((mid - rng.uniform(0, 1, (n, h)), mid, mid + rng.uniform(0, 1, (n, h))), -1).astype(np.float32)
+    y = theta_forecast(x, 12, h) + rng.normal(0, 0.1, (n, h))
+    y[::3, 1] = np.nan
+    result = fit_blend(pred, x, y, 12)
+    assert max(result.blend.network) <= 0.05  # the network is noise here; Theta made the actuals
+    out = result.blend.apply(pred.copy(), x)
+    assert np.all(out[..., 0] <= out[..., 1]) and np.all(out[..., 1] <= out[..., 2])
+    np.testing.assert_allclose(out[..., 2] - out[..., 1], pred[..., 2] - pred[..., 1], atol=1e-5)
+    with pytest.raises(ValueError, match="no validation window has an actual"):
+        fit_blend(pred, x, np.full((n, h), np.nan), 12)
+
+
+def blend_of(network: tuple[float, ...], theta: tuple[float, ...]) -> StatisticalBlend:
+    rest = tuple(1 - a - b for a, b in zip(network, theta, strict=True))
+    return StatisticalBlend(12, network, {"theta": theta, "seasonal_naive": rest})
+
+
+def test_bad_blend_is_refused() -> None:
+    with pytest.raises(ValueError, match="add up to 1 at every step"):
+        StatisticalBlend(12, (0.5, 0.5), {"theta": (0.6, 0.5)})
+    with pytest.raises(ValueError, match="members of"):
+        StatisticalBlend(12, (0.5,), {"arima": (0.5,)})
+    with pytest.raises(ModelLoadError, match="statistical blend has 2 steps but the model's horizon is 6"):
+        replace(META, blend=blend_of((1.0, 1.0), (0.0, 0.0)))
+
+
+def test_predictor_blends_then_calibrates_and_keeps_both_through_save(tmp_path: Path) -> None:
+    module = build_model(SPEC, 1).eval()
+    blend = blend_of((1.0, 0.8, 0.6, 0.4, 0.2, 0.0), (0.0, 0.1, 0.2, 0.3, 0.4, 1.0))
+    cal = IntervalCalibration(low=(2.0,) * 6, high=(0.5,) * 6, floor=(1e-3,) * 6)
+    X = np.zeros((64, 24, 2), dtype=np.float32)
+    X[:, :, 0] = seasonal_windows(64, 24, 12, seed=5)
+    raw = Predictor(module, META).predict(X)
+    theta, snaive = theta_forecast(X[:, :, 0], 12, 6), seasonal_naive_forecast(X[:, :, 0], 12, 6)
+    mid = np.array(blend.network) * raw[..., 1] + np.array(blend.members["theta"]) * theta \
+        + np.array(blend.members["seasonal_naive"]) * snaive
+    want = cal.apply((raw + (mid - raw[..., 1])[..., None]).astype(np.float32))
+    meta = replace(META, blend=blend, calibration=cal)
+    got = Predictor(module, meta).predict(X)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got[:, -1, 1], theta[:, -1], atol=1e-5)  # Theta's share 1: Theta's median
+    np.testing.assert_allclose(got[:, 0, 1], raw[:, 0, 1], atol=1e-6)   # the network's share 1: its own
+    loaded = load_predictor(save_predictor(module, meta, tmp_path / "blended"))
+    assert loaded.meta == meta
+    np.testing.assert_array_equal(loaded.predict(X), got)
+
+
+def test_models_saved_before_the_blend_load_as_trained(tmp_path: Path) -> None:
+    module = build_model(SPEC, 2).eval()
+    path = save_predictor(module, META, tmp_path / "old")
+    d = json.loads((path / META_FILE).read_text())
+    del d["blend"]  # a meta.json written before the blend existed
+    (path / META_FILE).write_text(json.dumps(d))
+    loaded = load_predictor(path)
+    assert loaded.meta.blend is None
+    X = np.random.default_rng(8).standard_normal((16, 24, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), Predictor(module, META).predict(X))
+
+
+def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
+    """`models.statistical_blend.fit` on validation windows Theta predicts well: the shares move to it."""
+    module = build_model(SPEC, 3).eval()
+    n = 300
+    X = np.zeros((n, 24, 2), dtype=np.float32)
+    X[:, :, 0] = seasonal_windows(n, 24, 12, seed=6, noise=0.05)
+    y = theta_forecast(X[:, :, 0], 12, 6).astype(np.float32) + np.float32(0.01)
+    stale = replace(META, blend=blend_of((0.0,) * 6, (0.0,) * 6))  # fit ignores any blend already there
+    meta, report = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12)
+    assert meta.blend is not None and max(meta.blend.network) <= 0.1 and min(meta.blend.members["theta"]) >= 0.8
+    assert report.fit.mae["blend"] <= report.fit.mae["network"] and report.fit.n_windows == n
+    assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
+        "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_blend"}
