@@ -72,10 +72,10 @@ class _Base:
 def base_steps(freq: Freq) -> _Base:
     """Per frequency class: sub-daily a day ahead from a week back (hourly: 24 from 168),
     daily two weeks from eight, weekly a quarter from a year, monthly a year from three,
-    quarterly two years from four; multiples (2h, 2MS) count the same time in fewer steps."""
+    quarterly two years from six; multiples (2h, 2MS) count the same time in fewer steps."""
     if freq.is_calendar:
         div = float(freq.months) if freq.months < 3 else freq.months / 3
-        table = (12, 36, 1, 3) if freq.months < 3 else (8, 16, 1, 2)
+        table = (12, 36, 1, 3) if freq.months < 3 else (8, 24, 1, 2)
     elif freq.step < timedelta(days=1):
         day = max(1, int(timedelta(days=1) / freq.step))
         return _Base(horizon=day, lookback=7 * day, eval_min=7 * day, stride=day, max_staleness=2 * day)
