@@ -48,6 +48,14 @@ def _register(cfg: Any) -> Any:
     return registry.register(cfg, info.model_uri, run_id=run.info.run_id)[0]
 
 
+def _stage_seconds(spark: Any, cfg: Any, run_id: str) -> dict[str, float]:
+    """The flow's own stage timings (job_runs.details.seconds) of one run."""
+    import json
+
+    (row,) = spark.sql(f"SELECT details FROM {cfg.table('job_runs')} WHERE run_id = '{run_id}'").collect()
+    return dict(json.loads(row.details).get("seconds", {}))
+
+
 def main(argv: list[str] | None = None) -> int:
     from pipelines.flows import predict
     from pipelines.session.builder import build_session
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             full = predict.run(spark, cfg, as_of=as_of)
             times["full"].append(time.perf_counter() - t0)
-            print(f"  round {r + 1}: changed-only {times['changed'][-1]:.1f} s ({n_changed:,} series rescored), "
-                  f"full {times['full'][-1]:.1f} s ({full.counts.get('scored_series', 0):,} series)", flush=True)
+            print(f"  round {r + 1}: changed-only {times['changed'][-1]:.1f} s ({n_changed:,} series rescored) "
+                  f"{_stage_seconds(spark, cfg, inc.run_id)}\n           full {times['full'][-1]:.1f} s "
+                  f"({full.counts.get('scored_series', 0):,} series) {_stage_seconds(spark, cfg, full.run_id)}",
+                  flush=True)
         spark.stop()
     inc_s, full_s = statistics.median(times["changed"]), statistics.median(times["full"])
     pct = round(100 * a.changed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,18 +99,21 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
-              version: str | int | None = None) -> PinnedModel:
-    """Resolve ONE fixed version, download it once, check it fits the windows, pick the precision.
+@dataclass(frozen=True)
+class FetchedModel:
+    """A version resolved and downloaded from the registry, not yet checked against the windows."""
 
-    Raises the registry's errors when the alias/version is missing and ModelMismatchError when
-    the model expects other windows than configured; both before any data is read.
-    """
+    ref: Any                    # models.registry.ModelRef
+    alias: str | None
+    local_dir: Path
+    blob: bytes
+
+
+def fetch_model(cfg: LakecastConfig, *, alias: str | None = None, version: str | int | None = None) -> FetchedModel:
+    """Resolve ONE fixed version and download it once. Needs no Spark (MLflow, files), so a job
+    may run it beside its first Spark work."""
     from models import registry
-    from models.precision import available_precisions, calibrate, choose_precision
-    from models.shipping import pack_model_dir, unpack_and_load
-    from pipelines.scoring.plan import check_model_matches
-    from pipelines.windows.features import feature_names
+    from models.shipping import pack_model_dir
 
     if alias is None and version is None:
         alias = DEFAULT_ALIAS
@@ -117,9 +121,27 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
     log.info("model %s version %s%s (run %s)", ref.name, ref.version,
              f" from alias {alias}" if alias else "", ref.run_id)
     local_dir = registry.download_version(cfg, ref)
-    blob = pack_model_dir(local_dir)
+    return FetchedModel(ref, alias, local_dir, pack_model_dir(local_dir))
+
+
+def pin_model(cfg: LakecastConfig, *, alias: str | None = None, version: str | int | None = None,
+              fetched: FetchedModel | None = None) -> PinnedModel:
+    """Resolve ONE fixed version, download it once, check it fits the windows, pick the precision.
+
+    `fetched`: the version already resolved and downloaded by `fetch_model`. Raises the
+    registry's errors when the alias/version is missing and ModelMismatchError when the model
+    expects other windows than configured; both before any data is read.
+    """
+    from models import registry
+    from models.precision import available_precisions, calibrate, choose_precision
+    from models.shipping import unpack_and_load
+    from pipelines.scoring.plan import check_model_matches
+    from pipelines.windows.features import feature_names
+
+    f = fetched or fetch_model(cfg, alias=alias, version=version)
+    ref = f.ref
     device = _device()
-    predictor = unpack_and_load(blob, device=device)  # the exact bytes the workers will load
+    predictor = unpack_and_load(f.blob, device=device)  # the exact bytes the workers will load
     check_model_matches(predictor.meta, for_model(cfg, predictor.meta)[0], feature_names(cfg))
     s = cfg.scoring
     choice = choose_precision(
@@ -131,8 +153,8 @@ def pin_model(cfg: LakecastConfig, *, alias: str | None = None,
     )
     log.log(logging.INFO if choice.precision != "fp32" or s.precision == "fp32" else logging.WARNING,
             "scoring in %s: %s", choice.precision, choice.reason)
-    return PinnedModel(ref.name, ref.version, ref.run_id, alias, registry.role_of(cfg, ref), local_dir, blob,
-                       predictor.meta, device, choice)
+    return PinnedModel(ref.name, ref.version, ref.run_id, f.alias, registry.role_of(cfg, ref), f.local_dir,
+                       f.blob, predictor.meta, device, choice)
 
 
 def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = None) -> datetime:
@@ -322,17 +344,21 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
     params = {"as_of": None if as_of is None else str(as_of), "alias": alias,
               "version": None if version is None else str(version), "shadow": shadow,
               "changed_only": changed_only}
-    with record_run(spark, cfg, JOB, params) as rec:
-        t0 = time.perf_counter()
-        model = pin_model(cfg, alias=alias, version=version)
-        rec.details.update(model.details())
-        rec.details["seconds"] = {"pin_model": round(time.perf_counter() - t0, 3)}
-        challenger = None
-        if shadow:
-            challenger = _shadow_model(cfg, model, CHALLENGER)
-            if challenger is not None:
-                rec.details["shadow"] = challenger.details()
-        return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger, changed_only=changed_only)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakecast-fetch") as pool:
+        # Resolving and downloading the model (and importing MLflow for it) needs no Spark: it runs
+        # beside the job_runs write, which in a fresh process is the JVM's first Delta commit.
+        fetching = pool.submit(fetch_model, cfg, alias=alias, version=version)
+        with record_run(spark, cfg, JOB, params) as rec:
+            model = pin_model(cfg, fetched=fetching.result())
+            rec.details.update(model.details())
+            rec.details["seconds"] = {"pin_model": round(time.perf_counter() - t0, 3)}
+            challenger = None
+            if shadow:
+                challenger = _shadow_model(cfg, model, CHALLENGER)
+                if challenger is not None:
+                    rec.details["shadow"] = challenger.details()
+            return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger, changed_only=changed_only)
 
 
 def _shadow_model(cfg: LakecastConfig, champion: PinnedModel, alias: str) -> PinnedModel | None:
