@@ -60,8 +60,9 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.n
         if n >= max_windows:
             break
     if not n:
-        raise TrainingError("no validation windows with targets to calibrate the intervals on; "
-                            "set model.calibrate_intervals=false or check train.val_periods")
+        raise TrainingError("no validation windows with targets to fit the statistical blend and the interval "
+                            "calibration on; check train.val_periods, or set model.statistical_blend=false and "
+                            "model.calibrate_intervals=false")
     return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -422,3 +422,12 @@ def test_changed_only_rescores_just_the_series_whose_inputs_changed(spark: Any, 
 
     earlier = predict.run(spark, cfg, as_of=END - timedelta(hours=1), changed_only=True)  # never scored
     assert "changed_series" not in earlier.counts and earlier.counts["scored_series"] == 4
+
+    # a change recorded without change data (feed switched off): not readable, so every series
+    spark.sql(f"ALTER TABLE {obs} SET TBLPROPERTIES (delta.enableChangeDataFeed = false)")
+    spark.sql(f"UPDATE {obs} SET value = value + 1 WHERE series_id = 's3' "
+              f"AND ts = TIMESTAMP'{(END - timedelta(hours=1)).isoformat()}Z'")
+    blind = predict.run(spark, cfg, as_of=END, changed_only=True)
+    assert "changed_series" not in blind.counts and blind.counts["scored_series"] == 4
+    (run,) = spark.table(cfg.table("job_runs")).where(f"run_id = '{blind.run_id}'").collect()
+    assert json.loads(run.details)["changed_only"]["scored"] == "all series (changes not readable)"

@@ -182,9 +182,14 @@ def test_predictor_blends_then_calibrates_and_keeps_both_through_save(tmp_path: 
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(got[:, -1, 1], theta[:, -1], atol=1e-5)  # Theta's share 1: Theta's median
     np.testing.assert_allclose(got[:, 0, 1], raw[:, 0, 1], atol=1e-6)   # the network's share 1: its own
-    loaded = load_predictor(save_predictor(module, meta, tmp_path / "blended"))
+    path = save_predictor(module, meta, tmp_path / "blended")
+    loaded = load_predictor(path)
     assert loaded.meta == meta
     np.testing.assert_array_equal(loaded.predict(X), got)
+    # format 2 with a blend (an older lakecast refuses it rather than drop the blend); 1 without
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 2
+    plain = save_predictor(module, META, tmp_path / "plain")
+    assert json.loads((plain / META_FILE).read_text())["format_version"] == 1
 
 
 def test_models_saved_before_the_blend_load_as_trained(tmp_path: Path) -> None:
@@ -210,5 +215,7 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     meta, report = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12)
     assert meta.blend is not None and max(meta.blend.network) <= 0.1 and min(meta.blend.members["theta"]) >= 0.8
     assert report.fit.mae["blend"] <= report.fit.mae["network"] and report.fit.n_windows == n
+    network_alone = Predictor(module, META).predict(X)[..., 1]  # the stale blend played no part
+    assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
         "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_blend"}

@@ -29,7 +29,11 @@ from .lstm import LSTMForecaster, LSTMSpec
 log = logging.getLogger(__name__)
 
 META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
-FORMAT_VERSION = 1
+# 2: meta.json may carry a statistical blend. A model without one is still written as 1, so older
+# lakecast keeps reading it; one with a blend is refused there ("retrain") instead of silently
+# scored by the network alone under a calibration fitted on the blend.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,14 @@ class ModelMeta:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["blend"] = None if self.blend is None else self.blend.to_dict()
-        d["format_version"] = FORMAT_VERSION
+        d["format_version"] = FORMAT_VERSION if self.blend is not None else 1
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelMeta:
-        if d.get("format_version") != FORMAT_VERSION:
+        if d.get("format_version") not in READABLE_FORMATS:
             raise ModelLoadError(f"model format_version {d.get('format_version')!r} is not supported "
-                                 f"(this lakecast reads {FORMAT_VERSION}); retrain the model")
+                                 f"(this lakecast reads {', '.join(map(str, READABLE_FORMATS))}); retrain the model")
         return cls(lookback=int(d["lookback"]), n_features=int(d["n_features"]),
                    feature_names=tuple(d["feature_names"]), horizon=int(d["horizon"]),
                    quantiles=tuple(float(q) for q in d["quantiles"]),  # type: ignore[arg-type]

@@ -276,6 +276,9 @@ def _changed_since_scored(spark: SparkSession, cfg: LakecastConfig, obs: DataFra
                           source_version: int, as_of: datetime, rec: RunRecord) -> tuple[DataFrame, DataFrame | None]:
     """For `--changed-only`: `obs` restricted to the series to rescore and those series (cached,
     counted); `obs` itself and None when the origin has no forecasts yet (score every series)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException
+
     from pipelines.scoring.changed_series import changed_series, only_series, scored_source_version
 
     t0 = time.perf_counter()
@@ -285,13 +288,27 @@ def _changed_since_scored(spark: SparkSession, cfg: LakecastConfig, obs: DataFra
                     " and ".join(m.key for m in models), as_of)
         rec.details["changed_only"] = {"since_version": None, "scored": "all series (no earlier forecasts)"}
         return obs, None
-    if since >= source_version:
-        from pyspark.sql.types import StringType, StructField, StructType
+    if since > source_version:  # observations was recreated: its versions started again
+        log.warning("--changed-only: the forecasts as of %s were scored from %s version %d, newer than its "
+                    "current version %d (was the table recreated?); scoring every series", as_of,
+                    cfg.table("observations"), since, source_version)
+        rec.details["changed_only"] = {"since_version": since, "scored": "all series (observations recreated)"}
+        return obs, None
+    from pyspark.sql.types import StringType, StructField, StructType
 
-        changed = spark.createDataFrame([], StructType([StructField("series_id", StringType())])).cache()
-    else:
-        changed = changed_series(spark, cfg, since + 1, source_version, as_of).cache()
-    n = changed.count()
+    changed = spark.createDataFrame([], StructType([StructField("series_id", StringType())]))
+    try:
+        if since < source_version:
+            changed = changed_series(spark, cfg, since + 1, source_version, as_of)
+        changed = changed.cache()
+        n = changed.count()
+    except (AnalysisException, Py4JJavaError) as e:  # Change Data Feed off for part of the range, or vacuumed
+        changed.unpersist()
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        log.warning("--changed-only: cannot read the changes of %s versions %d..%d (%s); scoring every series",
+                    cfg.table("observations"), since + 1, source_version, first[:300])
+        rec.details["changed_only"] = {"since_version": since, "scored": "all series (changes not readable)"}
+        return obs, None
     log.info("--changed-only: %d series changed in %s versions %d..%d (forecasts as of %s were scored "
              "from version %d)", n, cfg.table("observations"), since + 1, source_version, as_of, since)
     rec.details["changed_only"] = {"since_version": since, "changed_series": n}
@@ -344,21 +361,33 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, as_of: datetime | str | Non
     params = {"as_of": None if as_of is None else str(as_of), "alias": alias,
               "version": None if version is None else str(version), "shadow": shadow,
               "changed_only": changed_only}
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakecast-fetch") as pool:
+    import pandas  # noqa: F401  - imported here first: the fetch thread and Spark both import it lazily
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakecast-fetch")
+    try:
         # Resolving and downloading the model (and importing MLflow for it) needs no Spark: it runs
         # beside the job_runs write, which in a fresh process is the JVM's first Delta commit.
-        fetching = pool.submit(fetch_model, cfg, alias=alias, version=version)
+        fetching = pool.submit(_timed, fetch_model, cfg, alias=alias, version=version)
         with record_run(spark, cfg, JOB, params) as rec:
-            model = pin_model(cfg, fetched=fetching.result())
+            fetched, fetch_s = fetching.result()
+            t0 = time.perf_counter()
+            model = pin_model(cfg, fetched=fetched)
             rec.details.update(model.details())
-            rec.details["seconds"] = {"pin_model": round(time.perf_counter() - t0, 3)}
+            rec.details["seconds"] = {"fetch_model": fetch_s, "pin_model": round(time.perf_counter() - t0, 3)}
             challenger = None
             if shadow:
                 challenger = _shadow_model(cfg, model, CHALLENGER)
                 if challenger is not None:
                     rec.details["shadow"] = challenger.details()
             return score_and_write(spark, cfg, model, rec, as_of, shadow=challenger, changed_only=changed_only)
+    finally:  # on failure, do not wait for a download still in flight
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """`fn(*args, **kwargs)` and its wall seconds."""
+    t0 = time.perf_counter()
+    return fn(*args, **kwargs), round(time.perf_counter() - t0, 3)
 
 
 def _shadow_model(cfg: LakecastConfig, champion: PinnedModel, alias: str) -> PinnedModel | None:
