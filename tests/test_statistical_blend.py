@@ -82,9 +82,10 @@ def seasonal_windows(n: int, length: int, m: int, seed: int, noise: float = 0.3)
     return season + slope * t + rng.normal(0, noise, (n, length))
 
 
-@pytest.mark.parametrize(("m", "length"), [(12, 36), (4, 16), (7, 30), (24, 20), (1, 10)])
+@pytest.mark.parametrize(("m", "length"), [(12, 36), (4, 16), (7, 30), (24, 20), (1, 10), (96, 200)])
 def test_theta_equals_the_one_window_reference(m: int, length: int) -> None:
-    """Seasonal (even and odd seasons), too short for the season, and non-seasonal windows."""
+    """Seasonal (even and odd seasons; 96 takes the FFT path), too short for the season, and
+    non-seasonal windows."""
     x = seasonal_windows(40, length, max(m, 2), seed=m, noise=0.4)
     x[:5] = np.random.default_rng(0).normal(size=(5, length))  # no season: the test keeps it flat
     got = theta_forecast(x, m, 9)

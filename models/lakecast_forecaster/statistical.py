@@ -26,6 +26,8 @@ import numpy as np
 
 ALPHAS = np.linspace(0.05, 1.0, 16)  # the SES smoothing weights tried on every window
 SEASONALITY_Z = 1.645                # the 90 % one-sided test on the season-lag autocorrelation
+FFT_FROM_LAG = 64                    # longer seasons: autocorrelations by FFT (N·L·log L, not N·L·m)
+FFT_CHUNK_CELLS = 1 << 22            # padded values per FFT call (about 64 MB of spectrum)
 
 
 def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
@@ -41,17 +43,32 @@ def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
     start = season // 2
     detrended = x[:, start:start + trend.shape[1]] - trend
     phase = (np.arange(start, start + trend.shape[1]) - length) % season
-    # mean detrended value per phase: one matrix product with the (positions, season) phase indicator
-    onehot = (phase[:, None] == np.arange(season)[None, :]).astype(x.dtype)
-    profile = (detrended @ onehot) / onehot.sum(axis=0)
+    # mean detrended value per phase: one bincount over (window, phase) cells, O(N·L) at any season
+    cells = (np.arange(n)[:, None] * season + phase[None, :]).ravel()
+    sums = np.bincount(cells, weights=detrended.ravel(), minlength=n * season).reshape(n, season)
+    profile = sums / np.bincount(phase, minlength=season)
     profile -= profile.mean(axis=1, keepdims=True)
-    centred = x - x.mean(axis=1, keepdims=True)
-    energy = np.maximum(np.einsum("nt,nt->n", centred, centred), 1e-12)
-    acf = np.stack([np.einsum("nt,nt->n", centred[:, lag:], centred[:, :-lag]) / energy
-                    for lag in range(1, season + 1)], axis=1)
+    acf = _autocorrelations(x - x.mean(axis=1, keepdims=True), season)
     limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * (acf[:, :-1] ** 2).sum(axis=1)) / length)
     seasonal = np.abs(acf[:, -1]) > limit
     return np.where(seasonal[:, None], profile, 0.0)
+
+
+def _autocorrelations(centred: np.ndarray, max_lag: int) -> np.ndarray:
+    """(N, max_lag) autocorrelations at lags 1..max_lag: direct products for short seasons,
+    one zero-padded FFT per window for long ones (minute data: a season of 1440 over 10080 steps)."""
+    length = centred.shape[1]
+    energy = np.maximum(np.einsum("nt,nt->n", centred, centred), 1e-12)[:, None]
+    if max_lag <= FFT_FROM_LAG:
+        return np.stack([np.einsum("nt,nt->n", centred[:, lag:], centred[:, :-lag])
+                         for lag in range(1, max_lag + 1)], axis=1) / energy
+    size = 1 << (2 * length - 1).bit_length()
+    out = np.empty((len(centred), max_lag))
+    step = max(1, FFT_CHUNK_CELLS // size)  # windows per FFT: bounded memory at any lookback
+    for a in range(0, len(centred), step):
+        spec = np.fft.rfft(centred[a:a + step], n=size, axis=1)
+        out[a:a + step] = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=size, axis=1)[:, 1:max_lag + 1]
+    return out / energy
 
 
 def _ses(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
