@@ -16,7 +16,7 @@ from conf.freq import parse_freq
 from pipelines.ingest.account import count_outcomes
 from pipelines.ingest.read import ColumnNames, read_source
 from pipelines.ingest.validate import IngestRules, validate
-from pipelines.tooling.sample_data import SampleError, generate_sample, sample_table
+from pipelines.tooling.sample_data import ARRIVING, SampleError, generate_sample, hold_back, sample_table
 
 TEXT = pacsv.ConvertOptions(column_types={"series_id": pa.string(), "ts": pa.string(), "value": pa.string()})
 
@@ -50,6 +50,20 @@ def test_refuses_a_folder_with_other_files(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(SampleError, match=r"is not empty \(holds keep\.txt\)"):
         generate_sample(None, tmp_path, series=1, days=1)
+
+
+def test_regenerates_over_an_earlier_sample_and_its_held_back_day(tmp_path: Path) -> None:
+    """`lakecast demo` twice in one home: the sample and its `arriving` folder are replaced."""
+    first = generate_sample(None, tmp_path / "demo", series=2, days=3, seed=1)
+    arriving = hold_back(first, 24)
+    assert any(arriving.iterdir())
+    again = generate_sample(None, tmp_path / "demo", series=2, days=3, seed=2)
+    assert not (again / ARRIVING).exists() and len(list(again.glob("part-*.csv"))) == 1
+    (again / ARRIVING).mkdir()
+    (again / ARRIVING / "notes.txt").write_text("mine")  # not ours: refused, nothing deleted
+    with pytest.raises(SampleError, match=r"is not empty \(holds arriving\)"):
+        generate_sample(None, again, series=2, days=3)
+    assert (again / ARRIVING / "notes.txt").exists()
 
 
 def test_ingest_catches_every_bad_row(spark: Any, cfg: Any, tmp_path: Path) -> None:

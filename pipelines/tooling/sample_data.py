@@ -153,14 +153,20 @@ def chunks(series: int, days: int, rows_per_file: int) -> list[tuple[int, int]]:
     return [(lo, min(series, lo + per)) for lo in range(0, series, per)]
 
 
+def _ours(p: Path) -> bool:
+    """A file an earlier sample wrote: a part file or Spark's markers and checksums."""
+    return p.name.startswith(("part-", "_", ".part-", "._")) and p.is_file()
+
+
 def _prepare(out: Path) -> None:
-    """Refuse to overwrite a folder that holds anything other than an earlier sample."""
+    """Refuse to overwrite a folder that holds anything other than an earlier sample (and the
+    `arriving` part files `hold_back` moved out of it: the demo re-runs in the same home)."""
     if not out.exists():
         return
     if not out.is_dir():
         raise SampleError(f"{out} exists and is not a folder; choose another OUT_DIR")
-    foreign = [p.name for p in out.iterdir()
-               if not (p.name.startswith(("part-", "_", ".part-", "._")) and p.is_file())]
+    foreign = [p.name for p in out.iterdir() if not (_ours(p) or (p.name == ARRIVING and p.is_dir()
+                                                             and all(_ours(q) for q in p.iterdir())))]
     if foreign:
         raise SampleError(f"{out} is not empty (holds {', '.join(sorted(foreign)[:5])}); choose an empty "
                           "or new OUT_DIR, or one written by `lakecast generate`")
