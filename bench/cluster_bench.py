@@ -18,33 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-IVY = REPO / ".lakecast" / "ivy"
+from bench._commands import timed_lakecast
 
 
 def _lakecast(home: Path, *args: str, master: str) -> tuple[float, str]:
-    sets = [f"spark.ivy_dir={IVY}", f"spark.master={master}", "spark.shuffle_partitions=4",
+    sets = [f"spark.master={master}", "spark.shuffle_partitions=4",
             "train.max_epochs=1", "scoring.precision=fp32", "train.plot_series=0"]
     if master.startswith("spark://"):
         sets += ["spark.conf.spark.executor.memory=768m", "spark.conf.spark.executor.cores=1"]
-    env = {**os.environ, "LAKECAST_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
-    t0 = time.perf_counter()
-    res = subprocess.run([str(BIN / "lakecast"), *args, *[x for s in sets for x in ("--set", s)]],
-                         capture_output=True, text=True, env=env, cwd=REPO)
-    took = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"lakecast {' '.join(args)} on {master} failed:\n"
-                         f"{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
-    return took, res.stdout
+    return timed_lakecast(home, args, sets, env={"SPARK_LOCAL_IP": "127.0.0.1"}, what=f" on {master}")
 
 
 def main(argv: list[str]) -> int:

@@ -17,29 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-IVY = REPO / ".lakecast" / "ivy"
+from bench._commands import timed_lakecast
 
 
 def _lakecast(home: Path, *args: str) -> tuple[float, str]:
-    sets = [f"spark.ivy_dir={IVY}", "train.max_epochs=1", "train.plot_series=0"]
-    env = {**os.environ, "LAKECAST_HOME": str(home)}
-    t0 = time.perf_counter()
-    res = subprocess.run([str(BIN / "lakecast"), *args, *[x for s in sets for x in ("--set", s)]],
-                         capture_output=True, text=True, env=env, cwd=REPO)
-    took = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"lakecast {' '.join(args)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
-    return took, res.stdout
+    return timed_lakecast(home, args, ["train.max_epochs=1", "train.plot_series=0"])
 
 
 def main(argv: list[str]) -> int:
