@@ -162,6 +162,11 @@ class WindowsConfig(_Section):
     fill: Literal["ffill", "linear", "none"] = "ffill"
     max_gap: int = Field(default=3, ge=0)
     max_missing_frac: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Fewest steps of history (first observation to the origin) a window needs; a series with
+    # fewer than `lookback` but at least this many is padded on the left (marked missing) instead
+    # of skipped as too_short. auto: one horizon (at most the lookback); set it to the lookback to
+    # skip short series as before.
+    min_history: StepCount = "auto"
     calendar_features: bool = True
     # How windows are cut: "numpy" (applyInArrow, numpy per series) or "sql" (Spark SQL
     # higher-order functions on grouped arrays, no Python workers). See bench/RESULTS.md.

@@ -13,7 +13,8 @@ One row per window:
 
 Producers: `pipelines.windows` (both strategies, and the fused scoring path); consumers:
 `pipelines.windows.transfer`, `pipelines.scoring`, `models.arrays`. No imports beyond the
-standard library at module level (pyarrow only when a schema is asked for).
+standard library at module level (pyarrow only when a schema is asked for, numpy for the
+padding helpers).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 SERIES, ORIGIN = "series_id", "forecast_origin"
@@ -51,3 +53,36 @@ def arrow_schema(columns: tuple[str, ...] = WINDOW_COLUMNS) -> pa.Schema:
     types = {SERIES: pa.string(), ORIGIN: pa.timestamp("us", tz="UTC"), INPUTS: floats, TARGETS: floats,
              LOC: pa.float64(), SCALE: pa.float64(), SKIP: pa.string()}
     return pa.schema([(c, types[c]) for c in columns])
+
+
+# A series shorter than the lookback (but with `windows.min_history` steps) gets windows whose
+# first steps lie before its first observation: missing (feature 1 = 1) with scaled value 0.
+def padded_steps(X: np.ndarray) -> np.ndarray:
+    """(N,) leading steps of each window X (N, lookback, features) that hold no data: missing with
+    a zero scaled value (the padding of a short series, or an unfilled gap at the window's start).
+    At most lookback - 1: a window's last step is its origin."""
+    import numpy as np
+
+    empty = (X[:, :, 1] == 1.0) & (X[:, :, 0] == 0.0)
+    return np.minimum(np.logical_and.accumulate(empty, axis=1).sum(axis=1), X.shape[1] - 1)
+
+
+def in_sample_mae(history: np.ndarray, season: int, pad: np.ndarray | None = None) -> np.ndarray:
+    """(N,) mean absolute seasonal-naive error inside each window's history (N, lookback) after
+    its `pad` leading steps (MASE's denominator): lag `season` where more than a season remains,
+    else lag 1; NaN where fewer than two steps remain."""
+    import numpy as np
+
+    x = np.array(history, dtype=np.float64)
+    n, length = x.shape
+    pad = np.zeros(n, dtype=np.int64) if pad is None else np.asarray(pad)
+    x[np.arange(length)[None, :] < pad[:, None]] = np.nan
+    real = length - pad
+    out = np.full(n, np.nan)
+    for lag, rows in ((season, real > season), (1, real <= season)):
+        if lag >= length or not rows.any():
+            continue
+        d = np.abs(x[rows, lag:] - x[rows, :-lag])
+        count = np.isfinite(d).sum(axis=1)
+        out[rows] = np.where(count > 0, np.nansum(d, axis=1) / np.maximum(count, 1), np.nan)
+    return out

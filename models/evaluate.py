@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conf.window_contract import in_sample_mae, padded_steps
 from models.arrays import WindowArrays
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,13 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.4e}"
 
 
-def baselines(history: np.ndarray, horizon: int, season: int) -> tuple[np.ndarray, np.ndarray]:
+def baselines(history: np.ndarray, horizon: int, season: int, pad: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Naive (last value) and seasonal naive (last season repeated) forecasts, (N, horizon) each.
 
     history: (N, lookback) in original units. With a lookback shorter than a season the
-    seasonal naive falls back to naive (and says so).
+    seasonal naive falls back to naive (and says so); so does a short series' window whose
+    data after its `pad` leading steps is shorter than a season.
     """
     lookback = history.shape[1]
     naive = np.repeat(history[:, -1:], horizon, axis=1)
@@ -84,16 +87,17 @@ def baselines(history: np.ndarray, horizon: int, season: int) -> tuple[np.ndarra
         log.warning("lookback %d is shorter than the season %d: seasonal naive = naive", lookback, season)
         return naive, naive.copy()
     idx = lookback - season + (np.arange(horizon) % season)        # (horizon,)
-    return naive, history[:, idx]
+    snaive = history[:, idx]
+    if pad is not None:
+        snaive = np.where((lookback - np.asarray(pad) < season)[:, None], naive, snaive)
+    return naive, snaive
 
 
-def mase_scale(history: np.ndarray, season: int) -> np.ndarray:
-    """Per-window in-sample seasonal-naive MAE (N,); NaN where the lookback is constant.
-
-    Uses lag 1 when the lookback is not longer than a season.
+def mase_scale(history: np.ndarray, season: int, pad: np.ndarray | None = None) -> np.ndarray:
+    """Per-window in-sample seasonal-naive MAE (N,) over the steps after each window's `pad`;
+    NaN where that is constant. Uses lag 1 when it is not longer than a season.
     """
-    lag = season if history.shape[1] > season else 1
-    d = np.abs(history[:, lag:] - history[:, :-lag]).mean(axis=1)
+    d = in_sample_mae(history, season, pad)
     return np.where(d > 0, d, np.nan)
 
 
@@ -159,8 +163,9 @@ def backtest(windows: WindowArrays, q_pred_scaled: np.ndarray, *, season: int,
     history = windows.unscale(windows.X[..., 0].astype(np.float64))        # (N, lookback)
     y = windows.unscale(windows.y.astype(np.float64))                      # (N, horizon)
     q_pred = windows.unscale(q_pred_scaled.astype(np.float64))             # (N, horizon, 3)
-    scale = mase_scale(history, season)
-    naive, snaive = baselines(history, horizon, season)
+    pad = padded_steps(windows.X)
+    scale = mase_scale(history, season, pad)
+    naive, snaive = baselines(history, horizon, season, pad)
     qs = tuple(float(q) for q in quantiles)
     result = Backtest(n_windows=n, horizon=horizon, season=season, quantiles=qs,  # type: ignore[arg-type]
                       n_mase_windows=int(np.isfinite(scale).sum()))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from models.intervals import MAX_WINDOWS, sample_windows
 from models.lakecast_forecaster.blend import BlendFit, fit_blend
 from models.lakecast_forecaster.lstm import LSTMForecaster
+from models.lakecast_forecaster.padding import leading_padding
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.train import WindowSource
 
@@ -46,7 +47,7 @@ def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: i
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors."""
     X, y = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
-    result = fit_blend(raw, X[:, :, 0], y, season)
+    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X))
     b = result.blend
     log.info("statistical blend on %d validation windows: shares network %s, %s; validation MAE (scaled) %s",
              result.n_windows, _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),

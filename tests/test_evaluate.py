@@ -291,10 +291,19 @@ def test_the_stored_scale_is_the_backtests_mase_denominator() -> None:
     history = rng.normal(10, 3, size=(5, 48))
     history[4] = 3.0  # a flat window: no scale
     loc, scale = history.mean(axis=1), history.std(axis=1) + 0.5
-    X = ((history - loc[:, None]) / scale[:, None])[:, :, None].astype(np.float32)
+    scaled = (history - loc[:, None]) / scale[:, None]
+    X = np.stack([scaled, np.zeros_like(scaled)], axis=2).astype(np.float32)  # value, missing
     want = mase_scale(history, season=24)
     got = seasonal_mae(X, scale, "h")
     assert np.isnan(got[4]) and np.isnan(want[4])
     np.testing.assert_allclose(got[:4], want[:4], rtol=1e-5)
     short = seasonal_mae(X[:, :12], scale, "h")  # lookback shorter than a day: lag 1, as the backtest
     np.testing.assert_allclose(short[:4], mase_scale(history[:, :12], season=24)[:4], rtol=1e-5)
+    # a short series' window: 30 steps of padding (missing, value 0) before 18 of data, which is
+    # shorter than a season: lag 1 over the data only, as the backtest with the same padding
+    X[0, :30] = (0.0, 1.0)
+    padded = seasonal_mae(X, scale, "h")
+    data = history[0, 30:]
+    assert padded[0] == pytest.approx(np.abs(np.diff(data)).mean(), rel=1e-5)
+    assert mase_scale(history, 24, np.array([30, 0, 0, 0, 0]))[0] == pytest.approx(padded[0], rel=1e-5)
+    np.testing.assert_allclose(padded[1:4], want[1:4], rtol=1e-5)

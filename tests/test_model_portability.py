@@ -33,8 +33,8 @@ META = ModelMeta(lookback=8, n_features=2, feature_names=("value", "missing"), h
                  quantiles=(0.1, 0.5, 0.9), freq="h", network=SPEC,  # calibrated: it must travel too
                  calibration=IntervalCalibration(low=(2.0, 0.5, 1.0), high=(1.5, 3.0, 0.7), floor=(1e-3,) * 3))
 X = np.random.default_rng(1).standard_normal((7, 8, 2)).astype(np.float32)
-FORECASTER_FILES = ["__init__.py", "blend.py", "calibration.py", "errors.py", "lstm.py", "predictor.py", "pyfunc.py",
-                    "statistical.py"]
+FORECASTER_FILES = ["__init__.py", "blend.py", "calibration.py", "errors.py", "lstm.py", "padding.py", "predictor.py",
+                    "pyfunc.py", "statistical.py"]
 
 CHILD = """
 import importlib.util, json, sys

@@ -48,7 +48,7 @@ def _with_model(cfg: LakecastConfig) -> LakecastConfig:
 def _observations() -> list[tuple[str, datetime, float]]:
     rows = series_rows(4, 40)                                            # s0..s3: scorable
     rows += series_rows(1, 31, prefix="stale")                          # ends 9 steps before END
-    rows += series_rows(1, 10, start=END - timedelta(hours=9), prefix="short")  # 10 < lookback
+    rows += series_rows(1, 4, start=END - timedelta(hours=3), prefix="short")  # 4 < min_history (horizon 6)
     return rows
 
 
@@ -251,6 +251,7 @@ def test_fused_windows_score_like_two_stages(spark: Any, scored: dict[str, Any])
     rows += [("gappy", ts, v) for sid, ts, v in series_rows(1, 40) if ts.hour % 8 >= 4]  # gaps of 4 > max_gap
     rows += [("holes", ts, v) for sid, ts, v in series_rows(1, 40) if ts.hour not in (5, 30)]  # filled
     rows += [("late", END + timedelta(hours=2), 1.0)]                                  # after as-of only
+    rows += series_rows(1, 10, start=END - timedelta(hours=9), prefix="young")  # < lookback: padded
     obs = spark.createDataFrame(rows, "series_id string, ts timestamp, value double")
     plan = plan_for(predictor.meta, cfg, model_key="fused/test", precision="fp32")
     blob = pack_model_dir(registry.download_version(cfg, scored["ref"]))
@@ -266,7 +267,8 @@ def test_fused_windows_score_like_two_stages(spark: Any, scored: dict[str, Any])
     _assert_same_forecasts(score_observations(obs, cfg, END, small, loader(small)).collect(), two)
     reasons = {r.series_id: r.skip_reason for r in fused if r.skip_reason}
     assert reasons == {"gappy": "too_many_missing", "late": "too_short", "stale0": "stale", "short0": "too_short"}
-    assert len([r for r in fused if r.skip_reason is None]) == 5 * 6
+    assert len([r for r in fused if r.skip_reason is None]) == 6 * 6
+    assert {r.series_id for r in fused if r.skip_reason is None} >= {"young0", "holes"}
 
 
 def test_alias_moved_mid_run_does_not_change_the_version(spark: Any, db: tuple[LakecastConfig, int]) -> None:

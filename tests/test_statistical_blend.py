@@ -21,6 +21,7 @@ from models.arrays import WindowArrays
 from models.lakecast_forecaster.blend import MIN_WINDOWS_PER_STEP, StatisticalBlend, fit_blend
 from models.lakecast_forecaster.calibration import IntervalCalibration
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+from models.lakecast_forecaster.padding import leading_padding
 from models.lakecast_forecaster.predictor import (
     META_FILE,
     ModelLoadError,
@@ -220,3 +221,20 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
         "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_blend"}
+
+
+def test_members_of_a_padded_window_read_only_its_data() -> None:
+    # a short series' window: its first steps are padding (missing, scaled value 0); the members
+    # forecast from the data after them, exactly as if the window were that long
+    x = seasonal_windows(3, 36, 12, seed=3)
+    X = np.stack([x, np.zeros_like(x)], axis=2).astype(np.float32)
+    X[1, :12], X[2, :20] = (0.0, 1.0), (0.0, 1.0)
+    pad = leading_padding(X)
+    assert pad.tolist() == [0, 12, 20]
+    got = member_forecasts(X[:, :, 0], 12, 6, pad=pad)
+    for i, p in enumerate(pad):
+        for name, f in member_forecasts(X[i:i + 1, p:, 0], 12, 6).items():
+            np.testing.assert_allclose(got[name][i], f[0], rtol=1e-6)
+    # 16 steps of data: Theta without a season (needs two), seasonal naive repeats the last season
+    np.testing.assert_allclose(got["seasonal_naive"][2], X[2, 24:30, 0], rtol=1e-6)
+    assert not np.allclose(got["theta"][2], member_forecasts(X[2:3, :, 0], 12, 6)["theta"][0])

@@ -116,13 +116,16 @@ def ref_fill(obs: dict[int, float], first: int, last: int, fill: str, max_gap: i
 
 
 def ref_window(cfg: LakecastConfig, grid: RefGrid, vals: list[float | None], observed: set[int],
-               first: int, start: int, with_targets: bool) -> dict[str, Any]:
+               first: int, start: int, with_targets: bool, pad: int = 0) -> dict[str, Any]:
+    """The window whose inputs start `start` steps after `first`; the first `pad` steps of a
+    short series' window lie before its first observation (missing, but not counted as such)."""
     w, lb, hz = cfg.windows, steps(cfg).lookback, steps(cfg).horizon
     x = vals[start:start + lb]
     origin = grid.time_of(first + start + lb - 1)
-    nmiss = sum(v is None for v in x)
+    real = lb - pad
+    nmiss = sum(v is None for v in x) - pad
     reason = None
-    if nmiss == lb or nmiss > w.max_missing_frac * lb:
+    if nmiss == real or nmiss > w.max_missing_frac * real:
         reason = "too_many_missing"
     elif with_targets and any(v is None for v in vals[start + lb:start + lb + hz]):
         reason = "missing_target"
@@ -152,11 +155,19 @@ def ref_training(cfg: LakecastConfig, rows: list[Row], cutoff: datetime | None) 
         return [{"origin": None, "reason": "too_short"}]
     first, last = min(obs), max(obs)
     lb, hz = steps(cfg).lookback, steps(cfg).horizon
-    if last - first + 1 < lb + hz:
+    if last - first + 1 - hz < ref_min_history(cfg):
         return [{"origin": grid.time_of(last), "reason": "too_short"}]
     vals = ref_fill(obs, first, last, cfg.windows.fill, cfg.windows.max_gap)
+    if len(vals) < lb + hz:  # one window, its inputs starting before the first observation
+        pad = lb + hz - len(vals)
+        return [ref_window(cfg, grid, [None] * pad + vals, set(obs), first - pad, 0, True, pad)]
     return [ref_window(cfg, grid, vals, set(obs), first, s, True)
             for s in range(0, len(vals) - lb - hz + 1, steps(cfg).stride)]
+
+
+def ref_min_history(cfg: LakecastConfig) -> int:
+    given = cfg.windows.min_history
+    return min(steps(cfg).lookback, steps(cfg).horizon if given == "auto" else int(given))
 
 
 def ref_inference(cfg: LakecastConfig, rows: list[Row], as_of: datetime) -> dict[str, Any]:
@@ -169,10 +180,12 @@ def ref_inference(cfg: LakecastConfig, rows: list[Row], as_of: datetime) -> dict
         return {"origin": origin, "reason": "too_short"}
     if k_o - max(obs) > steps(cfg).max_staleness:
         return {"origin": origin, "reason": "stale"}
-    if k_o - min(obs) + 1 < lb:
+    if k_o - min(obs) + 1 < ref_min_history(cfg):
         return {"origin": origin, "reason": "too_short"}
     vals = ref_fill(obs, min(obs), k_o, cfg.windows.fill, cfg.windows.max_gap)
-    return ref_window(cfg, grid, vals, set(obs), min(obs), len(vals) - lb, False)
+    pad = max(0, lb - len(vals))
+    return ref_window(cfg, grid, [None] * pad + vals, set(obs), min(obs) - pad, 0 if pad else len(vals) - lb,
+                      False, pad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +283,7 @@ def window_configs(draw: st.DrawFn, freq: str) -> list[str]:
         f"windows.fill={draw(st.sampled_from(['ffill', 'linear', 'none']))}",
         f"windows.max_gap={draw(st.integers(0, 3))}",
         f"windows.max_missing_frac={draw(st.sampled_from([0.0, 0.25, 0.5, 1.0]))}",
+        f"windows.min_history={draw(st.sampled_from(['auto', 1, 2, 5]))}",
         f"windows.calendar_features={draw(st.booleans())}",
         f"scoring.max_staleness={draw(st.integers(0, 3))}",
     ]
@@ -331,7 +345,7 @@ STRATEGY = pytest.mark.parametrize("strategy", ["numpy", "sql"])
 
 def small_cfg(cfg: LakecastConfig, *extra: str) -> LakecastConfig:
     return make_config(cfg.home, "windows.lookback=4", "windows.horizon=2", "windows.stride=1",
-                       "windows.max_gap=2", "windows.max_missing_frac=0.25", *extra)
+                       "windows.max_gap=2", "windows.max_missing_frac=0.25", "windows.min_history=4", *extra)
 
 
 def test_feature_names_by_frequency(cfg: LakecastConfig) -> None:
@@ -511,3 +525,32 @@ def test_unknown_strategy_is_rejected(cfg: LakecastConfig) -> None:
 
     with pytest.raises(ConfigError, match=r"windows\.strategy"):
         make_config(cfg.home, "windows.strategy=pandas")
+
+
+@STRATEGY
+def test_short_series_are_padded_down_to_min_history(spark: Any, cfg: LakecastConfig, strategy: str) -> None:
+    c = small_cfg(cfg, f"windows.strategy={strategy}", "windows.min_history=2", "windows.calendar_features=false")
+    rows = (hourly("short", [1.0, 2.0, 6.0], start=T0 + timedelta(hours=9))   # 3 of 4 input steps
+            + hourly("one", [5.0], start=T0 + timedelta(hours=11))            # 1 step: below min_history
+            + hourly("full", [float(i) for i in range(12)]))
+    obs = frame(spark, rows)
+    got = {r["series_id"]: r for r in collect(inference_windows(obs, c, as_of=T0 + timedelta(hours=11)))}
+    assert {s: r["skip_reason"] for s, r in got.items()} == {"short": None, "one": "too_short", "full": None}
+    short = np.array(got["short"]["inputs"]).reshape(4, 2)
+    # the step before the first observation is padding: missing, value 0; the scale is the data's
+    assert short[:, 1].tolist() == [1.0, 0.0, 0.0, 0.0] and short[0, 0] == 0.0
+    assert got["short"]["scale_loc"] == pytest.approx(3.0)
+    np.testing.assert_allclose(short[1:, 0] * got["short"]["scale_scale"] + 3.0, [1.0, 2.0, 6.0], rtol=1e-6)
+    assert got["short"]["forecast_origin"] == T0 + timedelta(hours=11)
+
+    # training: 5 steps < lookback 4 + horizon 2 gives one window, padded by 1, targets the last 2
+    train = collect(training_windows(frame(spark, hourly("s", [1.0, 2.0, 3.0, 4.0, 5.0])), c))
+    [w] = train
+    assert w["skip_reason"] is None and w["forecast_origin"] == T0 + timedelta(hours=2)
+    x = np.array(w["inputs"]).reshape(4, 2)
+    assert x[:, 1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    np.testing.assert_allclose(np.array(w["targets"]) * w["scale_scale"] + w["scale_loc"], [4.0, 5.0], rtol=1e-6)
+    # with min_history = lookback (the old rule) the same series is too short
+    old = small_cfg(cfg, f"windows.strategy={strategy}")
+    assert [r["skip_reason"] for r in collect(training_windows(frame(spark, hourly("s", [1.0] * 5)), old))] == [
+        "too_short"]

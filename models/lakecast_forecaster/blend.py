@@ -65,11 +65,12 @@ class StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
                    members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()})
 
-    def apply(self, q: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)."""
+    def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None) -> np.ndarray:
+        """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)
+        (the members skip each window's `pad` leading steps, see `padding.py`)."""
         if not self.active or not len(q):
             return q
-        forecasts = member_forecasts(values, self.season, self.horizon, tuple(self.members))
+        forecasts = member_forecasts(values, self.season, self.horizon, tuple(self.members), pad)
         mid = q[..., 1].astype(np.float64)
         blended = np.asarray(self.network) * mid
         for name, w in self.members.items():
@@ -88,15 +89,16 @@ class BlendFit:
 
 
 def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
-              members: tuple[str, ...] = MEMBERS) -> BlendFit:
+              members: tuple[str, ...] = MEMBERS, pad: np.ndarray | None = None) -> BlendFit:
     """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
-    (N, lookback) against actuals `y` (N, horizon), all in the same (scaled) units."""
+    (N, lookback; `pad` leading steps of padding each) against actuals `y` (N, horizon), all in
+    the same (scaled) units."""
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
         raise ValueError(f"a blend needs predictions (N, horizon, 3), windows (N, lookback) and actuals "
                          f"(N, horizon) of the same N, got {pred.shape}, {values.shape} and {y.shape}")
     forecasts = {"network": pred[..., 1].astype(np.float64),
-                 **member_forecasts(values, season, horizon, members)}
+                 **member_forecasts(values, season, horizon, members, pad)}
     yy = y.astype(np.float64)
     ok = np.isfinite(yy) & np.logical_and.reduce([np.isfinite(f) for f in forecasts.values()])
     if not ok.any():

@@ -25,6 +25,7 @@ from .blend import StatisticalBlend
 from .calibration import IntervalCalibration, apply_calibration
 from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
 from .lstm import LSTMForecaster, LSTMSpec
+from .padding import leading_padding
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Predictor:
                 x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()
         if self._blend is not None:
-            self._blend.apply(out, x_all[:, :, 0])  # feature 0 is the scaled value
+            self._blend.apply(out, x_all[:, :, 0], leading_padding(x_all))  # feature 0: the scaled value
         if self._calibration is not None:
             apply_calibration(out, *self._calibration, out=out)  # one elementwise pass, in place
         return out

@@ -119,7 +119,15 @@ MEMBERS = ("theta", "seasonal_naive")  # the statistical forecasts a model may b
 _FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast}
 
 
-def member_forecasts(values: np.ndarray, season: int, horizon: int,
-                     members: tuple[str, ...] = MEMBERS) -> dict[str, np.ndarray]:
-    """Point forecasts (N, horizon) of `values` (N, lookback) by each named member."""
-    return {name: _FORECASTERS[name](values, season, horizon) for name in members}
+def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,
+                     pad: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Point forecasts (N, horizon) of `values` (N, lookback) by each named member; a window
+    with `pad` leading steps of padding (a short series) is forecast from the steps after them."""
+    if pad is None or not np.any(pad):
+        return {name: _FORECASTERS[name](values, season, horizon) for name in members}
+    out = {name: np.empty((len(values), horizon)) for name in members}
+    for p in np.unique(pad):  # windows of one length at a time: the members are vectorised per length
+        rows = pad == p
+        for name, f in member_forecasts(values[rows, int(p):], season, horizon, members).items():
+            out[name][rows] = f
+    return out

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conf.freq import parse_freq
-from conf.window_contract import INPUTS, LOC, ORIGIN, SCALE, SERIES, SKIP
+from conf.window_contract import INPUTS, LOC, ORIGIN, SCALE, SERIES, SKIP, in_sample_mae, padded_steps
 from pipelines.scoring.plan import ScoringError, ScoringPlan
 
 # X (N, lookback, features) float32, scaled -> (N, horizon, 3) quantiles p10/p50/p90, scaled.
@@ -64,15 +64,13 @@ def _skip_rows(batch: pa.RecordBatch, reasons: pa.Array) -> pa.RecordBatch:
 def seasonal_mae(X: np.ndarray, scale: np.ndarray, freq: str) -> np.ndarray:
     """MASE's denominator per window (N,), in original units: the in-sample seasonal-naive MAE over
     the lookback (feature 0, the scaled value), as the backtest computes it (models.evaluate);
-    lag 1 when the lookback is not longer than a season, NaN for a constant window.
+    lag 1 when the lookback is not longer than a season, NaN for a constant window. A short
+    series' padding (the window's steps before its first observation) is left out.
 
     Stored with each forecast at scoring time, so `lakecast evaluate` never recomputes it from
     a history that may have changed since.
     """
-    x = X[:, :, 0].astype(np.float64)
-    season = parse_freq(freq).season_length()
-    lag = season if x.shape[1] > season else 1
-    d = np.abs(x[:, lag:] - x[:, :-lag]).mean(axis=1) * scale
+    d = in_sample_mae(X[:, :, 0], parse_freq(freq).season_length(), padded_steps(X)) * scale
     return np.where(np.isfinite(d) & (d > 0), d, np.nan)
 
 

@@ -86,15 +86,31 @@ def _list_array(rows: np.ndarray, usable: np.ndarray) -> pa.Array:
                                     mask=pa.array(~usable))
 
 
+def _pad(vals: np.ndarray, observed: np.ndarray, first: int, n: int,
+         ) -> tuple[np.ndarray, np.ndarray, int]:
+    """`n` missing, unobserved steps before the grid (a short series' window starts before its
+    first observation); the first step moves back with them."""
+    if n <= 0:
+        return vals, observed, first
+    return (np.concatenate((np.full(n, np.nan), vals)), np.concatenate((np.zeros(n, dtype=bool), observed)),
+            first - n)
+
+
 def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, observed: np.ndarray,
-              starts: np.ndarray, with_targets: bool, out: SeriesRows) -> None:
-    """Cut windows whose inputs start at grid positions `starts`; scale and add features."""
+              starts: np.ndarray, with_targets: bool, out: SeriesRows, padded: int = 0) -> None:
+    """Cut windows whose inputs start at grid positions `starts`; scale and add features.
+
+    The first `padded` grid positions are padding (before the series' first observation): they
+    are missing in the window but do not count against `max_missing_frac`, which applies to the
+    steps from the first observation on."""
     lb, hz = spec.lookback, spec.horizon
     idx = starts[:, None] + np.arange(lb)  # (windows, lookback)
     x = vals[idx]
-    nmiss = np.isnan(x).sum(axis=1)
+    pad = np.maximum(0, padded - starts)
+    real = lb - pad
+    nmiss = np.isnan(x).sum(axis=1) - pad
     reason: list[str | None] = [None] * len(starts)
-    bad = (nmiss == lb) | (nmiss > spec.max_missing_frac * lb)
+    bad = (nmiss == real) | (nmiss > spec.max_missing_frac * real)
     y = vals[starts[:, None] + lb + np.arange(hz)] if with_targets else None
     bad_y = np.isnan(y).any(axis=1) & ~bad if y is not None else np.zeros(len(starts), dtype=bool)
     for i in np.flatnonzero(bad):
@@ -143,15 +159,17 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
             out.skipped(None, TOO_SHORT, spec, True)
             return out
         first, last = int(obs.steps[0]), int(obs.steps[-1])
-        if last - first + 1 < lb + hz:
+        if last - first + 1 - hz < spec.min_history:
             out.skipped(int(step_micros(grid, anchor, np.array([last]))[0]), TOO_SHORT, spec, True)
             return out
         vals, observed = dense_grid(grid, obs)
+        padded = max(0, lb + hz - len(vals))  # shorter than one window: one window, padded
+        vals, observed, first = _pad(vals, observed, first, padded)
         starts = np.arange(0, len(vals) - lb - hz + 1, spec.stride)
         if after_us is not None:
             starts = starts[step_micros(grid, anchor, first + starts + lb - 1) > after_us]
         if len(starts):
-            _assemble(spec, anchor, first, vals, observed, starts, True, out)
+            _assemble(spec, anchor, first, vals, observed, starts, True, out, padded)
         return out
     assert t_us is not None
     k_o = int(step_index(grid, anchor, np.array([t_us]))[0])
@@ -160,11 +178,13 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
         out.skipped(origin_us, TOO_SHORT, spec, False)
     elif k_o - int(obs.steps[-1]) > spec.max_staleness:
         out.skipped(origin_us, STALE, spec, False)
-    elif k_o - int(obs.steps[0]) + 1 < lb:
+    elif k_o - int(obs.steps[0]) + 1 < spec.min_history:
         out.skipped(origin_us, TOO_SHORT, spec, False)
     else:
         vals, observed = dense_grid(grid, obs, last_step=k_o)
-        _assemble(spec, anchor, int(obs.steps[0]), vals, observed, np.array([len(vals) - lb]), False, out)
+        padded = max(0, lb - len(vals))
+        vals, observed, first = _pad(vals, observed, int(obs.steps[0]), padded)
+        _assemble(spec, anchor, first, vals, observed, np.array([len(vals) - lb]), False, out, padded)
     return out
 
 

@@ -16,6 +16,12 @@ from pipelines.windows.features import calendar_kinds
 from pipelines.windows.grid import GridSpec
 
 
+def min_history(cfg: LakecastConfig) -> int:
+    """`windows.min_history` in steps: auto is one horizon; never more than the lookback."""
+    s, given = steps(cfg), cfg.windows.min_history
+    return min(s.lookback, s.horizon if given == "auto" else int(given))
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """The window settings of `cfg` as plain values a Python worker can carry."""
@@ -28,13 +34,14 @@ class WindowSpec:
     calendar: tuple[str, ...]  # calendar cycles, see pipelines.windows.features
     max_staleness: int
     strategy: str
+    min_history: int  # steps of history a (left-padded) window needs, 1..lookback
 
     @classmethod
     def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
         w, s = cfg.windows, steps(cfg)  # flows pass resolved ints; a bare `auto` takes the freq's value
         kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
         return cls(GridSpec.from_config(cfg), s.lookback, s.horizon, s.stride, w.max_missing_frac,
-                   kinds, s.max_staleness, w.strategy)
+                   kinds, s.max_staleness, w.strategy, min_history(cfg))
 
     @property
     def n_features(self) -> int:

@@ -68,10 +68,12 @@ def _finish(spec: WindowSpec, with_targets: bool) -> tuple[_ColumnFn, _ColumnFn,
 
     def stats(w: Column) -> Column:
         x = w["x"]
-        nmiss = F.size(F.filter(x, lambda v: v.isNull()))
-        cnt = lb - nmiss
+        pad = F.greatest(F.lit(0), F.col("pad") - w["s"])  # steps before the first observation
+        real = F.lit(lb) - pad
+        cnt = lb - F.size(F.filter(x, lambda v: v.isNull()))
+        nmiss = real - cnt
         total = F.aggregate(x, F.lit(0.0), lambda acc, v: acc + F.coalesce(v, F.lit(0.0)))
-        bad_x = (nmiss == lb) | (nmiss > F.lit(spec.max_missing_frac * lb))
+        bad_x = (nmiss == real) | (nmiss > F.lit(spec.max_missing_frac) * real)
         reason = F.when(bad_x, F.lit(TOO_MANY_MISSING))
         if with_targets:
             reason = reason.when(F.exists(w["y"], lambda v: v.isNull()), F.lit(MISSING_TARGET))
@@ -118,23 +120,33 @@ def sql_windows(df: DataFrame, spec: WindowSpec, mode: str, t_us: int | None,
     g = series_grid_arrays(df, grid, t_us, to_end=not training)
     n = F.size("values")
     if training:
-        too_short = F.col("first_step").isNull() | (n < lb + hz)
+        too_short = F.col("first_step").isNull() | (n - hz < spec.min_history)
+        pad = F.greatest(F.lit(0), F.lit(lb + hz) - n)  # shorter than one window: one window, padded
         short_origin = step_ts_col(grid, F.col("anchor"), F.col("last_obs_step"))
-        starts = F.sequence(F.lit(0), n - lb - hz, F.lit(spec.stride))
-        if after_us is not None:
-            origin_k = F.col("first_step") + lb - 1
-            starts = F.filter(starts, lambda s: step_ts_col(grid, F.col("anchor"), origin_k + s)
-                              > F.timestamp_micros(F.lit(after_us)))
         reason = F.when(too_short, F.lit(TOO_SHORT))
     else:
         assert t_us is not None
         k_o = step_of_col(grid, F.col("anchor"), t_us)
         short_origin = step_ts_col(grid, F.col("anchor"), k_o)
-        starts = F.array(n - lb)
+        pad = F.greatest(F.lit(0), F.lit(lb) - n)
         reason = (F.when(F.col("first_step").isNull(), F.lit(TOO_SHORT))
                   .when(k_o - F.col("last_obs_step") > spec.max_staleness, F.lit(STALE))
-                  .when(k_o - F.col("first_step") + 1 < lb, F.lit(TOO_SHORT)))
+                  .when(k_o - F.col("first_step") + 1 < spec.min_history, F.lit(TOO_SHORT)))
     g = g.withColumn("series_reason", reason)
+    # A short series' window starts before its first observation: prepend missing steps.
+    g = (g.withColumn("pad", F.when(F.col("series_reason").isNull(), pad).otherwise(F.lit(0)))
+         .withColumn("values", F.concat(F.array_repeat(F.lit(None).cast("double"), F.col("pad")), "values"))
+         .withColumn("observed", F.concat(F.array_repeat(F.lit(False), F.col("pad")), "observed"))
+         .withColumn("first_step", F.col("first_step") - F.col("pad")))
+    n = F.size("values")
+    if training:
+        starts = F.sequence(F.lit(0), n - lb - hz, F.lit(spec.stride))
+        if after_us is not None:
+            origin_k = F.col("first_step") + lb - 1
+            starts = F.filter(starts, lambda s: step_ts_col(grid, F.col("anchor"), origin_k + s)
+                              > F.timestamp_micros(F.lit(after_us)))
+    else:
+        starts = F.array(n - lb)
     if spec.calendar:
         g = g.withColumn("cal", F.when(F.col("series_reason").isNull(), _calendar_arrays(spec)))
     stats, scale, features = _finish(spec, training)
