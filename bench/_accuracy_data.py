@@ -53,14 +53,19 @@ class Split:
     series: list[str]
     actuals: np.ndarray  # (series, h), NaN where the source has no row
     history: list[np.ndarray]  # per series, the training values (for the MASE scale)
+    short: np.ndarray  # per series, whether it was cut short (`split(short=...)`)
 
 
 def _steps(freq: str, start: pd.Timestamp, n: int) -> pd.DatetimeIndex:
     return pd.date_range(start, periods=n + 1, freq=freq)[1:]
 
 
-def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0) -> Split:
-    """Read an exported file and hold out the last `h` grid steps of the dataset."""
+def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0, short: float = 0.0,
+          short_steps: tuple[int, int] = (0, 0)) -> Split:
+    """Read an exported file and hold out the last `h` grid steps of the dataset.
+
+    `short`: the share of series (drawn at random) cut to their last `short_steps` (lo, hi: drawn
+    per series) training steps, as young series are in real data; `Split.short` marks them."""
     df = pd.read_csv(path, dtype={"series_id": str})
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     end = df["ts"].max()
@@ -71,12 +76,21 @@ def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0
     df = df[df["series_id"].isin(keep)]
     origin = pd.date_range(end=end, periods=bs.horizon + 1, freq=bs.freq)[0]
     train = df[df["ts"] <= origin].sort_values(["series_id", "ts"]).reset_index(drop=True)
+    cut = np.zeros(len(keep), dtype=bool)
+    if short > 0:
+        rng = np.random.default_rng(seed + 1)
+        cut = rng.random(len(keep)) < short
+        lengths = dict(zip(keep, rng.integers(short_steps[0], short_steps[1] + 1, size=len(keep)), strict=True))
+        first = {sid: origin - (lengths[sid] - 1) * pd.tseries.frequencies.to_offset(bs.freq)
+                 for sid, c in zip(keep, cut, strict=True) if c}
+        young = train["series_id"].map(first)
+        train = train[young.isna() | (train["ts"] >= young)].reset_index(drop=True)
     test = df[df["ts"] > origin].set_index(["series_id", "ts"])["value"]
     targets = _steps(bs.freq, origin, bs.horizon)
     idx = pd.MultiIndex.from_product([keep, targets], names=["series_id", "ts"])
     actuals = test.reindex(idx).to_numpy(dtype=float).reshape(len(keep), bs.horizon)
     history = [_on_grid(g, bs.freq).to_numpy() for _, g in train.groupby("series_id", sort=True)]
-    return Split(train, origin, keep, actuals, history)
+    return Split(train, origin, keep, actuals, history, cut)
 
 
 def _on_grid(g: pd.DataFrame, freq: str) -> pd.Series:
