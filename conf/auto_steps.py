@@ -72,8 +72,11 @@ class _Base:
 def base_steps(freq: Freq) -> _Base:
     """Per frequency class: sub-daily a day ahead from a week back (hourly: 24 from 168),
     daily two weeks from eight, weekly a quarter from a year, monthly a year from three,
-    quarterly two years from six; multiples (2h, 2MS) count the same time in fewer steps."""
-    if freq.is_calendar:
+    quarterly two years from six, yearly six from twelve; multiples (2h, 2MS) count the same time
+    in fewer steps. Period-end frequencies (ME, QE, YE) resolve as their starts."""
+    if freq.is_calendar and freq.months >= 12:  # yearly: six years ahead (as M4) from twelve
+        div, table = freq.months / 12, (6, 12, 1, 1)
+    elif freq.is_calendar:
         div = float(freq.months) if freq.months < 3 else freq.months / 3
         table = (12, 36, 1, 3) if freq.months < 3 else (8, 24, 1, 2)
     elif freq.step < timedelta(days=1):

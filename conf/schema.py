@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validat
 
 from conf.secrets import Secret
 
-_FREQ_RE = re.compile(r"^(\d*)(min|h|D|W|MS|QS)$")
-
 
 def _steps_or_auto(minimum: int) -> PlainValidator:
     """A count of grid steps, or `auto` (resolved from data.freq and the history: conf/auto_steps.py)."""
@@ -109,13 +107,12 @@ class DataConfig(_Section):
     @field_validator("freq")
     @classmethod
     def _freq(cls, v: str) -> str:
-        m = _FREQ_RE.fullmatch(v)
-        if not m or (m.group(1) and int(m.group(1)) < 1):
-            raise ValueError(
-                f"{v!r} is not a supported pandas offset alias; use one of "
-                "15min, h, D, W, MS, QS, optionally with a multiple such as 2h"
-            )
-        return v
+        from conf.freq import SUPPORTED, canonical
+
+        try:
+            return canonical(v)  # pandas' older spellings (M, Q, A, H, T ...) are stored as today's
+        except ValueError:
+            raise ValueError(f"{v!r} is not a supported pandas offset alias; use one of {SUPPORTED}") from None
 
     @field_validator("max_future")
     @classmethod

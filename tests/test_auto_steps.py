@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from conf import ConfigError, load_config
 from conf.auto_steps import KEYS, History, Steps, apply_steps, auto_keys, check_fits, given_steps, resolve_steps, steps
-from conf.errors import HistoryTooShortError
+from conf.errors import HistoryTooShortError, SourceError
 from conf.freq import parse_freq
 from tests.conftest import collect_utc, make_config
 
@@ -114,15 +114,19 @@ def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
             load_config(None, [bad], env={})
 
 
-def _monthly_csv(path: Path, series: int = 6, months: int = 120) -> Path:
-    """`series` monthly series over `months` months from 2010-01 with yearly seasonality."""
+def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
+                 young: int = 0) -> Path:
+    """`series` monthly series over `months` months from 2010-01 with yearly seasonality, stamped
+    at month starts (or ends); `young` more series hold only the last 12 months."""
     rng = np.random.default_rng(3)
     lines = ["series_id,ts,value"]
-    for s in range(series):
+    for s in range(series + young):
         level = 100.0 * (s + 1)
-        for m in range(months):
+        for m in range(months - 12 if s >= series else 0, months):
             v = level * (1 + 0.3 * np.sin(2 * np.pi * m / 12 + s) + 0.002 * m) + rng.normal(0, 2.0)
-            lines.append(f"m{s},{2010 + m // 12}-{m % 12 + 1:02d}-01T00:00:00Z,{v:.3f}")
+            day = (date(2010 + (m + 1) // 12, (m + 1) % 12 + 1, 1) - timedelta(days=1)).day if month_end else 1
+            lines.append(f"{'y' if s >= series else 'm'}{s},{2010 + m // 12}-{m % 12 + 1:02d}-{day:02d}T00:00:00Z,"
+                         f"{v:.3f}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -167,3 +171,51 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
                        r"try --set windows\.lookback=6 --set windows\.horizon=4 --set train\.val_periods=4 "
                        r"--set train\.test_periods=4"):
         train.run(spark, cfg, as_of="2011-08-01")
+
+
+def test_month_end_data_with_pandas_alias_m_and_young_series(spark: Any, lakecast_home: Path,
+                                                             tmp_path: Path) -> None:
+    """Month-end dates under pandas' `M`: on the grid at ingest, forecasts stamped at month ends,
+    a series with 12 months (less than the lookback of 36) forecast from a padded window."""
+    from pipelines.flows import ingest, predict, train
+    from pipelines.tables.ensure import ensure_tables
+
+    tag = uuid.uuid4().hex[:8]
+    cfg = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
+                      f"mlflow.experiment=e_{tag}", "data.freq=M", "windows.horizon=6",
+                      "model.hidden_size=8", "model.num_layers=1", "train.max_epochs=2", "train.batch_size=64",
+                      "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32")
+    assert cfg.data.freq == "ME"
+    ensure_tables(spark, cfg)
+    ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "m.csv", month_end=True, young=2)),
+                     now=datetime(2024, 1, 1))
+    assert (ing.counts.inserted, ing.counts.quarantined) == (6 * 120 + 2 * 12, 0)
+    out = train.run(spark, cfg)
+    assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
+    pr = predict.run(spark, cfg)
+    assert pr.as_of == datetime(2019, 12, 31)
+    assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (8, 8 * 6)
+    rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
+    assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),
+                                           datetime(2020, 4, 30), datetime(2020, 5, 31), datetime(2020, 6, 30)}
+    young = [r.p50 for r in rows if r.series_id.startswith("y")]
+    assert len(young) == 12 and all(np.isfinite(young))
+    # a month-start date is off this grid: a file of nothing else is refused, naming the grid
+    bad = tmp_path / "bad.csv"
+    bad.write_text("series_id,ts,value\nm0,2020-01-01T00:00:00Z,1.0\n")
+    with pytest.raises(SourceError, match=r"all 1 rows fail with off_grid 'ME'.*period starts: MS, QS, YS"):
+        ingest.run(spark, cfg, str(bad), now=datetime(2024, 1, 1))
+
+
+def test_frequency_aliases() -> None:
+    from conf.freq import canonical
+
+    assert [canonical(a) for a in ("M", "ME", "Q", "QE-DEC", "A", "Y", "YE", "AS", "YS", "H", "2H", "T",
+                                   "15T", "W-SUN", "QS-JAN", "W-MON", "2W-FRI")] == [
+        "ME", "ME", "QE", "QE", "YE", "YE", "YE", "YS", "YS", "h", "2h", "min", "15min", "W", "QS", "W-MON",
+        "2W-FRI"]
+    assert parse_freq("W-MON").step == parse_freq("W").step
+    yearly = resolve_steps(parse_freq("YS"), {})
+    assert (yearly.horizon, yearly.lookback, parse_freq("YE").season_length()) == (6, 12, 1)
+    with pytest.raises(ConfigError, match="'B' is not a supported pandas offset alias; use one of 15min, h"):
+        load_config(overrides=["data.freq=B"])

@@ -46,7 +46,17 @@ Row = tuple[str, datetime, float | None]
 
 FIXED = {"15min": timedelta(minutes=15), "h": timedelta(hours=1), "2h": timedelta(hours=2),
          "D": timedelta(days=1), "W": timedelta(weeks=1)}
-MONTHS = {"MS": 1, "QS": 3}
+MONTHS = {"MS": 1, "QS": 3, "YS": 12, "ME": 1, "QE": 3}
+PERIOD_END = {"ME", "QE"}  # stamped at midnight on the period's last day
+
+
+def month_stamp(freq: str, m: int) -> datetime:
+    """The timestamp of the period starting at month index `m` (months since year 0)."""
+    if freq not in PERIOD_END:
+        return datetime(m // 12, m % 12 + 1, 1)
+    last = m + MONTHS[freq] - 1
+    y, mo = divmod(last + 1, 12)
+    return datetime(y, mo + 1, 1) - timedelta(days=1)
 
 
 def ref_calendar(freq: str, ts: datetime) -> list[float]:
@@ -58,7 +68,8 @@ def ref_calendar(freq: str, ts: datetime) -> list[float]:
         return pair(day) + pair(ts.weekday() / 7)
     if freq == "D":
         return pair(ts.weekday() / 7)
-    return pair((ts.month - 1) / 12)
+    first_month = ts.month - (MONTHS[freq] - 1 if freq in PERIOD_END else 0)  # the period's first month
+    return pair((first_month - 1) / 12)
 
 
 class RefGrid:
@@ -80,8 +91,7 @@ class RefGrid:
 
     def time_of(self, k: int) -> datetime:
         if self.freq in MONTHS:
-            y, m = divmod(self.anchor_m + k * MONTHS[self.freq], 12)
-            return datetime(y, m + 1, 1)
+            return month_stamp(self.freq, self.anchor_m + k * MONTHS[self.freq])
         return self.anchor + k * FIXED[self.freq]
 
 
@@ -239,7 +249,7 @@ def by_series(rows: list[Row]) -> dict[str, list[Row]]:
 # Property tests: both strategies equal the reference
 # ---------------------------------------------------------------------------------------------
 
-FREQS = ["15min", "h", "2h", "D", "W", "MS", "QS"]
+FREQS = ["15min", "h", "2h", "D", "W", "MS", "QS", "YS", "ME", "QE"]
 
 
 @st.composite
@@ -257,8 +267,7 @@ def series_sets(draw: st.DrawFn) -> tuple[str, list[Row], int]:
             if draw(st.integers(0, 9)) < 2:  # a gap
                 continue
             if freq in MONTHS:
-                y, m = divmod(offset * MONTHS[freq] + j * MONTHS[freq], 12)
-                ts = datetime(2023 + y, m + 1, 1)
+                ts = month_stamp(freq, 2023 * 12 + (offset + j) * MONTHS[freq])
             else:
                 ts = T0 + phase + (offset + j) * FIXED[freq]
             value: float | None = float(draw(st.integers(-5, 5)))
@@ -291,8 +300,7 @@ def window_configs(draw: st.DrawFn, freq: str) -> list[str]:
 
 def step_time(freq: str, k: int, minutes: int) -> datetime:
     if freq in MONTHS:
-        y, m = divmod(k * MONTHS[freq], 12)
-        return datetime(2023 + y, m + 1, 1) + timedelta(minutes=minutes)
+        return month_stamp(freq, 2023 * 12 + k * MONTHS[freq]) + timedelta(minutes=minutes)
     return T0 + k * FIXED[freq] + timedelta(minutes=minutes)
 
 

@@ -51,6 +51,9 @@ def season_ago(freq: str) -> Column:
     seasons = F.floor((F.col("horizon_step") - 1) / m) + 1
     if f.is_calendar:
         months = (seasons * (m * f.months)).cast("int")
+        if f.period_end:  # month ends stay month ends (Feb 28 2025 -> Feb 29 2024)
+            back = F.add_months(F.to_date("target_ts"), -months)
+            return F.to_timestamp(F.last_day(back))  # grid steps are at midnight (UTC session)
         return F.col("target_ts") - F.make_ym_interval(F.lit(0), months)
     step_us = int(f.step.total_seconds() * 1_000_000)
     return F.timestamp_micros(F.unix_micros(F.col("target_ts")) - seasons * F.lit(m * step_us))

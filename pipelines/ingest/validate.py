@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from conf import LakecastConfig
 from conf.errors import LakecastError
-from conf.freq import Freq, parse_freq
+from conf.freq import WEEKDAYS, Freq, parse_freq
 from conf.utc import utc_aware
 from pipelines.ingest.read import RAW_COLUMNS, ColumnNames
 from pipelines.spark_utc import utc_lit
@@ -41,7 +41,8 @@ STATUS_VALID, STATUS_DUPLICATE, STATUS_QUARANTINED = "valid", "duplicate", "quar
 # An explicit zone after a time of day: Z, +01:00, +0100, UTC, GMT+1 or a region id.
 _ZONE_RE = (r"\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?\s*"
             r"(Z|[+-]\d{2}(:?\d{2})?|(UTC|GMT|UT)([+-]\d{1,2}(:?\d{2})?)?|[A-Za-z_]+/[A-Za-z_/+-]+)$")
-_SUNDAY_EPOCH_US = 3 * 86_400 * 1_000_000  # 1970-01-04, the first Sunday: pandas' W is W-SUN
+_DAY_US = 86_400 * 1_000_000
+_SUNDAY_EPOCH_US = 3 * _DAY_US  # 1970-01-04, the first Sunday: pandas' W is W-SUN (W-MON: a day later)
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,29 @@ def parse_timestamp(raw: Column, rules: IngestRules) -> Column:
     return F.when(naive, F.to_utc_timestamp(parsed, rules.timezone)).otherwise(parsed)
 
 
+# What an off-grid row most often means, per unit: the same data stamped another way.
+_GRID_HINTS = {"W": " (weekly steps on another day: W-MON ... W-SAT)",
+               **dict.fromkeys(("MS", "QS", "YS"), " (dates at period ends: ME, QE, YE)"),
+               **dict.fromkeys(("ME", "QE", "YE"), " (dates at period starts: MS, QS, YS)")}
+
+
 def on_grid(ts: Column, freq: Freq) -> Column:
     """True where a UTC timestamp lies on the frequency grid.
 
-    Fixed steps are counted from the Unix epoch (weeks from Sunday 1970-01-04, as pandas' W);
-    calendar steps (MS, QS) are midnight UTC on the first day of a month whose index is a
-    multiple of the step (QS: Jan, Apr, Jul, Oct).
+    Fixed steps are counted from the Unix epoch (weeks from Sunday 1970-01-04, as pandas' W, or the
+    weekday of W-MON ... W-SAT);
+    calendar steps (MS, QS, YS) are midnight UTC on the first day of a month whose index is a
+    multiple of the step (QS: Jan, Apr, Jul, Oct); period-end steps (ME, QE, YE) midnight UTC on
+    the last day of a period's last month (QE: Mar 31, Jun 30, Sep 30, Dec 31).
     """
     if freq.is_calendar:
         month_index = F.year(ts) * 12 + F.month(ts) - 1
+        if freq.period_end:  # midnight on the last day of a period's last month (Mar 31 for QE)
+            last = F.to_timestamp(F.last_day(ts)) == ts
+            return last & ((month_index - F.lit(freq.period_months - 1)) % F.lit(freq.months) == 0)
         return (F.date_trunc("month", ts) == ts) & (month_index % F.lit(freq.months) == 0)
     step_us = int(freq.step.total_seconds() * 1_000_000)
-    anchor = _SUNDAY_EPOCH_US if freq.unit == "W" else 0
+    anchor = _SUNDAY_EPOCH_US + WEEKDAYS.index(freq.weekday) * _DAY_US if freq.unit == "W" else 0
     return ((F.unix_micros(ts) - F.lit(anchor)) % F.lit(step_us)) == 0
 
 
@@ -117,7 +129,7 @@ def _reason_text(code: str, rules: IngestRules, ts: Column, cutoff: datetime) ->
         "non_finite_value": F.format_string("value '%s' is not finite (NaN or infinite)", F.col("value_raw")),
         "off_grid": F.format_string(
             "timestamp %s (UTC) is not on the '" + rules.freq.alias + "' grid; check data.freq "
-            "and data.timezone", iso),
+            "and data.timezone" + _GRID_HINTS.get(rules.freq.unit, ""), iso),
         "future_timestamp": F.format_string(
             "timestamp %s (UTC) is after the ingest time (--as-of, default now) + data.max_future ("
             + cutoff.strftime("%Y-%m-%dT%H:%M:%SZ") + ")", iso),

@@ -38,7 +38,8 @@ _ARROW_SCHEMA = pa.schema([
 def target_times(origin_us: np.ndarray, horizon: int, freq: str) -> np.ndarray:
     """Target times (N, horizon) in epoch microseconds for origins (N,) on the `freq` grid.
 
-    Fixed frequencies add whole steps; MS/QS add calendar months (Jan 31 -> Feb, not +30 days).
+    Fixed frequencies add whole steps; MS/QS/YS add calendar months (Jan 31 -> Feb, not +30 days);
+    ME/QE/YE land on the last day of the target month (Jan 31 -> Feb 29 -> Mar 31).
     """
     f = parse_freq(freq)
     steps = np.arange(1, horizon + 1, dtype=np.int64)
@@ -47,6 +48,10 @@ def target_times(origin_us: np.ndarray, horizon: int, freq: str) -> np.ndarray:
         return origin_us[:, None] + steps[None, :] * step_us
     origin = origin_us.astype("datetime64[us]")
     month = origin.astype("datetime64[M]")
+    if f.period_end:  # the last day of the target month, at the origin's time of day
+        within = origin - origin.astype("datetime64[D]").astype("datetime64[us]")
+        next_month = (month[:, None] + steps[None, :] * f.months + 1).astype("datetime64[D]")
+        return ((next_month - np.timedelta64(1, "D")).astype("datetime64[us]") + within[:, None]).astype(np.int64)
     within = origin - month.astype("datetime64[us]")          # time since the month started
     targets = (month[:, None] + steps[None, :] * f.months).astype("datetime64[us]") + within[:, None]
     return targets.astype(np.int64)

@@ -1,8 +1,10 @@
 """Put each series on its regular `data.freq` grid, mark missing steps, fill short gaps (numpy).
 
 The grid of a series starts at its anchor: its first timestamp for fixed frequencies
-(min, h, D, W and multiples), the start of the month/quarter of its first timestamp for
-calendar frequencies (MS, QS). Step k of a series is `anchor + k * step` (calendar: k * months).
+(min, h, D, W and multiples), the start of the month/quarter/year of its first timestamp for
+calendar frequencies (MS, QS, YS, and the period-end ME, QE, YE). Step k of a series is
+`anchor + k * step` (calendar: k * months), stamped at the period's start (MS, QS, YS) or at
+midnight on its last day (ME, QE, YE).
 Off-grid timestamps are floored onto their step; when several rows share a step, the latest
 timestamp wins (ties: the larger value). Rows with a NULL or NaN value count as missing.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import numpy as np
 
@@ -52,8 +55,19 @@ class GridSpec:
 
     @property
     def anchor_months(self) -> int:
-        """Calendar anchors are floored to a multiple of this (3: quarter starts)."""
-        return 3 if self.freq.endswith("QS") else 1
+        """Calendar anchors are floored to a multiple of this (3: quarters, 12: years)."""
+        return _calendar(self.freq)[0]
+
+    @property
+    def period_end(self) -> bool:
+        """Steps are stamped at midnight on their period's last day (ME, QE, YE)."""
+        return self.is_calendar and _calendar(self.freq)[1]
+
+
+@cache
+def _calendar(alias: str) -> tuple[int, bool]:
+    f = parse_freq(alias)
+    return (f.period_months, f.period_end) if f.is_calendar else (1, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,23 +101,36 @@ def step_index(spec: GridSpec, anchor: int, ts_us: np.ndarray) -> np.ndarray:
     return (ts_us - anchor) // spec.step_us
 
 
+DAY_US = 86_400_000_000
+
+
 def step_micros(spec: GridSpec, anchor: int, k: np.ndarray) -> np.ndarray:
-    """Timestamp (us) of grid steps `k`."""
+    """Timestamp (us) of grid steps `k`: the start of the step's first month, or for period-end
+    frequencies midnight on the last day of its first period (Jan 31 for ME, Mar 31 for QE)."""
     k = np.asarray(k, dtype=np.int64)
     if spec.is_calendar:
-        return months_to_micros(anchor + k * spec.months)
+        first = anchor + k * spec.months
+        if spec.period_end:
+            return months_to_micros(first + spec.anchor_months) - DAY_US
+        return months_to_micros(first)
     return anchor + k * spec.step_us
 
 
+def _last_day(year: int, month: int) -> int:
+    first_next = datetime(year + month // 12, month % 12 + 1, 1)
+    return (first_next - timedelta(days=1)).day
+
+
 def shift(spec: GridSpec, t: datetime, steps: int) -> datetime:
-    """`t` moved by `steps` grid steps (calendar: months, day clamped to the month's end)."""
+    """`t` moved by `steps` grid steps (calendar: months, day clamped to the month's end; with a
+    period-end frequency a month's last day stays the last day: Feb 29 - 1 ME = Jan 31)."""
     if not spec.is_calendar:
         return t + timedelta(microseconds=spec.step_us * steps)
     m = t.year * 12 + t.month - 1 + steps * spec.months
     y, mo = divmod(m, 12)
-    first_next = datetime(y + (mo + 1) // 12, (mo + 1) % 12 + 1, 1)
-    last_day = (first_next - timedelta(days=1)).day
-    return t.replace(year=y, month=mo + 1, day=min(t.day, last_day))
+    last_day = _last_day(y, mo + 1)
+    at_end = spec.period_end and t.day == _last_day(t.year, t.month)
+    return t.replace(year=y, month=mo + 1, day=last_day if at_end else min(t.day, last_day))
 
 
 # ---------------------------------------------------------------------------------------------

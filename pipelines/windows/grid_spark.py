@@ -16,7 +16,7 @@ import numpy as np
 from conf import LakecastConfig
 from conf.errors import LakecastError
 from conf.utc import to_utc_micros
-from pipelines.windows.grid import GridSpec, month_number
+from pipelines.windows.grid import DAY_US, GridSpec, month_number
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -60,9 +60,12 @@ def step_ts_col(spec: GridSpec, anchor: Column, k: Column) -> Column:
 
     if spec.is_calendar:
         m = anchor + k * spec.months
+        if spec.period_end:  # midnight on the period's last day: the next period's start less a day
+            m = m + spec.anchor_months
         year = (_floor_div(m, 12) + 1970).cast("int")
         month = (F.pmod(m, F.lit(12)) + 1).cast("int")
-        return F.make_timestamp(year, month, F.lit(1), F.lit(0), F.lit(0), F.lit(0))
+        start = F.make_timestamp(year, month, F.lit(1), F.lit(0), F.lit(0), F.lit(0))
+        return F.timestamp_micros(F.unix_micros(start) - F.lit(DAY_US)) if spec.period_end else start
     return F.timestamp_micros(anchor + k * F.lit(spec.step_us))
 
 
