@@ -307,3 +307,16 @@ def test_the_stored_scale_is_the_backtests_mase_denominator() -> None:
     assert padded[0] == pytest.approx(np.abs(np.diff(data)).mean(), rel=1e-5)
     assert mase_scale(history, 24, np.array([30, 0, 0, 0, 0]))[0] == pytest.approx(padded[0], rel=1e-5)
     np.testing.assert_allclose(padded[1:4], want[1:4], rtol=1e-5)
+
+
+def test_season_ago_keeps_month_ends(spark: Any) -> None:
+    from pipelines.accuracy.rows import season_ago
+
+    df = spark.createDataFrame(
+        [(datetime(2025, 2, 28, tzinfo=UTC), 1), (datetime(2024, 2, 29, tzinfo=UTC), 13),
+         (datetime(2024, 4, 30, tzinfo=UTC), 2)], "target_ts timestamp, horizon_step int")
+    got = [r.ref for r in collect_utc(df.select(season_ago("ME").alias("ref")))]
+    # a year back, two years for step 13 (past one season), and month ends stay month ends
+    assert got == [datetime(2024, 2, 29), datetime(2022, 2, 28), datetime(2023, 4, 30)]
+    starts = spark.createDataFrame([(datetime(2024, 3, 1, tzinfo=UTC), 1)], "target_ts timestamp, horizon_step int")
+    assert [r.ref for r in collect_utc(starts.select(season_ago("MS").alias("ref")))] == [datetime(2023, 3, 1)]

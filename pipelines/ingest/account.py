@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from conf.errors import AccountingError, SourceError
-from pipelines.ingest.validate import REASONS, STATUS_DUPLICATE, STATUS_VALID, IngestRules
+from pipelines.ingest.validate import GRID_HINTS, REASONS, STATUS_DUPLICATE, STATUS_VALID, IngestRules
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ def _check_usable(per_file: dict[str, list[_FileOutcome]], rules: IngestRules) -
         example = next((o.sample for o in outcomes if o.sample is not None), None)
         shown = f" (e.g. {example!r})" if example is not None else ""
         grid = f" '{rules.freq.alias}'" if code == "off_grid" else ""
-        problems.append(
-            f"file {file}: all {n} rows fail with {code}{grid}{shown}: {REASONS[code]}; {_FATAL_HINT[code]}"
-        )
+        hint = _FATAL_HINT[code] + (GRID_HINTS.get(rules.freq.unit, "") if code == "off_grid" else "")
+        problems.append(f"file {file}: all {n} rows fail with {code}{grid}{shown}: {REASONS[code]}; {hint}")
     if problems:
         raise SourceError("unusable source, nothing was written:\n  " + "\n  ".join(problems))

@@ -85,7 +85,7 @@ def parse_timestamp(raw: Column, rules: IngestRules) -> Column:
 
 
 # What an off-grid row most often means, per unit: the same data stamped another way.
-_GRID_HINTS = {"W": " (weekly steps on another day: W-MON ... W-SAT)",
+GRID_HINTS = {"W": " (weekly steps on another day: W-MON ... W-SAT)",
                **dict.fromkeys(("MS", "QS", "YS"), " (dates at period ends: ME, QE, YE)"),
                **dict.fromkeys(("ME", "QE", "YE"), " (dates at period starts: MS, QS, YS)")}
 
@@ -129,7 +129,7 @@ def _reason_text(code: str, rules: IngestRules, ts: Column, cutoff: datetime) ->
         "non_finite_value": F.format_string("value '%s' is not finite (NaN or infinite)", F.col("value_raw")),
         "off_grid": F.format_string(
             "timestamp %s (UTC) is not on the '" + rules.freq.alias + "' grid; check data.freq "
-            "and data.timezone" + _GRID_HINTS.get(rules.freq.unit, ""), iso),
+            "and data.timezone" + GRID_HINTS.get(rules.freq.unit, ""), iso),
         "future_timestamp": F.format_string(
             "timestamp %s (UTC) is after the ingest time (--as-of, default now) + data.max_future ("
             + cutoff.strftime("%Y-%m-%dT%H:%M:%SZ") + ")", iso),
