@@ -76,7 +76,9 @@ def training_windows(obs: DataFrame, cfg: LakecastConfig, cutoff: datetime | str
     """Windows of `windows.lookback` inputs and `windows.horizon` targets every `windows.stride`
     steps, seeing nothing after `cutoff` (not even for filling gaps). Lazy: no Spark job runs.
 
-    A series without one full window up to the cut-off keeps one `too_short` row.
+    A series shorter than one window (lookback + horizon) but with `windows.min_history` steps
+    before its last horizon gives one window padded on the left (its missing steps before the
+    first observation); one with fewer keeps one `too_short` row.
     """
     return _build(obs, cfg, "training", None if cutoff is None else to_utc_micros(cutoff))
 
@@ -86,7 +88,8 @@ def inference_windows(obs: DataFrame, cfg: LakecastConfig, as_of: datetime | str
 
     forecast_origin is the series' last grid step at or before `as_of` (observed or not);
     `targets` is NULL. Reasons: too_short (no observation at or before as_of, or fewer than
-    lookback steps since the first), stale (last observation more than scoring.max_staleness
+    `windows.min_history` steps since the first; between that and the lookback the window is
+    padded on the left), stale (last observation more than scoring.max_staleness
     steps before the origin), too_many_missing.
     """
     return _build(obs, cfg, "inference", to_utc_micros(as_of))
