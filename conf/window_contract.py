@@ -37,9 +37,10 @@ WINDOW_COLUMNS = (SERIES, ORIGIN, INPUTS, TARGETS, LOC, SCALE, SKIP)
 INFERENCE_COLUMNS = (SERIES, ORIGIN, INPUTS, LOC, SCALE, SKIP)
 
 # Why a row is unusable. too_short: fewer than windows.min_history steps of history (such a
-# series keeps one row; a longer one short of a full window is padded on the left); stale: last observation more than scoring.max_staleness steps before as_of;
-# too_many_missing: more than windows.max_missing_frac of the inputs missing after fill
-# (or all of them); missing_target: a target step still missing after fill.
+# series keeps one row; a longer one short of a full window is padded on the left); stale:
+# last observation more than scoring.max_staleness steps before as_of; too_many_missing: more
+# than windows.max_missing_frac of the inputs missing after fill (or all of them);
+# missing_target: a target step still missing after fill.
 TOO_SHORT, STALE, TOO_MANY_MISSING, MISSING_TARGET = "too_short", "stale", "too_many_missing", "missing_target"
 SKIP_REASONS = (TOO_SHORT, STALE, TOO_MANY_MISSING, MISSING_TARGET)
 
