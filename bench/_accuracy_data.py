@@ -1,6 +1,6 @@
 """The accuracy benchmark's datasets: horizons, the holdout split, and the (series, h) arrays.
 
-Horizons are the forecasting competitions' (M4: monthly 18, quarterly 8, hourly 48); for
+Horizons are the forecasting competitions' (M4: yearly 6, monthly 18, quarterly 8, hourly 48); for
 half-hourly data, one day (48). The last `h` grid steps of the dataset are held out; a series
 that does not reach the dataset's last step (4 of aus_retail's 152) has no held-out period and
 is left out of both sides. Everything before the holdout origin is the training part.
@@ -37,6 +37,7 @@ class BenchSet:
 SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("aus_retail", "MS", 18),
     BenchSet("tourism", "QS", 8),
+    BenchSet("global_gdp", "YS", 6),  # M4's yearly horizon; series of 2 to 58 years
     # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
     BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),

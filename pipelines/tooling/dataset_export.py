@@ -57,6 +57,9 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "quarterly overnight trips (thousands) by region and purpose, 304 series, 1998-2017 "
             "(24,320 rows)",
             "Tourism Research Australia, via R tsibble"),
+    Dataset("global_gdp", "fpppy/global_economy.csv", "YS", ("unique_id",), "ds", "GDP",
+            "yearly GDP (current US$) of 256 countries and regions, 1960-2017 (11,828 rows; NA years left out)",
+            "World Bank, World Development Indicators, via R tsibbledata"),
 )}
 
 
@@ -106,9 +109,10 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
     # A dataset of one series is named after itself.
     series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
-    # Source times are ISO UTC ("...Z") or dates of calendar periods; both become explicit UTC.
+    # Source times are ISO UTC ("...Z"), dates of calendar periods or years; all become explicit UTC.
     ts = pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
+    out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{ds.name}.{fmt}"
