@@ -55,7 +55,12 @@ def fit_predict(name: str, df: pd.DataFrame, freq: str, season: int, horizon: in
     # Optimiser notes from AutoARIMA's candidate models, one per series: the table says how it did.
     warnings.filterwarnings("ignore", message="possible convergence problem", category=UserWarning)
     length = int(df.groupby("unique_id").size().max())
-    sf = StatsForecast(models=[_model(name, season, length)], freq=freq, n_jobs=n_jobs or os.cpu_count() or 1)
+    from statsforecast.models import Naive
+
+    # A series too short for the method (AutoETS refuses a handful of points) gets the naive
+    # forecast, as a statsforecast user would configure it, rather than failing the dataset.
+    sf = StatsForecast(models=[_model(name, season, length)], freq=freq, n_jobs=n_jobs or os.cpu_count() or 1,
+                       fallback_model=Naive())
     t0 = time.perf_counter()
     fc = sf.forecast(df=df, h=horizon, level=[80])
     seconds = time.perf_counter() - t0
