@@ -90,7 +90,9 @@ def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0
     targets = _steps(bs.freq, origin, bs.horizon)
     idx = pd.MultiIndex.from_product([keep, targets], names=["series_id", "ts"])
     actuals = test.reindex(idx).to_numpy(dtype=float).reshape(len(keep), bs.horizon)
-    history = [_on_grid(g, bs.freq).to_numpy() for _, g in train.groupby("series_id", sort=True)]
+    # per series of `keep`; one whose every row lies in the holdout has no history (no MASE scale)
+    grids = {sid: _on_grid(g, bs.freq).to_numpy() for sid, g in train.groupby("series_id", sort=True)}
+    history = [grids.get(sid, np.array([])) for sid in keep]
     return Split(train, origin, keep, actuals, history, cut)
 
 
