@@ -20,7 +20,7 @@ _PERIOD_MONTHS = {"MS": 1, "ME": 1, "QS": 3, "QE": 3, "YS": 12, "YE": 12}
 # pandas' older or anchored spellings of the same grids (anchors: the calendar year's, Sunday weeks)
 _LEGACY = {"H": "h", "T": "min", "M": "ME", "Q": "QE", "Q-DEC": "QE", "QS-JAN": "QS",
            "A": "YE", "Y": "YE", "A-DEC": "YE", "Y-DEC": "YE", "YE-DEC": "YE", "QE-DEC": "QE",
-           "AS": "YS", "AS-JAN": "YS", "YS-JAN": "YS", "W-SUN": "W"}
+           "AS": "YS", "AS-JAN": "YS", "YS-JAN": "YS"}
 _LEGACY_RE = re.compile(r"^(\d*)([A-Za-z-]+)$")
 _WEEKLY_RE = re.compile(r"^(\d*)W-(SUN|MON|TUE|WED|THU|FRI|SAT)$")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from conf.window_contract import padded_steps
 from models.arrays import WindowArrays
 
 
@@ -32,7 +33,9 @@ def forecast_figure(windows: WindowArrays, q_pred_scaled: np.ndarray, n_series: 
     keep = min(history_steps or lookback, lookback)
     for ax, i in zip(axes, idx, strict=False):
         sub = windows.take(np.array([i]))
-        hist = sub.unscale(sub.X[..., 0].astype(np.float64))[0, -keep:]
+        hist = sub.unscale(sub.X[..., 0].astype(np.float64))[0]
+        hist[:int(padded_steps(sub.X)[0])] = np.nan  # a young series' padding is no history
+        hist = hist[-keep:]
         pred = sub.unscale(q_pred_scaled[i:i + 1].astype(np.float64))[0]       # (horizon, 3)
         h = pred.shape[0]
         t_hist, t_fut = np.arange(-keep + 1, 1), np.arange(1, h + 1)

@@ -133,50 +133,10 @@ def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool
 
 def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lakecast_home: Path,
                                                                 tmp_path: Path) -> None:
+    """Month-end dates under pandas' `M` (stored as ME): on the grid at ingest, auto settings from
+    the history, forecasts stamped at month ends; two series of 12 months (less than the lookback
+    of 36) are trained on and forecast from padded windows."""
     from models import registry
-    from pipelines.flows import ingest, predict, train
-    from pipelines.tables.ensure import ensure_tables
-
-    tag = uuid.uuid4().hex[:8]
-    cfg = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
-                      f"mlflow.experiment=e_{tag}", "data.freq=MS", "windows.horizon=6",
-                      "model.hidden_size=8", "model.num_layers=1", "train.max_epochs=2", "train.batch_size=64",
-                      "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32")
-    ensure_tables(spark, cfg)
-    ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "monthly.csv")), now=datetime(2024, 1, 1))
-    assert ing.counts.inserted == 6 * 120
-
-    out = train.run(spark, cfg)
-    assert out.auto is not None and out.auto.history == History(120, 120, 6)
-    want = {"windows.lookback": 36, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
-            "promote.backtest_periods": 6, "scoring.max_staleness": 3}
-    assert out.auto.values == want  # windows.horizon was given, so it is not listed
-    assert out.auto.line.startswith("auto settings (freq MS, 120 steps of history): windows.lookback=36 ")
-    assert out.cutoffs.end == datetime(2019, 12, 1) and out.cutoffs.val_end == datetime(2019, 6, 1)
-    assert out.backtest.n_windows == 6  # one test window of 6 months per series
-    details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head().details)
-    assert details["auto_settings"] == {**want, "history_steps_median": 120, "history_steps_longest": 120}
-    params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
-    assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
-    assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
-
-    pr = predict.run(spark, cfg)  # auto lookback: the model's own 36
-    assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (6, 6 * 6)
-    assert pr.as_of == datetime(2019, 12, 1)
-    targets = collect_utc(spark.table(cfg.table("forecasts")).select("target_ts").distinct())
-    assert {r.target_ts for r in targets} == {datetime(2020, k, 1) for k in range(1, 7)}
-
-    # 20 months of history cannot hold 6 + 6 + 6 + 6 at least: the error names keys and values
-    with pytest.raises(HistoryTooShortError, match=r"observations hold 20 steps per series at freq MS .*"
-                       r"try --set windows\.lookback=6 --set windows\.horizon=4 --set train\.val_periods=4 "
-                       r"--set train\.test_periods=4"):
-        train.run(spark, cfg, as_of="2011-08-01")
-
-
-def test_month_end_data_with_pandas_alias_m_and_young_series(spark: Any, lakecast_home: Path,
-                                                             tmp_path: Path) -> None:
-    """Month-end dates under pandas' `M`: on the grid at ingest, forecasts stamped at month ends,
-    a series with 12 months (less than the lookback of 36) forecast from a padded window."""
     from pipelines.flows import ingest, predict, train
     from pipelines.tables.ensure import ensure_tables
 
@@ -187,24 +147,44 @@ def test_month_end_data_with_pandas_alias_m_and_young_series(spark: Any, lakecas
                       "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32")
     assert cfg.data.freq == "ME"
     ensure_tables(spark, cfg)
-    ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "m.csv", month_end=True, young=2)),
+    ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "monthly.csv", month_end=True, young=2)),
                      now=datetime(2024, 1, 1))
     assert (ing.counts.inserted, ing.counts.quarantined) == (6 * 120 + 2 * 12, 0)
+
     out = train.run(spark, cfg)
+    assert out.auto is not None and out.auto.history == History(120, 120, 8)
+    want = {"windows.lookback": 36, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
+            "promote.backtest_periods": 6, "scoring.max_staleness": 3}
+    assert out.auto.values == want  # windows.horizon was given, so it is not listed
+    assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=36 ")
     assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
-    pr = predict.run(spark, cfg)
-    assert pr.as_of == datetime(2019, 12, 31)
+    assert out.backtest.n_windows == 8  # one test window of 6 months per series, the young ones padded
+    details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head().details)
+    assert details["auto_settings"] == {**want, "history_steps_median": 120, "history_steps_longest": 120}
+    params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
+    assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
+    assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
+
+    pr = predict.run(spark, cfg)  # auto lookback: the model's own 36
     assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (8, 8 * 6)
+    assert pr.as_of == datetime(2019, 12, 31)
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
     assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),
                                            datetime(2020, 4, 30), datetime(2020, 5, 31), datetime(2020, 6, 30)}
     young = [r.p50 for r in rows if r.series_id.startswith("y")]
     assert len(young) == 12 and all(np.isfinite(young))
+
     # a month-start date is off this grid: a file of nothing else is refused, naming the grid
     bad = tmp_path / "bad.csv"
     bad.write_text("series_id,ts,value\nm0,2020-01-01T00:00:00Z,1.0\n")
     with pytest.raises(SourceError, match=r"all 1 rows fail with off_grid 'ME'.*period starts: MS, QS, YS"):
         ingest.run(spark, cfg, str(bad), now=datetime(2024, 1, 1))
+
+    # 20 months of history cannot hold 6 + 6 + 6 + 6 at least: the error names keys and values
+    with pytest.raises(HistoryTooShortError, match=r"observations hold 20 steps per series at freq ME .*"
+                       r"try --set windows\.lookback=6 --set windows\.horizon=4 --set train\.val_periods=4 "
+                       r"--set train\.test_periods=4"):
+        train.run(spark, cfg, as_of="2011-08-31")
 
 
 def test_frequency_aliases() -> None:

@@ -184,6 +184,8 @@ def ref_inference(cfg: LakecastConfig, rows: list[Row], as_of: datetime) -> dict
     grid = RefGrid(cfg.data.freq, [r[1] for r in rows])
     obs = ref_observed(grid, rows, as_of)
     k_o = grid.step_of(as_of)
+    if grid.time_of(k_o) > as_of:  # a period-end stamp still ahead of as-of: the step before
+        k_o -= 1
     origin = grid.time_of(k_o)
     lb = steps(cfg).lookback
     if not obs:
@@ -330,6 +332,8 @@ def test_inference_windows_equal_reference(spark: Any, cfg: LakecastConfig, data
     freq, rows, span = data.draw(series_sets())
     overrides = data.draw(window_configs(freq))
     as_of = step_time(freq, data.draw(st.integers(-1, span + 3)), data.draw(st.sampled_from([0, 20])))
+    if freq in PERIOD_END and data.draw(st.booleans()):  # mid-period: the stamp is still ahead
+        as_of -= timedelta(days=10)
     obs = frame(spark, rows)
     want = [(s, ref_inference(make_config(cfg.home, *overrides), rs, as_of))
             for s, rs in by_series(rows).items()]
@@ -562,3 +566,18 @@ def test_short_series_are_padded_down_to_min_history(spark: Any, cfg: LakecastCo
     old = small_cfg(cfg, f"windows.strategy={strategy}")
     assert [r["skip_reason"] for r in collect(training_windows(frame(spark, hourly("s", [1.0] * 5)), old))] == [
         "too_short"]
+
+
+@STRATEGY
+def test_period_end_as_of_inside_a_period_takes_the_last_stamp_before_it(spark: Any, cfg: LakecastConfig,
+                                                                         strategy: str) -> None:
+    c = make_config(cfg.home, "data.freq=ME", "windows.lookback=3", "windows.horizon=1", "windows.max_gap=2",
+                    "windows.calendar_features=false", f"windows.strategy={strategy}")
+    ends = [datetime(2024, m + 1, 1) - timedelta(days=1) for m in range(1, 7)]  # Jan 31 ... Jun 30
+    obs = frame(spark, [("a", t, float(i + 1)) for i, t in enumerate(ends)])
+    [row] = collect(inference_windows(obs, c, as_of=datetime(2024, 6, 15)))
+    # June's stamp (Jun 30) is still ahead: the origin is May 31, its inputs Mar..May (3, 4, 5)
+    assert row["forecast_origin"] == datetime(2024, 5, 31) and row["skip_reason"] is None
+    x = np.array(row["inputs"]).reshape(3, 2)
+    np.testing.assert_allclose(x[:, 0] * row["scale_scale"] + row["scale_loc"], [3.0, 4.0, 5.0], rtol=1e-6)
+    assert x[:, 1].tolist() == [0.0, 0.0, 0.0]  # all observed: nothing filled from a future stamp

@@ -166,7 +166,8 @@ def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = No
     from pipelines.spark_utc import max_utc
     from pipelines.windows.grid import GridSpec, shift
 
-    complete = shift(GridSpec.from_config(cfg), naive_utc(now or datetime.now(UTC)), -1)
+    grid, t = GridSpec.from_config(cfg), naive_utc(now or datetime.now(UTC))
+    complete = t if grid.period_end else shift(grid, t, -1)  # a period-end stamp is already complete
     newest = max_utc(obs, cfg.data.time_col)  # read as micros: collect() would give host-local time
     return complete if newest is None else min(complete, newest)
 

@@ -85,7 +85,7 @@ def parse_timestamp(raw: Column, rules: IngestRules) -> Column:
 
 
 # What an off-grid row most often means, per unit: the same data stamped another way.
-GRID_HINTS = {"W": " (weekly steps on another day: W-MON ... W-SAT)",
+GRID_HINTS = {"W": " (weekly steps on another day: W for Sundays, W-MON ... W-SAT)",
                **dict.fromkeys(("MS", "QS", "YS"), " (dates at period ends: ME, QE, YE)"),
                **dict.fromkeys(("ME", "QE", "YE"), " (dates at period starts: MS, QS, YS)")}
 

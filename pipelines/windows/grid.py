@@ -86,7 +86,7 @@ def months_to_micros(m: np.ndarray) -> np.ndarray:
 
 
 def anchor_of(spec: GridSpec, ts_us: np.ndarray) -> int:
-    """The grid anchor of a series: first timestamp, or its month/quarter number."""
+    """The grid anchor of a series: first timestamp, or the month number of its period's start."""
     first = int(ts_us.min())
     if not spec.is_calendar:
         return first
@@ -114,6 +114,13 @@ def step_micros(spec: GridSpec, anchor: int, k: np.ndarray) -> np.ndarray:
             return months_to_micros(first + spec.anchor_months) - DAY_US
         return months_to_micros(first)
     return anchor + k * spec.step_us
+
+
+def step_at_or_before(spec: GridSpec, anchor: int, t_us: int) -> int:
+    """The last grid step stamped at or before `t_us` (an as-of): the step containing it, or for
+    period-end frequencies the one before when its stamp (the period's last day) is still ahead."""
+    k = int(step_index(spec, anchor, np.array([t_us]))[0])
+    return k - 1 if int(step_micros(spec, anchor, np.array([k]))[0]) > t_us else k
 
 
 def _last_day(year: int, month: int) -> int:

@@ -70,12 +70,16 @@ def step_ts_col(spec: GridSpec, anchor: Column, k: Column) -> Column:
 
 
 def step_of_col(spec: GridSpec, anchor: Column, t_us: int) -> Column:
-    """Grid step (SQL column, per series anchor) of a fixed time, e.g. a cut-off or as-of."""
+    """The last grid step (SQL column, per series anchor) stamped at or before a fixed time, e.g.
+    a cut-off or as-of (`grid.step_at_or_before`)."""
     from pyspark.sql import functions as F
 
     if spec.is_calendar:
         m = int(month_number(np.array([t_us]))[0])
-        return _floor_div(F.lit(m) - anchor, spec.months)
+        k = _floor_div(F.lit(m) - anchor, spec.months)
+        if spec.period_end:  # the period's last day may still be ahead of t
+            return F.when(F.unix_micros(step_ts_col(spec, anchor, k)) > F.lit(t_us), k - 1).otherwise(k)
+        return k
     return _floor_div(F.lit(t_us) - anchor, spec.step_us)
 
 
@@ -103,7 +107,7 @@ def grid_arrays(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | None 
                 to_end: bool = False) -> DataFrame:
     """One row per series: its grid as arrays, gaps filled (Spark SQL, no Python workers).
 
-    Columns: series_id, anchor (long: first timestamp in us, or month number for MS/QS),
+    Columns: series_id, anchor (long: first timestamp in us, or month number for calendar frequencies),
     first_step (long: step of the first valid observation, NULL if none), last_obs_step (long),
     last_step (long: last grid step), values array<double> (NULL = still missing after fill),
     observed array<boolean>. Rows after `end` are ignored; with `to_end` the grid runs to the

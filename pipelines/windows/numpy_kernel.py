@@ -19,7 +19,7 @@ from pipelines.windows.grid import (
     dense_grid,
     month_number,
     series_obs,
-    step_index,
+    step_at_or_before,
     step_micros,
 )
 from pipelines.windows.spec import WindowSpec
@@ -172,7 +172,7 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
             _assemble(spec, anchor, first, vals, observed, starts, True, out, padded)
         return out
     assert t_us is not None
-    k_o = int(step_index(grid, anchor, np.array([t_us]))[0])
+    k_o = step_at_or_before(grid, anchor, t_us)
     origin_us = int(step_micros(grid, anchor, np.array([k_o]))[0])
     if len(obs.steps) == 0:
         out.skipped(origin_us, TOO_SHORT, spec, False)
