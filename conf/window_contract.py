@@ -64,6 +64,8 @@ def padded_steps(X: np.ndarray) -> np.ndarray:
     At most lookback - 1: a window's last step is its origin."""
     import numpy as np
 
+    if X.shape[2] < 2:  # value only, no missing mask (a bare array): nothing is known to be padding
+        return np.zeros(len(X), dtype=np.int64)
     empty = (X[:, :, 1] == 1.0) & (X[:, :, 0] == 0.0)
     return np.minimum(np.logical_and.accumulate(empty, axis=1).sum(axis=1), X.shape[1] - 1)
 

@@ -15,5 +15,7 @@ import numpy as np
 def leading_padding(X: np.ndarray) -> np.ndarray:
     """(N,) leading steps of each window X (N, lookback, features) that are missing with value 0,
     at most lookback - 1."""
+    if X.shape[2] < 2:  # value only, no missing mask: nothing is known to be padding
+        return np.zeros(len(X), dtype=np.int64)
     empty = (X[:, :, 1] == 1.0) & (X[:, :, 0] == 0.0)
     return np.minimum(np.logical_and.accumulate(empty, axis=1).sum(axis=1), X.shape[1] - 1)
