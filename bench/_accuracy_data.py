@@ -38,6 +38,8 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("aus_retail", "MS", 18),
     BenchSet("tourism", "QS", 8),
     BenchSet("global_gdp", "YS", 6),  # M4's yearly horizon; series of 2 to 58 years
+    BenchSet("us_employment", "MS", 18),  # long monthly histories (up to 80 years)
+    BenchSet("ansett", "W-MON", 13),  # M4's weekly horizon; zeros during the 1989 strike
     # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
     BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),

@@ -22,16 +22,17 @@ needs_tsdata = pytest.mark.skipif(
 
 
 def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"unknown dataset 'nope'; choose one of aus_retail, global_gdp, pedestrian"):
+    with pytest.raises(DatasetError, match=r"unknown dataset 'nope'; choose one of ansett, aus_retail, global_gdp, "):
         export_dataset("nope", tmp_path)
 
 
 @needs_tsdata
-@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp"])
+@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
-    assert result.path.exists() and result.series == {"pedestrian": 4, "tourism": 304, "global_gdp": 256}[name]
+    series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30}
+    assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))
     counts = count_outcomes(validate(raw, rules), str(result.path), rules)

@@ -60,6 +60,14 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("global_gdp", "fpppy/global_economy.csv", "YS", ("unique_id",), "ds", "GDP",
             "yearly GDP (current US$) of 256 countries and regions, 1960-2017 (11,828 rows; NA years left out)",
             "World Bank, World Development Indicators, via R tsibbledata"),
+    Dataset("ansett", "fpppy/ansett.csv", "W-MON", ("Airports", "Class"), "ds", "y",
+            "weekly Ansett airline passengers by route and class, 30 series, 1987-1992, incl. the 1989 "
+            "pilots' strike (7,407 rows)",
+            "Ansett Airlines (Australia), via R tsibbledata"),
+    Dataset("us_employment", "fpppy/us_employment.csv", "MS", ("unique_id",), "ds", "y",
+            "monthly US employment (thousands) by industry, 148 series, 1939-2019 (72,339 rows; NA months "
+            "before a series starts left out)",
+            "US Bureau of Labor Statistics, via R fpp3"),
 )}
 
 
