@@ -270,6 +270,10 @@ class ScoringConfig(_Section):
     # Cut inference windows inside the scoring UDF (numpy window code, one Python stage) so
     # windows never cross into the JVM and back; false: inference_windows() then score them.
     fused_windows: bool = True
+    # Read only the observations an inference window can reach (lookback, gap fill and
+    # staleness back from the origin, plus each series' first valid row): the same forecasts,
+    # a shuffle that does not grow with history; false: every series' whole history.
+    bounded_history: bool = True
 
     @field_validator("batch_size")
     @classmethod

@@ -34,6 +34,7 @@ from pipelines.windows.build import (
     window_counts,
 )
 from pipelines.windows.grid_spark import ObservationsError, to_grid
+from pipelines.windows.recent import recent_observations
 from tests.conftest import make_config
 
 SCHEMA = "series_id string, ts timestamp, value double"
@@ -337,9 +338,11 @@ def test_inference_windows_equal_reference(spark: Any, cfg: LakecastConfig, data
     obs = frame(spark, rows)
     want = [(s, ref_inference(make_config(cfg.home, *overrides), rs, as_of))
             for s, rs in by_series(rows).items()]
-    for strategy in ("numpy", "sql"):
+    for strategy, bounded in (("numpy", False), ("numpy", True), ("sql", True)):
         c = make_config(cfg.home, *overrides, f"windows.strategy={strategy}")
-        got = collect(inference_windows(obs, c, as_of=as_of))
+        # predict reads only the rows a window can reach (and each older series' first row): same windows
+        source = recent_observations(obs, c, as_of) if bounded else obs
+        got = collect(inference_windows(source, c, as_of=as_of))
         assert_matches(got, want, len(feature_names(c)), with_targets=False)
 
 
@@ -581,3 +584,32 @@ def test_period_end_as_of_inside_a_period_takes_the_last_stamp_before_it(spark: 
     x = np.array(row["inputs"]).reshape(3, 2)
     np.testing.assert_allclose(x[:, 0] * row["scale_scale"] + row["scale_loc"], [3.0, 4.0, 5.0], rtol=1e-6)
     assert x[:, 1].tolist() == [0.0, 0.0, 0.0]  # all observed: nothing filled from a future stamp
+
+
+def test_predict_reads_only_the_rows_a_window_can_reach(spark: Any, cfg: LakecastConfig) -> None:
+    # lookback 4, max_gap 2, staleness 3: a window at hour 199 reaches back 4 + 3 + 3 steps, to hour 189
+    c = small_cfg(cfg, "scoring.max_staleness=3", "windows.min_history=2", "windows.max_missing_frac=0.5",
+                  "windows.calendar_features=false")
+    as_of = T0 + timedelta(hours=199)
+    rows = (hourly("long", [float(i % 5) + 0.5 * i for i in range(200)])
+            + hourly("gap", [float(i % 7) for i in range(196)] + [None, None, 1.0, 2.0])  # filled from hour 195
+            + hourly("stale", [1.0] * 20)                                      # last seen 180 hours ago
+            + hourly("late_start", [None] * 197 + [3.0, 4.0, 5.0])             # NULLs before: a padded window
+            + hourly("empty", [None] * 10)                                     # no value at all
+            + [("first_nan", T0 + timedelta(hours=i), None if i == 0 else float(i)) for i in range(200)]
+            # an older NULL row, a value long ago, one now: 3 of 4 steps missing, not a young series
+            + [("revived", T0 + timedelta(hours=h), v) for h, v in ((0, None), (100, 7.0), (199, 1.0))])
+    obs = frame(spark, rows)
+    recent = recent_observations(obs, c, as_of)
+    # the older rows are gone but one per series: at most hours 189..199 and one more row each
+    assert recent.count() <= 7 * 12 < obs.count()
+    want = collect(inference_windows(obs, c, as_of=as_of))
+    got = collect(inference_windows(recent, c, as_of=as_of))
+    assert [(r["series_id"], r["skip_reason"]) for r in got] == [
+        ("empty", "too_short"), ("first_nan", None), ("gap", None), ("late_start", None), ("long", None),
+        ("revived", "too_many_missing"), ("stale", "stale")]
+    assert got == want
+    gap = np.array(got[2]["inputs"]).reshape(4, 2)
+    assert gap[:, 1].tolist() == [1.0, 1.0, 0.0, 0.0]  # the filled steps are marked missing in both reads
+    late = np.array(got[3]["inputs"]).reshape(4, 2)
+    assert late[0].tolist() == [0.0, 1.0]  # one step of padding: a young series

@@ -327,6 +327,7 @@ def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: D
     from pipelines.scoring.plan import plan_for
     from pipelines.scoring.spark import score_observations, score_windows
     from pipelines.windows.build import inference_windows
+    from pipelines.windows.recent import recent_observations
 
     cfg, auto = for_model(cfg, model.meta)  # auto lookback/horizon: the model's own
     if auto.values:
@@ -337,6 +338,8 @@ def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: D
     loader = ModelLoader(shipped, key=model.key, device=model.device, precision=plan.precision,
                          batch_size=plan.batch_size, threads=plan.torch_threads,
                          windows=(plan.lookback, plan.n_features, plan.horizon))
+    if cfg.scoring.bounded_history:  # the rows a window can reach, not every series' whole history
+        obs = recent_observations(obs, cfg, as_of)
     if cfg.scoring.fused_windows:  # windows cut inside the scoring UDF: they never cross the JVM
         scored = score_observations(obs, cfg, as_of, plan, loader)
     else:
