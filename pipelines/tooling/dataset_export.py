@@ -37,6 +37,7 @@ class Dataset:
     value_col: str
     description: str
     source: str
+    week_col: bool = False  # time_col holds ISO weeks ("1989 W28"): each becomes its Monday
 
     @property
     def ingest_hint(self) -> str:
@@ -60,10 +61,11 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("global_gdp", "fpppy/global_economy.csv", "YS", ("unique_id",), "ds", "GDP",
             "yearly GDP (current US$) of 256 countries and regions, 1960-2017 (11,828 rows; NA years left out)",
             "World Bank, World Development Indicators, via R tsibbledata"),
-    Dataset("ansett", "fpppy/ansett.csv", "W-MON", ("Airports", "Class"), "ds", "y",
+    # fpp3's ISO weeks: the fpppy copy turns both 1987 W53 and 1988 W01 into 1988-01-04
+    Dataset("ansett", "fpp3/ansett.csv", "W-MON", ("Airports", "Class"), "Week", "Passengers",
             "weekly Ansett airline passengers by route and class, 30 series, 1987-1992, incl. the 1989 "
             "pilots' strike (7,407 rows)",
-            "Ansett Airlines (Australia), via R tsibbledata"),
+            "Ansett Airlines (Australia), via R tsibbledata", week_col=True),
     Dataset("us_employment", "fpppy/us_employment.csv", "MS", ("unique_id",), "ds", "y",
             "monthly US employment (thousands) by industry, 148 series, 1939-2019 (72,339 rows; NA months "
             "before a series starts left out)",
@@ -117,8 +119,11 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
     # A dataset of one series is named after itself.
     series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
-    # Source times are ISO UTC ("...Z"), dates of calendar periods or years; all become explicit UTC.
-    ts = pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Source times are ISO UTC ("...Z"), dates of calendar periods or years, or ISO weeks; all become
+    # explicit UTC.
+    times = (pd.to_datetime(src[ds.time_col] + " 1", utc=True, format="%G W%V %u") if ds.week_col
+             else pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601"))
+    ts = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
     out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
     target = Path(out_dir)
