@@ -29,8 +29,8 @@ from bench.scoring_bench import _config, observations_df, write_observations
 
 
 def _forecasts(spark: Any, cfg: Any) -> Any:
-    return (spark.table(cfg.table("forecasts")).select("series_id", "target_time", "p10", "p50", "p90")
-            .toPandas().sort_values(["series_id", "target_time"]).reset_index(drop=True))
+    return (spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p10", "p50", "p90")
+            .toPandas().sort_values(["series_id", "target_ts"]).reset_index(drop=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,21 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.series:,} series x {points:,} hourly points written in {time.perf_counter() - t0:.0f} s "
               f"(lookback {cfg.windows.lookback})", flush=True)
         _register(cfg)
+        as_of = predict.run(spark, bounded[True]).as_of  # untimed: the JVM's first MERGE and scoring stage
         times: dict[bool, list[float]] = {False: [], True: []}
-        as_of = None
         for r in range(a.rounds):
             got = {}
             for flag in (False, True):
                 t0 = time.perf_counter()
                 res = predict.run(spark, bounded[flag], as_of=as_of)
                 times[flag].append(time.perf_counter() - t0)
-                as_of = res.as_of
                 got[flag] = _forecasts(spark, cfg)
                 print(f"  round {r + 1} bounded_history={str(flag).lower()}: {times[flag][-1]:.1f} s, "
                       f"{res.counts.get('scored_series', 0):,} series "
                       f"{_stage_seconds(spark, cfg, res.run_id)}", flush=True)
             full, part = got[False], got[True]
-            same = (full[["series_id", "target_time"]].equals(part[["series_id", "target_time"]]) and np.allclose(
+            same = (full[["series_id", "target_ts"]].equals(part[["series_id", "target_ts"]]) and np.allclose(
                 full[["p10", "p50", "p90"]].to_numpy(), part[["p10", "p50", "p90"]].to_numpy(), rtol=1e-5, atol=1e-5))
             if not same:
                 raise SystemExit("the bounded read changed the forecasts: a bug, not a benchmark result")

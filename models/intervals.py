@@ -21,6 +21,7 @@ from models.train import TrainingError, WindowSource
 log = logging.getLogger(__name__)
 
 MAX_WINDOWS = 100_000  # validation windows used for calibration, sampled deterministically above it
+WIDE_FACTOR = 4.0      # a factor above this: the validation period looks unlike training (warned)
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,10 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
     log.info("interval calibration on %d validation windows: p10-p90 coverage %.3f -> %.3f "
              "(factors low %s, high %s)", len(X), report.before[0], report.after[0],
              report.params()["calibration.low_factors"], report.params()["calibration.high_factors"])
+    widest = max((*cal.low, *cal.high), default=1.0)
+    if widest > WIDE_FACTOR:
+        log.warning("interval calibration widens the band up to %.1f times what the network learned: the "
+                    "validation period (train.val_periods) holds errors far beyond the training period's (a level "
+                    "shift or an outlier period?); forecast intervals will be that much wider. Check the series "
+                    "near the end of the history, or set model.calibrate_intervals=false", widest)
     return replace(meta, calibration=cal), report

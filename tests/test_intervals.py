@@ -160,3 +160,18 @@ def test_calibrate_fits_on_a_deterministic_sample_of_the_validation_windows() ->
     streamed_X, _ = sample_windows(lambda: iter([val.take(np.arange(200)), val.take(np.arange(200, 400))]),
                                    250, seed=0)
     assert len(streamed_X) == 250
+
+
+def test_a_validation_period_unlike_training_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    module = build_model(SPEC, 3).eval()
+    X = windows(400, seed=10).X
+    q = Predictor(module, META).predict(X)
+    rng = np.random.default_rng(11)  # actuals spread as the network's own band says: factors near 1
+    y = (q[..., 1] + (q[..., 2] - q[..., 1]) / 1.2816 * rng.standard_normal(q.shape[:2])).astype(np.float32)
+    calm = WindowArrays(X, y, np.zeros(len(X)), np.ones(len(X)))
+    calibrate(module, META, calm)
+    assert "widens the band" not in caplog.text
+    shifted = WindowArrays(X, y + 50.0, calm.loc, calm.scale)  # a level shift after the inputs
+    meta, _ = calibrate(module, META, shifted)
+    assert meta.calibration is not None and max(meta.calibration.high) > 4.0
+    assert "widens the band up to" in caplog.text and "train.val_periods" in caplog.text
