@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from models.intervals import MAX_WINDOWS, sample_windows
 from models.lakecast_forecaster.blend import BlendFit, fit_blend
 from models.lakecast_forecaster.lstm import LSTMForecaster
@@ -20,6 +22,8 @@ from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.train import WindowSource
 
 log = logging.getLogger(__name__)
+
+MAX_HISTORY_WINDOWS = 20_000  # training windows the members are scored on (Theta: about 8 µs each)
 
 
 def _fmt(ws: tuple[float, ...]) -> str:
@@ -42,12 +46,21 @@ class BlendReport:
         return {f"val_mae_{name}": v for name, v in self.fit.mae.items()}
 
 
+def sample_history(train: WindowSource, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A sample of the training windows (X, y) for the members' split of the blend: taken while the
+    training set is still on disk (a streamed set is deleted after fitting)."""
+    return sample_windows(train, MAX_HISTORY_WINDOWS, seed)
+
+
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
-        max_windows: int = MAX_WINDOWS, seed: int = 0) -> tuple[ModelMeta, BlendReport]:
-    """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors."""
+        max_windows: int = MAX_WINDOWS, seed: int = 0,
+        history: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ModelMeta, BlendReport]:
+    """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
+    `history` (training windows, `sample_history`) also informs how the members split their share."""
     X, y = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
-    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X))
+    hist = None if history is None else (history[0][:, :, 0], history[1], leading_padding(history[0]))
+    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X), history=hist)
     b = result.blend
     log.info("statistical blend on %d validation windows: shares network %s, %s; validation MAE (scaled) %s",
              result.n_windows, _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),

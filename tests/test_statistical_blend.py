@@ -238,3 +238,29 @@ def test_members_of_a_padded_window_read_only_its_data() -> None:
     # 16 steps of data: Theta without a season (needs two), seasonal naive repeats the last season
     np.testing.assert_allclose(got["seasonal_naive"][2], X[2, 24:30, 0], rtol=1e-6)
     assert not np.allclose(got["theta"][2], member_forecasts(X[2:3, :, 0], 12, 6)["theta"][0])
+
+
+def test_training_windows_decide_how_the_members_split_the_rest() -> None:
+    """`history`: the network keeps its validation share; the members split the rest by their
+    squared errors on validation and history windows together."""
+    n, h = 60, 3  # few validation windows: pooled over the steps
+    x = seasonal_windows(n, 24, 12, seed=11)
+    members = member_forecasts(x, 12, h)
+    rng = np.random.default_rng(12)
+    y = 0.5 * (members["theta"] + members["seasonal_naive"]) + rng.normal(0, 0.3, (n, h))
+    pred = np.stack((y - 2, y + rng.normal(0, 1, (n, h)), y + 2), axis=-1).astype(np.float32)
+    alone = fit_blend(pred, x, y, 12)
+    xh = seasonal_windows(500, 24, 12, seed=13)
+    snaive_h = member_forecasts(xh, 12, h)
+    yh = snaive_h["seasonal_naive"] + rng.normal(0, 0.05, (500, h))  # the training years: seasonal naive rules
+    both = fit_blend(pred, x, y, 12, history=(xh, yh, None))
+    assert both.blend.network == alone.blend.network  # the network's share is still validation's alone
+    rest = 1.0 - np.array(alone.blend.network)
+    # 560 windows with an actual at every step: a split per step
+    sse = np.array([((y - members[k]) ** 2).sum(axis=0) + ((yh - snaive_h[k]) ** 2).sum(axis=0)
+                    for k in ("theta", "seasonal_naive")])
+    split = (1.0 / sse) / (1.0 / sse).sum(axis=0)
+    np.testing.assert_allclose(both.blend.members["theta"], rest * split[0], rtol=1e-6)
+    np.testing.assert_allclose(both.blend.members["seasonal_naive"], rest * split[1], rtol=1e-6)
+    assert both.blend.members["seasonal_naive"][0] > 2 * both.blend.members["theta"][0]
+    assert abs(alone.blend.members["seasonal_naive"][0] - alone.blend.members["theta"][0]) < 0.5 * rest[0]
