@@ -30,7 +30,14 @@ from models.lakecast_forecaster.predictor import (
     load_predictor,
     save_predictor,
 )
-from models.lakecast_forecaster.statistical import ALPHAS, member_forecasts, seasonal_naive_forecast, theta_forecast
+from models.lakecast_forecaster.statistical import (
+    ALPHAS,
+    MEMBERS,
+    member_forecasts,
+    seasonal_drift_forecast,
+    seasonal_naive_forecast,
+    theta_forecast,
+)
 from models.statistical_blend import fit
 
 torch.set_num_threads(1)
@@ -109,6 +116,20 @@ def test_seasonal_naive_repeats_the_last_season() -> None:
     np.testing.assert_array_equal(seasonal_naive_forecast(x, 24, 3)[0], [19, 19, 19])  # window < season: naive
 
 
+def test_seasonal_drift_carries_the_growth_forward() -> None:
+    """A season on a straight line is forecast exactly (Theta, with half the slope, is not); a
+    window shorter than two seasons drifts by its average step; a lone value stays put."""
+    t = np.arange(36 + 18)
+    y = (np.sin(2 * np.pi * t / 12) * 3 + 0.4 * t + 10.0)[None, :]
+    np.testing.assert_allclose(seasonal_drift_forecast(y[:, :36], 12, 18), y[:, 36:], atol=1e-9)
+    assert np.abs(theta_forecast(y[:, :36], 12, 18) - y[:, 36:]).max() > 1.0
+    x = np.array([[1.0, 2.0, 4.0, 7.0]])  # 6 over 3 steps: 2 a step, from the last value
+    np.testing.assert_array_equal(seasonal_drift_forecast(x, 12, 3)[0], [9.0, 11.0, 13.0])
+    np.testing.assert_array_equal(seasonal_drift_forecast(np.array([[5.0]]), 12, 2)[0], [5.0, 5.0])
+    z = np.array([[0.0, 10.0, 1.0, 11.0, 2.0, 12.0]])  # season 2, 1 per season: 3, 13, 4, 14
+    np.testing.assert_array_equal(seasonal_drift_forecast(z, 2, 4)[0], [3.0, 13.0, 4.0, 14.0])
+
+
 def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None) -> np.ndarray:
     inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) for f in forecasts])
     return inv / inv.sum(axis=0)
@@ -124,12 +145,13 @@ def test_blend_shares_are_the_inverse_squared_errors() -> None:
     net = y + rng.normal(0, 1, (n, h)) * np.array([0.25, 1.0, 2.0, 8.0])  # worse with each step
     pred = np.stack((net - 1, net, net + 1), axis=-1).astype(np.float32)
     result = fit_blend(pred, x, y, 12)
-    want = _inverse_mse(y, [pred[..., 1], members["theta"], members["seasonal_naive"]], axis=0)
-    got = np.array([result.blend.network, result.blend.members["theta"], result.blend.members["seasonal_naive"]])
+    names = ("theta", "seasonal_naive", "seasonal_drift")
+    want = _inverse_mse(y, [pred[..., 1], *(members[k] for k in names)], axis=0)
+    got = np.array([result.blend.network, *(result.blend.members[k] for k in names)])
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose(got.sum(axis=0), 1.0)
     assert result.blend.network[0] > 0.9 and result.blend.network[3] < 0.05
-    assert result.mae["blend"] < min(result.mae[k] for k in ("network", "theta", "seasonal_naive"))
+    assert result.mae["blend"] < min(result.mae[k] for k in ("network", *names))
     few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",))  # below the per-step minimum: pooled
     want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None)
     assert few.blend.network == (pytest.approx(want[0], rel=1e-9),) * h and set(few.blend.members) == {"theta"}
@@ -220,7 +242,7 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     network_alone = Predictor(module, META).predict(X)[..., 1]  # the stale blend played no part
     assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
-        "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_blend"}
+        "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_blend"}
 
 
 def test_members_of_a_padded_window_read_only_its_data() -> None:
@@ -258,9 +280,9 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
     rest = 1.0 - np.array(alone.blend.network)
     # 560 windows with an actual at every step: a split per step
     sse = np.array([((y - members[k]) ** 2).sum(axis=0) + ((yh - snaive_h[k]) ** 2).sum(axis=0)
-                    for k in ("theta", "seasonal_naive")])
+                    for k in MEMBERS])
     split = (1.0 / sse) / (1.0 / sse).sum(axis=0)
-    np.testing.assert_allclose(both.blend.members["theta"], rest * split[0], rtol=1e-6)
-    np.testing.assert_allclose(both.blend.members["seasonal_naive"], rest * split[1], rtol=1e-6)
+    for k, share in zip(MEMBERS, split, strict=True):
+        np.testing.assert_allclose(both.blend.members[k], rest * share, rtol=1e-6)
     assert both.blend.members["seasonal_naive"][0] > 2 * both.blend.members["theta"][0]
     assert abs(alone.blend.members["seasonal_naive"][0] - alone.blend.members["theta"][0]) < 0.5 * rest[0]

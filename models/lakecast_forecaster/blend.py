@@ -1,7 +1,7 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
-The members besides the network (`statistical.MEMBERS`): the Theta method and seasonal naive,
-both computed on each window's own lookback. Their shares are fitted at training time on the
+The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive and
+seasonal naive with drift, all computed on each window's own lookback. Their shares are fitted at training time on the
 validation windows (the ones the interval calibration uses, before it) by inverse mean squared
 error (Bates & Granger 1969): member k gets `(1 / mse_k) / sum_j (1 / mse_j)` of the median.
 Weights from the error ratios, not the weights that minimise the validation error, because

@@ -15,7 +15,10 @@ strong and cheap enough to run on every window at scoring time:
 3. Half the slope of the least-squares line as drift:
    ``f(h) = level + b/2 · ((h - 1) + 1/α - (1 - α)^n / α)``, then the season added back.
 
-Seasonal naive (the window's last season repeated) is the other member. `Predictor` blends
+Seasonal naive (the window's last season repeated) and seasonal naive with drift (the same,
+plus the growth per season over the window's whole seasons, carried forward) are the others:
+on long trending monthly series (US employment by industry) the growth carried forward is what
+ARIMA's differencing gets and Theta's half slope damps. `Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
 """
@@ -115,8 +118,25 @@ def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np
     return x[:, length - m + np.arange(horizon) % m]
 
 
-MEMBERS = ("theta", "seasonal_naive")  # the statistical forecasts a model may blend with its network
-_FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast}
+def seasonal_drift_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """Seasonal naive plus drift: the last season repeated, each repeat raised by one season's
+    growth, measured from the value k steps back to the last (k the window's whole seasons); a
+    window shorter than two seasons drifts step by step (a random walk with drift)."""
+    x = np.asarray(values, dtype=np.float64)
+    length = x.shape[1]
+    m = season if season >= 2 and 2 * season <= length else 1
+    if length < 2:
+        return np.repeat(x[:, -1:], horizon, axis=1)
+    k = (length - 1) // m * m
+    growth = (x[:, -1] - x[:, -1 - k]) / (k // m)            # per season (per step where m = 1)
+    repeats = np.arange(horizon) // m + 1                     # which repeat of the season step h is in
+    return x[:, length - m + np.arange(horizon) % m] + growth[:, None] * repeats[None, :]
+
+
+# the statistical forecasts a model may blend with its network
+MEMBERS = ("theta", "seasonal_naive", "seasonal_drift")
+_FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
+                "seasonal_drift": seasonal_drift_forecast}
 
 
 def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,
