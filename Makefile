@@ -23,17 +23,14 @@ demo: $(STAMP)
 	$(BIN)/lakecast demo
 
 # The host's clock must not matter: the whole suite in UTC, then the time-sensitive tests
-# (marker `tz`) again in two other zones, one with a half-hour offset. Two pytest workers
-# (tests/conftest.py groups the tests); TEST_WORKERS=0 runs them in one process.
-TEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+# (marker `tz`) again in two other zones, one with a half-hour offset.
 test: $(STAMP)
 	$(BIN)/ruff check pipelines models jobs conf tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	TZ=UTC $(BIN)/python -m pytest $(XDIST)
-	TZ=America/New_York $(BIN)/python -m pytest $(XDIST) -m tz -q
-	TZ=Asia/Kolkata $(BIN)/python -m pytest $(XDIST) -m tz -q
+	TZ=UTC $(BIN)/python -m pytest
+	TZ=America/New_York $(BIN)/python -m pytest -m tz -q
+	TZ=Asia/Kolkata $(BIN)/python -m pytest -m tz -q
 
 # The benchmark-only extra (statsforecast, for bench.accuracy_bench), on top of the lock.
 BENCH_STAMP := $(VENV)/.lakecast-bench-installed

@@ -50,49 +50,6 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "the time-zone tests would run in another zone")
 
 
-# `make test` runs the suite on two pytest-xdist workers. A test file runs on one worker
-# (its module fixtures are set up once), and the files whose tests share the two whole demo
-# runs (`zone_demos`, session-scoped) run on one worker together, so the demos run once. The
-# longest groups go first so that neither worker is left with one at the end. (xdist's own
-# `loadgroup` marks do not group under pytest 9.2, which ignores the ids xdist rewrites.)
-DEMOS_GROUP = "zone_demos"
-DEMO_FILES = frozenset({"test_cli.py", "test_evaluate.py", "test_report.py", "test_secrets.py",
-                        "test_time_zones.py"})
-LONGEST_FIRST = (DEMOS_GROUP, "test_cluster.py", "test_forget.py", "test_auto_steps.py", "test_ingest.py",
-                 "test_scoring.py")
-
-
-def test_group(nodeid: str) -> str:
-    """The xdist group of a test id: its file, or DEMOS_GROUP for the files on the demos."""
-    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return DEMOS_GROUP if name in DEMO_FILES else name
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByGroup(LoadScopeScheduling):  # type: ignore[misc]
-        def __init__(self, config: pytest.Config, log: Any) -> None:
-            super().__init__(config, log)
-            config.option.loadscopereorder = False  # keep LONGEST_FIRST's order
-
-        def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
-
-    return ByGroup(config, log)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the groups longest first; refuse a test on the demos outside DEMO_FILES (it would
-    start the demos a second time on the other worker)."""
-    stray = sorted({it.path.name for it in items if "zone_demos" in getattr(it, "fixturenames", ())} - DEMO_FILES)
-    if stray:
-        raise pytest.UsageError(f"{', '.join(stray)} use zone_demos: add them to DEMO_FILES in tests/conftest.py")
-    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: rank.get(test_group(it.nodeid), len(rank)))  # stable: file order within a group
-
-
 def make_config(home: Path, *extra: str) -> LakecastConfig:
     """A config on `home` with the test settings, plus any `extra` --set overrides."""
     return load_config(None, [f"home={home}", *TEST_OVERRIDES, *extra], env={})
