@@ -17,8 +17,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -111,11 +113,20 @@ def run(cfg: LakecastConfig, *, ready_timeout: float = 300.0) -> int:
         ensure_jdbc_driver(cfg)
     log_dir = cfg.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    properties = log_dir.parent / "sql-server.properties"
     from pipelines.session.submit import write_properties
 
-    write_properties(thrift_server_properties(cfg), properties)
-    server_log = log_dir / "sql-server.log"
+    # The properties may hold the metastore password: a private directory (mode 0700), the file
+    # removed as soon as the server listens (spark-submit has read it) and the directory on exit,
+    # so no secret stays on disk.
+    private = Path(tempfile.mkdtemp(prefix="lakecast-sql-server-"))
+    try:
+        properties = write_properties(thrift_server_properties(cfg), private / "sql-server.properties")
+        return _run_server(cfg, properties, log_dir / "sql-server.log", ready_timeout)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _run_server(cfg: LakecastConfig, properties: Path, server_log: Path, ready_timeout: float) -> int:
     env = {**os.environ, "SPARK_HOME": str(spark_home())}
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     with hold_catalog(cfg), open(server_log, "ab") as fh:
@@ -125,7 +136,7 @@ def run(cfg: LakecastConfig, *, ready_timeout: float = 300.0) -> int:
         proc = subprocess.Popen(command(cfg, properties), stdout=fh, stderr=subprocess.STDOUT,
                                 env=env, cwd=cfg.home, start_new_session=True)
         try:
-            return _serve(cfg, proc, server_log, ready_timeout)
+            return _serve(cfg, proc, server_log, ready_timeout, properties)
         except KeyboardInterrupt:
             log.info("stopping the SQL server")
             return 0
@@ -134,7 +145,8 @@ def run(cfg: LakecastConfig, *, ready_timeout: float = 300.0) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _serve(cfg: LakecastConfig, proc: subprocess.Popen[bytes], server_log: Path, timeout: float) -> int:
+def _serve(cfg: LakecastConfig, proc: subprocess.Popen[bytes], server_log: Path, timeout: float,
+           properties: Path) -> int:
     host = "127.0.0.1" if cfg.sql_server.host in ("0.0.0.0", "") else cfg.sql_server.host
     deadline = time.monotonic() + timeout
     while not _port_open(host, cfg.sql_server.port):
@@ -147,6 +159,7 @@ def _serve(cfg: LakecastConfig, proc: subprocess.Popen[bytes], server_log: Path,
                 f"{' | '.join(tail) or 'no error logged'}. Log: {server_log}"
             )
         time.sleep(0.5)
+    properties.unlink(missing_ok=True)  # read at start-up; a listening server no longer needs it
     login = " -n USER -p PASSWORD" if cfg.sql_server.authentication != "none" else ""
     log.info("SQL server ready: beeline -u %s%s", jdbc_url(cfg), login)
     return proc.wait()
