@@ -1,21 +1,23 @@
 """lakecast on real multi-process infrastructure: a Spark standalone cluster (master and two
 workers on 127.0.0.1), a PostgreSQL-backed metastore, and Spark's Thrift SQL server.
 
-One home is prepared once (`lakecast demo` on local[2], tiny model) on a PostgreSQL catalog;
-then:
-  - ingest, then predict through `spark-submit jobs/predict.py`, on the cluster (into a database
-    of its own) give the local observations and forecasts, although one executor is killed while
-    predict runs (Spark's retries complete it, or it fails clearly with nothing written and runs
-    again);
+The home is the session's UTC demo (tests/demo_runs.py: a whole `lakecast demo` on a PostgreSQL
+catalog whose password comes from the environment), shared with the tests that read it, so no
+second demo runs here. What these tests write goes into a database of its own (`on_cluster`) in
+that catalog and warehouse, leaving the demo's `lakecast` database as the demo wrote it:
+  - ingest, then predict through `spark-submit jobs/predict.py`, on the cluster give the local
+    observations and forecasts, although one executor is killed while predict runs (Spark's
+    retries complete it, or it fails clearly with nothing written and runs again);
   - two predict processes for two as-of times write the one catalog at the same time, leaving
     exactly one forecast per key;
-  - `lakecast sql-server` serves `forecasts_latest` to pyspark's bundled beeline.
+  - `lakecast sql-server` serves the demo's `forecasts_latest` to pyspark's bundled beeline.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,21 +38,13 @@ from pipelines.tooling.local_cluster import (
     spark_env,
     wait_for,
 )
-from pipelines.tooling.local_postgres import PostgresServer, metastore_overrides
-from pipelines.tooling.metastore_schema import init_schema
-from tests.conftest import IVY_DIR, REPO
+from tests.conftest import REPO, TEST_OVERRIDES
+from tests.demo_runs import DemoRun
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 
 BIN = Path(sys.executable).parent
-# A tiny model and small windows: the point is the infrastructure, not forecast quality.
-TINY = (
-    "windows.lookback=24", "windows.horizon=6", "windows.stride=6", "train.max_epochs=1",
-    "model.hidden_size=8", "model.num_layers=1", "train.val_periods=24", "train.test_periods=24",
-    "promote.backtest_periods=24", "scoring.precision=fp32", "train.plot_series=0",
-    "spark.shuffle_partitions=2", "spark.delta_snapshot_partitions=1", "spark.driver_memory=1g",
-    f"spark.ivy_dir={IVY_DIR}",
-)
+DB = "on_cluster"  # where these tests write: the demo's own `lakecast` database stays as the demo left it
 KEY = ("series_id", "forecast_origin", "target_ts", "model_name")
 # The demo's data ends 2025-01-01T00:00 (exclusive); these as-of times lie inside it.
 AS_OF_FAULT = "2024-12-29T00:00:00"
@@ -58,27 +52,31 @@ AS_OF_OTHER = "2024-12-28T00:00:00"
 
 
 class Home:
-    """A lakecast home on a PostgreSQL catalog, prepared by `lakecast demo`."""
+    """The UTC demo's home (PostgreSQL catalog, password from the environment) and the cluster."""
 
-    def __init__(self, path: Path, jdbc_url: str, cluster: StandaloneCluster) -> None:
-        self.path = path
-        self.sets = (*TINY, *metastore_overrides(jdbc_url))
+    def __init__(self, demo: DemoRun, cluster: StandaloneCluster) -> None:
+        self.path = demo.home
+        # the demo's own settings (its tiny model, its catalog), with a smaller driver for the
+        # processes that run beside the cluster's JVMs
+        self.sets = (*TEST_OVERRIDES, *demo.sets, "spark.driver_memory=1g")
+        self.secret_env = demo.env
         self.cluster = cluster
-        self.demo_forecasts: list[Any] = []  # the forecasts table as the demo left it, before any test
+        self.demo_forecasts: list[Any] = []  # the forecasts table as the demo left it
 
-    def overrides(self, master: str = "local[2]") -> tuple[str, ...]:
+    def overrides(self, master: str = "local[2]", db: str = DB) -> tuple[str, ...]:
         extra = ("spark.conf.spark.executor.memory=640m", "spark.conf.spark.executor.cores=1",
                  "spark.conf.spark.task.maxFailures=4") if master.startswith("spark://") else ()
-        return (*self.sets, f"spark.master={master}", *extra)
+        return (*self.sets, f"spark.master={master}", f"catalog.database={db}", *extra)
 
     def config(self, master: str = "local[2]") -> LakecastConfig:
-        return load_config(None, [f"home={self.path}", *self.overrides(master)], env={})
+        return load_config(None, [f"home={self.path}", *self.overrides(master)], env=self.secret_env)
 
     def env(self) -> dict[str, str]:
-        return {**spark_env(), "LAKECAST_HOME": str(self.path), "PATH": f"{BIN}:{os.environ['PATH']}"}
+        return {**spark_env(), **self.secret_env, "LAKECAST_HOME": str(self.path),
+                "PATH": f"{BIN}:{os.environ['PATH']}"}
 
-    def lakecast(self, *args: str, master: str = "local[2]") -> list[str]:
-        sets = [x for o in self.overrides(master) for x in ("--set", o)]
+    def lakecast(self, *args: str, master: str = "local[2]", db: str = DB) -> list[str]:
+        sets = [x for o in self.overrides(master, db) for x in ("--set", o)]
         return [str(BIN / "lakecast"), *args, *sets]
 
     def run(self, *args: str, master: str = "local[2]", timeout: int = 1200,
@@ -86,14 +84,14 @@ class Home:
         return subprocess.run(self.lakecast(*args, master=master), capture_output=True, text=True,
                               timeout=timeout, env=self.env(), cwd=REPO)
 
-    def table(self, spark: Any, name: str, db: str = "lakecast") -> Any:
+    def table(self, spark: Any, name: str, db: str = DB) -> Any:
         """A table read by path (this test process has its own catalog)."""
         return spark.read.format("delta").load(str(self.path / "warehouse" / f"{db}.db" / name))
 
-    def forecasts(self, spark: Any, db: str = "lakecast") -> list[Any]:
+    def forecasts(self, spark: Any, db: str = DB) -> list[Any]:
         return self.table(spark, "forecasts", db).orderBy(*KEY).collect()
 
-    def job_runs(self, spark: Any, db: str = "lakecast") -> list[Any]:
+    def job_runs(self, spark: Any, db: str = DB) -> list[Any]:
         return self.table(spark, "job_runs", db).orderBy("started_at").collect()
 
 
@@ -103,15 +101,29 @@ def _ok(res: subprocess.CompletedProcess[str], what: str) -> None:
     )
 
 
+# Rows the cluster's ingest must quarantine, each for its reason (the demo's few series may have
+# none): reason_code -> (series_id, ts, value) as written in the file.
+CRAFTED = {"missing_series_id": ("", "2024-12-30T00:00:00Z", "1.5"),
+           "bad_timestamp": ("crafted", "30/12/2024 01h", "1.5"),
+           "bad_value": ("crafted", "2024-12-30T02:00:00Z", "n/a")}
+
+
 @pytest.fixture(scope="module")
-def home(spark: Any, postgres: PostgresServer, cluster: StandaloneCluster,
+def home(spark: Any, zone_demos: dict[str, DemoRun], cluster: StandaloneCluster,
          tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """Schema loaded into a new PostgreSQL database, then the whole pipeline run once locally."""
-    h = Home(tmp_path_factory.mktemp("pg_home"), postgres.create_database("metastore"), cluster)
-    status = init_schema(spark.sparkContext._gateway, h.config())
-    assert (status.status, status.version) == ("created", "2.3.0")
-    _ok(h.run("demo", "--series", "6", "--days", "30", timeout=1800), "lakecast demo (local[2])")
-    h.demo_forecasts = h.forecasts(spark)  # tests add forecasts for other as-of times; this stays the demo's
+    """The session's UTC demo home, which must have run on PostgreSQL; then `lakecast ingest` on
+    the cluster, into the `on_cluster` database, of the demo's files and a file of bad rows."""
+    demo = zone_demos["UTC"]
+    if not demo.postgres:
+        pytest.skip("PostgreSQL server programs not found (apt-get install postgresql)")
+    assert demo.returncode == 0, f"the UTC demo failed:\n{demo.output[-3000:]}"
+    h = Home(demo, cluster)
+    h.demo_forecasts = h.forecasts(spark, "lakecast")
+    files = tmp_path_factory.mktemp("cluster_input") / "files"
+    shutil.copytree(h.path / "demo_data", files)
+    (files / "crafted.csv").write_text("series_id,ts,value\n" + "".join(f"{','.join(r)}\n" for r in CRAFTED.values()))
+    _ok(h.run("ingest", str(files), "--format", "csv", "--freq", "h", master=cluster.url),
+        "lakecast ingest on the cluster")
     return h
 
 
@@ -120,9 +132,9 @@ def _by_key(rows: list[Any], origin: str) -> dict[tuple[Any, ...], Any]:
     return {tuple(r[k] for k in KEY): r for r in rows if r["forecast_origin"] == t}
 
 
-def _recorded_rows(spark: Any, home: Home, as_of: str, db: str = "lakecast") -> int:
+def _recorded_rows(spark: Any, home: Home, as_of: str) -> int:
     """Forecast rows the latest succeeded predict for `as_of` reported in job_runs."""
-    runs = [r for r in home.job_runs(spark, db) if r["job"] == "predict" and r["status"] == "succeeded"
+    runs = [r for r in home.job_runs(spark) if r["job"] == "predict" and r["status"] == "succeeded"
             and f'"as_of": "{as_of}"' in (r["parameters"] or "")]
     assert runs, f"no succeeded predict run for {as_of} in job_runs"
     return int(runs[-1]["row_counts"]["forecast_rows"])
@@ -134,34 +146,33 @@ def _one_per_key(rows: list[Any]) -> None:
     assert not dupes, f"{len(dupes)} forecast keys appear more than once, e.g. {sorted(dupes)[:2]}"
 
 
-@pytest.mark.timeout(2400)  # includes preparing the home (the whole demo) on a slow machine
-def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> None:
+@pytest.mark.timeout(2400)  # includes the demos and the ingest on a slow machine
+def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home, tmp_path: Path) -> None:
     """On the standalone cluster, into a database of its own: `lakecast ingest` of the demo's
-    files, then `spark-submit jobs/predict.py`; observations and forecasts equal the demo's
-    local[2] run (same registered model)."""
+    files (the fixture), then `spark-submit jobs/predict.py`; observations and forecasts equal the
+    demo's local[2] run (same registered model)."""
     origins = {r["forecast_origin"] for r in home.demo_forecasts}
     assert len(origins) == 2, origins  # the demo scored before its held-back day arrived and after
     as_of = max(origins).isoformat()  # the end of its data: what ingesting all the demo's files gives
     local = _by_key(home.demo_forecasts, as_of)
     assert len(local) >= 6  # at least one series scored over the horizon
 
-    db = ("--set", "catalog.database=on_cluster")
-    ingested = home.run("ingest", str(home.path / "demo_data"), "--format", "csv", "--freq", "h", *db,
-                        master=home.cluster.url)
-    _ok(ingested, "lakecast ingest on the cluster")
     cols = ("series_id", "ts", "value")
-    local_obs = home.table(spark, "observations").select(*cols).orderBy(*cols[:2]).collect()
-    cluster_obs = home.table(spark, "observations", "on_cluster").select(*cols).orderBy(*cols[:2]).collect()
+    local_obs = home.table(spark, "observations", "lakecast").select(*cols).orderBy(*cols[:2]).collect()
+    cluster_obs = home.table(spark, "observations").select(*cols).orderBy(*cols[:2]).collect()
     assert cluster_obs == local_obs and len(local_obs) > 0
-    assert (home.table(spark, "quarantine", "on_cluster").count()
-            == home.table(spark, "quarantine").count() > 0)  # the demo's files carry bad rows
+    bad = ("reason_code", "ts_raw", "value_raw")
+    local_bad = [tuple(r) for r in home.table(spark, "quarantine", "lakecast").select(*bad).collect()]
+    cluster_bad = [tuple(r) for r in home.table(spark, "quarantine").select(*bad).collect()]
+    crafted = [(code, ts, value) for code, (_, ts, value) in CRAFTED.items()]
+    assert sorted(cluster_bad) == sorted([*local_bad, *crafted])  # the demo's bad rows and the crafted ones
 
     from jobs.spark_conf import run as spark_conf
     from pipelines.session.submit import write_properties
 
-    cfg = home.config(home.cluster.url)
-    props = write_properties(spark_conf(cfg), home.path / "cluster.properties")
-    sets = [x for o in (*home.overrides(home.cluster.url), "catalog.database=on_cluster") for x in ("--set", o)]
+    # outside the home: the file holds the metastore password (test_secrets checks the home)
+    props = write_properties(spark_conf(home.config(home.cluster.url)), tmp_path / "cluster.properties")
+    sets = [x for o in home.overrides(home.cluster.url) for x in ("--set", o)]
     submit = [str(BIN / "spark-submit"), "--properties-file", str(props), str(REPO / "jobs" / "predict.py"),
               "--as-of", as_of, *sets]
     # One executor is killed as soon as it runs the scoring UDFs: Spark's retries complete the
@@ -177,20 +188,20 @@ def test_ingest_and_predict_on_cluster_equal_local(spark: Any, home: Home) -> No
             proc.kill()
     if proc.returncode != 0:
         assert "Error:" in err and "Traceback" not in err, f"after killing {killed}:\n{err[-3000:]}"
-        assert not _by_key(home.forecasts(spark, "on_cluster"), as_of), "a failed run wrote forecasts"
+        assert not _by_key(home.forecasts(spark), as_of), "a failed run wrote forecasts"
         res = subprocess.run(submit, capture_output=True, text=True, timeout=1200, env=home.env(), cwd=REPO)
         _ok(res, "spark-submit jobs/predict.py on the cluster (again, after the executor was killed)")
-    clustered = _by_key(home.forecasts(spark, "on_cluster"), as_of)
+    clustered = _by_key(home.forecasts(spark), as_of)
     assert clustered.keys() == local.keys(), f"after killing {killed}"
     for k, row in clustered.items():
         assert row["job_run_id"] != local[k]["job_run_id"]  # really scored, by the cluster run
         assert row["model_version"] == local[k]["model_version"]
         for q in ("p10", "p50", "p90"):
             assert row[q] == pytest.approx(local[k][q], rel=1e-5, abs=1e-6), (k, q)
-    assert len(clustered) == _recorded_rows(spark, home, as_of, "on_cluster")
-    runs = [r for r in home.job_runs(spark, "on_cluster") if r["status"] == "succeeded"]
-    assert [r["job"] for r in runs] == ["ingest", "predict"]
-    assert all(home.cluster.url in r["parameters"] for r in runs)  # the recorded config names the cluster
+    assert len(clustered) == _recorded_rows(spark, home, as_of)
+    runs = [r for r in home.job_runs(spark) if r["status"] == "succeeded"]
+    assert [r["job"] for r in runs][:2] == ["ingest", "predict"]
+    assert all(home.cluster.url in r["parameters"] for r in runs[:2])  # the recorded config names the cluster
 
 
 def _kill_first_busy_executor(cluster: StandaloneCluster, proc: subprocess.Popen[str],
@@ -211,8 +222,7 @@ def _kill_first_busy_executor(cluster: StandaloneCluster, proc: subprocess.Popen
 @pytest.mark.timeout(1800)
 def test_rerun_and_another_as_of_at_once_on_postgres_catalog(spark: Any, home: Home) -> None:
     """Two predict processes for two as-of times write one catalog at the same time (Derby would
-    refuse the second): the re-run of the faulted time and another time. Afterwards every key
-    has exactly one forecast."""
+    refuse the second). Afterwards every key has exactly one forecast."""
     procs = [subprocess.Popen(home.lakecast("predict", "--as-of", t, master="local[1]"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
                               cwd=REPO) for t in (AS_OF_FAULT, AS_OF_OTHER)]
@@ -241,7 +251,7 @@ def _beeline(port: int, sql: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.timeout(1800)
 def test_sql_server_serves_forecasts_latest_to_beeline(spark: Any, home: Home) -> None:
     port = free_port()
-    proc = subprocess.Popen(home.lakecast("sql-server", "--set", f"sql_server.port={port}"),
+    proc = subprocess.Popen(home.lakecast("sql-server", "--set", f"sql_server.port={port}", db="lakecast"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=home.env(),
                             cwd=REPO)
     try:
@@ -257,7 +267,7 @@ def test_sql_server_serves_forecasts_latest_to_beeline(spark: Any, home: Home) -
         table = home.path / "warehouse" / "lakecast.db" / "forecasts"
         latest = spark.sql(  # forecasts_latest has one row per (series_id, target_ts)
             f"SELECT count(DISTINCT series_id, target_ts) AS n FROM delta.`{table}`").head()["n"]
-        assert (int(n), int(s)) == (latest, 6)
+        assert (int(n), int(s)) == (latest, len({r["series_id"] for r in home.demo_forecasts}))
         assert origin.startswith("2024-12-31")  # the demo scored at the end of its data
     finally:
         proc.send_signal(signal.SIGTERM)
