@@ -1,8 +1,9 @@
 """Two whole `lakecast demo` runs shared by the tests that need a real end-to-end home.
 
 A demo is the most expensive thing the suite does, so it runs twice per session, at once:
-under TZ=UTC on a PostgreSQL metastore whose password comes from the environment (the secrets
-test scans that home), and under TZ=America/New_York on the embedded Derby metastore (the
+under TZ=UTC on a PostgreSQL metastore whose password comes from the environment (the cluster
+tests run their jobs on that home, in a database of their own, and the secrets test then scans
+it), and under TZ=America/New_York on the embedded Derby metastore (the
 time-zone test compares the two homes' forecasts: neither the host's zone nor the catalog may
 change a forecast). Without PostgreSQL's programs the UTC run uses Derby too.
 """
