@@ -47,7 +47,7 @@ BIN = Path(sys.executable).parent
 DB = "on_cluster"  # where these tests write: the demo's own `lakecast` database stays as the demo left it
 KEY = ("series_id", "forecast_origin", "target_ts", "model_name")
 # The demo's data ends 2025-01-01T00:00 (exclusive); these as-of times lie inside it.
-AS_OF_FAULT = "2024-12-29T00:00:00"
+AS_OF_ONE = "2024-12-29T00:00:00"
 AS_OF_OTHER = "2024-12-28T00:00:00"
 
 
@@ -220,22 +220,22 @@ def _kill_first_busy_executor(cluster: StandaloneCluster, proc: subprocess.Popen
 
 
 @pytest.mark.timeout(1800)
-def test_rerun_and_another_as_of_at_once_on_postgres_catalog(spark: Any, home: Home) -> None:
+def test_two_as_of_times_at_once_on_postgres_catalog(spark: Any, home: Home) -> None:
     """Two predict processes for two as-of times write one catalog at the same time (Derby would
     refuse the second). Afterwards every key has exactly one forecast."""
     procs = [subprocess.Popen(home.lakecast("predict", "--as-of", t, master="local[1]"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
-                              cwd=REPO) for t in (AS_OF_FAULT, AS_OF_OTHER)]
+                              cwd=REPO) for t in (AS_OF_ONE, AS_OF_OTHER)]
     results = [(p, *p.communicate(timeout=1200)) for p in procs]
     for p, out, err in results:
         assert p.returncode == 0, f"{p.args[1:4]} failed:\n{out[-2000:]}\n{err[-4000:]}"
     rows = home.forecasts(spark)
     _one_per_key(rows)
-    for t in (AS_OF_FAULT, AS_OF_OTHER):
+    for t in (AS_OF_ONE, AS_OF_OTHER):
         assert len(_by_key(rows, t)) == _recorded_rows(spark, home, t) > 0, t
     runs = [r for r in home.job_runs(spark) if r["job"] == "predict"][-2:]  # the newest two: these
     assert {r["status"] for r in runs} == {"succeeded"}
-    assert {json.loads(r["parameters"])["as_of"] for r in runs} == {AS_OF_FAULT, AS_OF_OTHER}
+    assert {json.loads(r["parameters"])["as_of"] for r in runs} == {AS_OF_ONE, AS_OF_OTHER}
     a, b = sorted(runs, key=lambda r: r["started_at"])
     assert b["started_at"] < a["ended_at"], "the two runs did not overlap"
 
