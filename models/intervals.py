@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from models.arrays import WindowArrays
-from models.lakecast_forecaster.calibration import IntervalCalibration, coverage, fit_calibration
+from models.lakecast_forecaster.calibration import MAX_WIDENING, IntervalCalibration, coverage, fit_calibration
 from models.lakecast_forecaster.lstm import LSTMForecaster
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.train import TrainingError, WindowSource
@@ -68,19 +68,28 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.n
 
 
 def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, device: str = "cpu",
-              max_windows: int = MAX_WINDOWS, seed: int = 0) -> tuple[ModelMeta, CalibrationReport]:
-    """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there."""
+              max_windows: int = MAX_WINDOWS, seed: int = 0,
+              history: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ModelMeta, CalibrationReport]:
+    """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there;
+    `history` (training windows, `statistical_blend.sample_history`) caps how far one unusual
+    validation period can widen the band (see `fit_calibration`)."""
     X, y = sample_windows(val, max_windows, seed)
-    raw = Predictor(module, replace(meta, calibration=None), device=device).predict(X)
-    cal = fit_calibration(raw, y, meta.quantiles)
+    predictor = Predictor(module, replace(meta, calibration=None), device=device)
+    raw = predictor.predict(X)
+    alone = cal = fit_calibration(raw, y, meta.quantiles)
+    also = ""
+    if history is not None and len(history[0]):
+        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(history[0]), history[1]))
+        also = f", at most {MAX_WIDENING:g}x the factors of {len(history[0])} training windows"
     report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
-    log.info("interval calibration on %d validation windows: p10-p90 coverage %.3f -> %.3f "
-             "(factors low %s, high %s)", len(X), report.before[0], report.after[0],
+    log.info("interval calibration on %d validation windows%s: p10-p90 coverage %.3f -> %.3f "
+             "(factors low %s, high %s)", len(X), also, report.before[0], report.after[0],
              report.params()["calibration.low_factors"], report.params()["calibration.high_factors"])
-    widest = max((*cal.low, *cal.high), default=1.0)
+    widest = max((*alone.low, *alone.high), default=1.0)
     if widest > WIDE_FACTOR:
-        log.warning("interval calibration widens the band up to %.1f times what the network learned: the "
-                    "validation period (train.val_periods) holds errors far beyond the training period's (a level "
-                    "shift or an outlier period?); forecast intervals will be that much wider. Check the series "
-                    "near the end of the history, or set model.calibrate_intervals=false", widest)
+        log.warning("the validation period alone would widen the interval band up to %.1f times what the network "
+                    "learned (%.1f times after the cap by the training windows): the validation period "
+                    "(train.val_periods) holds errors far beyond the training period's (a level shift or an outlier "
+                    "period?). Check the series near the end of the history, or set model.calibrate_intervals=false",
+                    widest, max((*cal.low, *cal.high), default=1.0))
     return replace(meta, calibration=cal), report

@@ -78,6 +78,32 @@ def test_few_windows_pool_the_steps() -> None:
     assert len(set(cal.low)) == 1 and len(set(cal.high)) == 1 and cal.horizon == 5
 
 
+def test_training_history_caps_a_shifted_validation_of_few_windows() -> None:
+    """One validation window per series (monthly, weekly data) with a level shift in a third of
+    them: validation alone blows the high factor up; the training windows cap it at twice what
+    they support. Where validation agrees with them, nothing changes."""
+    pred, y, _ = gaussian(30, 4, seed=13, lo=0.5, hi=0.5)
+    y[:10] += 20.0                                              # a third of the series shifted up
+    hist_pred, hist_y, _ = gaussian(5000, 4, seed=14, lo=0.5, hi=0.5)
+    alone = fit_calibration(pred, y, Q)
+    capped = fit_calibration(pred, y, Q, history=(hist_pred, hist_y))
+    from_history = fit_calibration(hist_pred, hist_y, Q)       # about 2.0: the band is half as wide as the truth
+    assert max(alone.high) > 8.0
+    assert max(capped.high) == pytest.approx(2.0 * from_history.high[0], rel=0.1) and max(capped.high) < 5.0
+    assert capped.low == alone.low                              # the low side agreed with the history: unchanged
+    fresh, y2, _ = gaussian(50_000, 4, seed=15, lo=0.5, hi=0.5)
+
+    def pinball(q: np.ndarray) -> float:
+        e = y2[..., None] - q
+        return float(np.maximum(np.array(Q) * e, (np.array(Q) - 1.0) * e).mean())
+
+    assert pinball(capped.apply(fresh)) < 0.7 * pinball(alone.apply(fresh))
+    many_pred, many_y, _ = gaussian(4000, 4, seed=16, lo=0.5, hi=0.5)
+    assert fit_calibration(many_pred, many_y, Q, history=(hist_pred, hist_y)) == fit_calibration(many_pred, many_y, Q)
+    with pytest.raises(ValueError, match="calibration history needs"):
+        fit_calibration(pred, y, Q, history=(hist_pred[:, :3], hist_y[:, :3]))
+
+
 def ordered(q: np.ndarray) -> bool:
     return bool(np.all(q[..., 0] <= q[..., 1]) and np.all(q[..., 1] <= q[..., 2]))
 
@@ -170,8 +196,13 @@ def test_a_validation_period_unlike_training_is_warned_about(caplog: pytest.LogC
     y = (q[..., 1] + (q[..., 2] - q[..., 1]) / 1.2816 * rng.standard_normal(q.shape[:2])).astype(np.float32)
     calm = WindowArrays(X, y, np.zeros(len(X)), np.ones(len(X)))
     calibrate(module, META, calm)
-    assert "widens the band" not in caplog.text
+    assert "would widen the interval band" not in caplog.text
     shifted = WindowArrays(X, y + 50.0, calm.loc, calm.scale)  # a level shift after the inputs
     meta, _ = calibrate(module, META, shifted)
     assert meta.calibration is not None and max(meta.calibration.high) > 4.0
-    assert "widens the band up to" in caplog.text and "train.val_periods" in caplog.text
+    assert "would widen the interval band up to" in caplog.text and "train.val_periods" in caplog.text
+    few = WindowArrays(X[:40], np.concatenate((y[:10] + 50.0, y[10:40])), calm.loc[:40], calm.scale[:40])
+    alone, _ = calibrate(module, META, few)   # a quarter of 40 windows shifted: validation alone says 'far wider'
+    weighed, _ = calibrate(module, META, few, history=(X, y))  # the training history: the band is about right
+    assert alone.calibration is not None and weighed.calibration is not None
+    assert max(alone.calibration.high) > 4.0 and max(weighed.calibration.high) < 2.5

@@ -191,7 +191,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             train, val = _train_inputs(cfg, snaps, len(names))
             test = _in_memory(snaps["test"], cfg, len(names), keys=True)
             result = fit(train, val, cfg)
-            history = statistical_blend.sample_history(train, cfg.train.seed) if cfg.model.statistical_blend else None
+            history = (statistical_blend.sample_history(train, cfg.train.seed)
+                       if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
@@ -203,7 +204,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history)
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on the validation windows, stored in meta
-            meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed)
+            meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
+                                          history=history)
         predictor = Predictor(result.model, meta, device=result.device)
         test_pred = predictor.predict(test.X)
         bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
