@@ -80,7 +80,9 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
     also = ""
     if history is not None and len(history[0]):
         cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(history[0]), history[1]))
-        also = f", at most {MAX_WIDENING:g}x the factors of {len(history[0])} training windows"
+        capped = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
+        also = (f", at most {MAX_WIDENING:g}x the factors of {len(history[0])} training windows "
+                f"({capped} of {2 * cal.horizon} capped)")
     report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
     log.info("interval calibration on %d validation windows%s: p10-p90 coverage %.3f -> %.3f "
              "(factors low %s, high %s)", len(X), also, report.before[0], report.after[0],
