@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MAX_WINDOWS = 100_000  # validation windows used for calibration, sampled deterministically above it
 WIDE_FACTOR = 4.0      # a factor above this: the validation period looks unlike training (warned)
+MAX_HISTORY_WINDOWS = 5_000  # training windows predicted for the cap (a 90 % quantile per step needs no more)
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,13 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
     alone = cal = fit_calibration(raw, y, meta.quantiles)
     also = ""
     if history is not None and len(history[0]):
-        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(history[0]), history[1]))
+        hx, hy = history
+        if len(hx) > MAX_HISTORY_WINDOWS:  # the sample is in window order: take a seeded subset, not the first
+            keep = np.sort(np.random.default_rng(seed).choice(len(hx), MAX_HISTORY_WINDOWS, replace=False))
+            hx, hy = hx[keep], hy[keep]
+        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx), hy))
         capped = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
-        also = (f", at most {MAX_WIDENING:g}x the factors of {len(history[0])} training windows "
+        also = (f", at most {MAX_WIDENING:g}x the factors of {len(hx)} training windows "
                 f"({capped} of {2 * cal.horizon} capped)")
     report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
     log.info("interval calibration on %d validation windows%s: p10-p90 coverage %.3f -> %.3f "

@@ -206,3 +206,6 @@ def test_a_validation_period_unlike_training_is_warned_about(caplog: pytest.LogC
     weighed, _ = calibrate(module, META, few, history=(X, y))  # the training history: the band is about right
     assert alone.calibration is not None and weighed.calibration is not None
     assert max(alone.calibration.high) > 4.0 and max(weighed.calibration.high) < 2.5
+    many = (np.repeat(X, 15, axis=0), np.repeat(y, 15, axis=0))  # 6,000: a seeded subset of 5,000 is predicted
+    again, _ = calibrate(module, META, few, history=many)
+    assert again.calibration is not None and max(again.calibration.high) < 2.5
