@@ -10,8 +10,7 @@ network's own widths keeps its per-window shape (wide where it is unsure); the f
 of the step's median width) keeps near-zero widths from blowing the factors up. Factors are
 clipped at 0, so p10' <= p50 <= p90' always. Validation is one period; a factor is capped at
 `MAX_WIDENING` times what earlier (training) windows support, so one unusual period cannot set
-the band alone (`fit_calibration`). Numpy only: this ships
-inside the model.
+the band alone (`fit_calibration`). Numpy only: this ships inside the model.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             season = parse_freq(cfg.data.freq).season_length()
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history)
-        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on the validation windows, stored in meta
+        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, capped by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history)
         predictor = Predictor(result.model, meta, device=result.device)
