@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 MAX_WINDOWS = 100_000  # validation windows used for calibration, sampled deterministically above it
 WIDE_FACTOR = 4.0      # a factor above this: the validation period looks unlike training (warned)
-MAX_HISTORY_WINDOWS = 5_000  # training windows predicted for the cap (a 90 % quantile per step needs no more)
+HISTORY_WINDOWS = 20_000  # training windows sampled for the blend's member split (Theta: about 8 µs each)
+CAP_WINDOWS = 5_000       # of those, predicted for the calibration cap (a 90 % quantile per step needs no more)
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,17 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def sample_history(train: WindowSource, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A sample of the training windows (X, y) for the blend's member split and the calibration cap:
+    taken while the training set is still on disk (a streamed set is deleted after fitting)."""
+    return sample_windows(train, HISTORY_WINDOWS, seed)
+
+
 def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, device: str = "cpu",
               max_windows: int = MAX_WINDOWS, seed: int = 0,
               history: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ModelMeta, CalibrationReport]:
     """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there;
-    `history` (training windows, `statistical_blend.sample_history`) caps how far one unusual
+    `history` (training windows, `sample_history`) caps how far one unusual
     validation period can widen the band (see `fit_calibration`)."""
     X, y = sample_windows(val, max_windows, seed)
     predictor = Predictor(module, replace(meta, calibration=None), device=device)
@@ -81,8 +88,8 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
     also = ""
     if history is not None and len(history[0]):
         hx, hy = history
-        if len(hx) > MAX_HISTORY_WINDOWS:  # the sample is in window order: take a seeded subset, not the first
-            keep = np.sort(np.random.default_rng(seed).choice(len(hx), MAX_HISTORY_WINDOWS, replace=False))
+        if len(hx) > CAP_WINDOWS:  # the sample is in window order: take a seeded subset, not the first
+            keep = np.sort(np.random.default_rng(seed).choice(len(hx), CAP_WINDOWS, replace=False))
             hx, hy = hx[keep], hy[keep]
         cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx), hy))
         capped = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))

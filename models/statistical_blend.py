@@ -23,9 +23,6 @@ from models.train import WindowSource
 
 log = logging.getLogger(__name__)
 
-MAX_HISTORY_WINDOWS = 20_000  # training windows the members are scored on (Theta: about 8 µs each)
-
-
 def _fmt(ws: tuple[float, ...]) -> str:
     return ",".join(f"{w:.3f}" for w in ws)
 
@@ -46,17 +43,11 @@ class BlendReport:
         return {f"val_mae_{name}": v for name, v in self.fit.mae.items()}
 
 
-def sample_history(train: WindowSource, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A sample of the training windows (X, y) for the members' split of the blend: taken while the
-    training set is still on disk (a streamed set is deleted after fitting)."""
-    return sample_windows(train, MAX_HISTORY_WINDOWS, seed)
-
-
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
         max_windows: int = MAX_WINDOWS, seed: int = 0,
         history: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ModelMeta, BlendReport]:
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
-    `history` (training windows, `sample_history`) also informs how the members split their share."""
+    `history` (training windows, `intervals.sample_history`) also informs how the members split their share."""
     X, y = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
     hist = None if history is None else (history[0][:, :, 0], history[1], leading_padding(history[0]))

@@ -171,7 +171,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
     """Train, backtest, log, register; the run is recorded in job_runs (failures too)."""
     import torch
 
-    from models import precision, registry, statistical_blend
+    from models import intervals, precision, registry, statistical_blend
     from models.evaluate import backtest
     from models.train import fit
     from pipelines.windows.history import resolve_for_training
@@ -191,7 +191,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             train, val = _train_inputs(cfg, snaps, len(names))
             test = _in_memory(snaps["test"], cfg, len(names), keys=True)
             result = fit(train, val, cfg)
-            history = (statistical_blend.sample_history(train, cfg.train.seed)
+            history = (intervals.sample_history(train, cfg.train.seed)
                        if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
         finally:
             shutil.rmtree(root, ignore_errors=True)
