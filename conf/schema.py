@@ -58,6 +58,10 @@ class SparkConfig(_Section):
     log_level: str = "WARN"
     extra_packages: list[str] = Field(default_factory=list)
     ivy_dir: Path | None = None
+    # The driver JVM maps its classes from an archive built once in the background
+    # (pipelines/session/class_archive.py); null dir: <ivy_dir>/class-archive.
+    class_archive: bool = True
+    class_archive_dir: Path | None = None
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from conf import LakecastConfig
 from conf.errors import SessionError
 from pipelines.session.catalog_lock import lock_for_session, release_session_lock
+from pipelines.session.class_archive import java_options
 from pipelines.session.jars import delta_package, ensure_jdbc_driver
 from pipelines.session.java import check_java
 from pipelines.session.settings import spark_settings
@@ -54,6 +55,8 @@ def build_session(cfg: LakecastConfig) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings = spark_settings(cfg)
+    if archive := java_options(cfg, settings):  # not in spark_settings: spark-conf files stay portable
+        settings["spark.driver.extraJavaOptions"] = f"{archive} {settings['spark.driver.extraJavaOptions']}"
     extra = [p for p in settings.pop("spark.jars.packages", "").split(",") if p]
     builder = SparkSession.builder
     for key, value in settings.items():
