@@ -1,6 +1,6 @@
 """Build the driver JVM's class-data archive (`pipelines/session/class_archive.py`), in the foreground.
 
-    python -m jobs.class_archive ARCHIVE IVY_DIR
+    python -m jobs.class_archive ARCHIVE IVY_DIR [DRIVER_CLASS_PATH]
 
 A session that finds no archive starts this in the background, once; an image build can run it
 up front. It starts a session on a scratch home, does what a command does first (creates the
@@ -20,8 +20,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def build(path: Path, ivy_dir: Path, *, timeout_s: float = 300.0) -> bool:
-    """Write the archive at `path` from a scratch session (the builder process's work); True when written."""
+def build(path: Path, ivy_dir: Path, class_path: str = "", *, timeout_s: float = 300.0) -> bool:
+    """Write the archive at `path` from a scratch session (the builder process's work); True when
+    written. `class_path`: the sessions' `spark.driver.extraClassPath` (a JDBC driver), which must be
+    the archive's too."""
     from conf import load_config
     from pipelines.flows import init_tables
     from pipelines.session.builder import build_session
@@ -33,8 +35,10 @@ def build(path: Path, ivy_dir: Path, *, timeout_s: float = 300.0) -> bool:
     try:
         with tempfile.TemporaryDirectory(prefix="lakecast-class-archive-") as home:
             cfg = load_config(overrides=[f"home={home}", f"spark.ivy_dir={ivy_dir}", "spark.class_archive=false"])
-            cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"conf": {
-                **cfg.spark.conf, "spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial}"}})})
+            conf = {**cfg.spark.conf, "spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial}"}
+            if class_path:
+                conf["spark.driver.extraClassPath"] = class_path
+            cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"conf": conf})})
             spark = build_session(cfg)
             init_tables.run(spark, cfg)
             with record_run(spark, cfg, "class-archive", {}):
@@ -62,10 +66,10 @@ def build(path: Path, ivy_dir: Path, *, timeout_s: float = 300.0) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
-    return 0 if build(Path(argv[0]), Path(argv[1])) else 1
+    return 0 if build(Path(argv[0]), Path(argv[1]), argv[2] if len(argv) == 3 else "") else 1
 
 
 if __name__ == "__main__":

@@ -69,13 +69,14 @@ def java_options(cfg: LakecastConfig, settings: dict[str, str]) -> str:
         return ""
     if path.is_file():
         return f"-XX:SharedArchiveFile={path}"
-    _start_build(cfg, path)
+    _start_build(cfg, path, settings.get("spark.driver.extraClassPath", ""))
     return ""
 
 
-def _start_build(cfg: LakecastConfig, path: Path) -> None:
+def _start_build(cfg: LakecastConfig, path: Path, class_path: str) -> None:
     """Start the builder in the background unless one is at work on `path` already, or one failed
-    within `RETRY_AFTER_S` (its log says why)."""
+    within `RETRY_AFTER_S` (its log says why). It starts its JVM with the same `class_path` ahead of
+    Spark's: the JVM maps an archive only for the class path it was written with."""
     lock, failed = path.with_suffix(".building"), path.with_suffix(".failed")
     try:
         if failed.exists() and time.time() - failed.stat().st_mtime < RETRY_AFTER_S:
@@ -93,7 +94,7 @@ def _start_build(cfg: LakecastConfig, path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LAKECAST_HOME"}
     with open(path.with_suffix(".log"), "ab") as out:
         nice = ["nice", "-n", "10"] if shutil.which("nice") else []  # below the command that started it
-        subprocess.Popen([*nice, sys.executable, "-m", "jobs.class_archive", str(path), str(cfg.ivy_dir)],
+        subprocess.Popen([*nice, sys.executable, "-m", "jobs.class_archive", str(path), str(cfg.ivy_dir), class_path],
                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                          cwd=Path(__file__).resolve().parents[2], start_new_session=True)
     log.info("building the JVM class archive in the background, once (%s): later commands start faster", path)
