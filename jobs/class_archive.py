@@ -10,6 +10,9 @@ writes the archive (`-XX:ArchiveClassesAtExit`); the file then replaces ARCHIVE 
 
 from __future__ import annotations
 
+import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow installed packages
+
+# isort: split
 import logging
 import os
 import sys
