@@ -28,17 +28,12 @@ import time
 from pathlib import Path
 
 from conf import LakecastConfig
+from pipelines.session.java import find_java
 
 log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT_S = 900  # a build lock older than this is from a build that died: taken over
 RETRY_AFTER_S = 86_400  # a failed build (`.failed` beside the archive) is not retried for a day
-
-
-def _java() -> Path | None:
-    java = (Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else None
-    found = java if java and java.exists() else (Path(w) if (w := shutil.which("java")) else None)
-    return found.resolve() if found else None
 
 
 def archive_path(cfg: LakecastConfig, settings: dict[str, str]) -> Path | None:
@@ -48,9 +43,10 @@ def archive_path(cfg: LakecastConfig, settings: dict[str, str]) -> Path | None:
     JARs on the class path) and the driver's extra class path (a JDBC driver)."""
     import pyspark
 
-    java = _java()
-    if java is None:
+    found = find_java()
+    if found is None or not Path(found).exists():
         return None
+    java = Path(found).resolve()
     st = java.stat()
     key = "|".join((str(java), str(st.st_size), str(int(st.st_mtime)), pyspark.__version__,
                     settings.get("spark.driver.extraClassPath", "")))

@@ -13,11 +13,16 @@ from conf.errors import SessionError
 MIN_JAVA = 17
 
 
+def find_java() -> str | None:
+    """The `java` Spark's launcher starts: JAVA_HOME's when set, else the one on PATH (None: none)."""
+    if os.environ.get("JAVA_HOME"):
+        return str(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    return shutil.which("java")
+
+
 def java_major_version(java: str | None = None) -> int:
     """Major version of the `java` on PATH (or JAVA_HOME); raises SessionError if none."""
-    java = java or (
-        str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else None
-    ) or shutil.which("java")
+    java = java or find_java()
     if not java or not Path(java).exists():
         raise SessionError(
             f"Java was not found (JAVA_HOME={os.environ.get('JAVA_HOME')!r}, no `java` on PATH). "
