@@ -164,6 +164,16 @@ def steps(cfg: LakecastConfig) -> Steps:
     return resolve_steps(parse_freq(cfg.data.freq), given_steps(cfg))
 
 
+def refit_wanted(cfg: LakecastConfig) -> bool:
+    """`train.refit`, with `auto` on for steps of a week or longer: validation there is one
+    horizon of the most recent data (18 months on monthly data), which the first network never
+    trains on; at daily and finer steps it is a week of a long history."""
+    if cfg.train.refit != AUTO:
+        return bool(cfg.train.refit)
+    freq = parse_freq(cfg.data.freq)
+    return freq.is_calendar or freq.step >= timedelta(weeks=1)
+
+
 def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:
     """`cfg` with every step-counted setting set to its concrete value."""
     return cfg.model_copy(update={

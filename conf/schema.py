@@ -220,6 +220,10 @@ class TrainConfig(_Section):
     # 1 by default: the LSTM's per-step matmuls are too small for intra-op threads (measured
     # 0.64 s vs 5.9 s per batch of 256 windows with 1 vs 2 threads on a 2-core machine).
     torch_threads: int = Field(default=1, ge=0)
+    # After early stopping, train a fresh network for the best epoch count on the training and
+    # validation periods together (the most recent data); auto: for weekly and longer steps, where
+    # validation holds one horizon of months or years (conf/auto_steps.py: refit_wanted).
+    refit: bool | Literal["auto"] = "auto"
 
 
 class PromoteConfig(_Section):

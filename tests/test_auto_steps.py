@@ -15,11 +15,24 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from conf import ConfigError, load_config
-from conf.auto_steps import KEYS, History, Steps, apply_steps, auto_keys, check_fits, given_steps, resolve_steps, steps
+from conf.auto_steps import (
+    KEYS,
+    History,
+    Steps,
+    apply_steps,
+    auto_keys,
+    check_fits,
+    given_steps,
+    refit_wanted,
+    resolve_steps,
+    steps,
+)
 from conf.errors import HistoryTooShortError, SourceError
 from conf.freq import parse_freq
+from models.lakecast_forecaster.predictor import load_predictor
 from tests.conftest import collect_utc, make_config
 
 HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
@@ -114,6 +127,14 @@ def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
             load_config(None, [bad], env={})
 
 
+@pytest.mark.parametrize(("freq", "refit", "expected"), [
+    ("h", "auto", False), ("30min", "auto", False), ("D", "auto", False), ("W-MON", "auto", True),
+    ("MS", "auto", True), ("QS", "auto", True), ("YS", "auto", True), ("ME", "auto", True),
+    ("h", "true", True), ("MS", "false", False)])
+def test_refit_auto_is_on_for_weekly_and_longer_steps(freq: str, refit: str, expected: bool) -> None:
+    assert refit_wanted(load_config(None, [f"data.freq={freq}", f"train.refit={refit}"], env={})) is expected
+
+
 def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
                  young: int = 0) -> Path:
     """`series` monthly series over `months` months from 2010-01 with yearly seasonality, stamped
@@ -164,6 +185,19 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
     assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
     assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
+
+    # monthly: the shipped network is refitted on the training and validation periods, for the
+    # epochs early stopping chose, and it is the one registered
+    assert out.refit is not None and out.refit.epochs == out.result.best_epoch
+    assert out.refit.n_train == out.result.n_train + 6 * 6  # each long series: six more windows in validation
+    assert (params["refit"], params["refit_epochs"], params["n_refit_windows"]) == (
+        "True", str(out.result.best_epoch), str(out.refit.n_train))
+    assert (details["refit_epochs"], details["refit_windows"]) == (out.result.best_epoch, out.refit.n_train)
+    shipped = load_predictor(registry.download_version(cfg, out.model, tmp_path / "shipped")
+                             / "artifacts" / "predictor").module.state_dict()
+    refitted, first = out.refit.model.state_dict(), out.result.model.state_dict()
+    assert all(torch.equal(shipped[k], refitted[k]) for k in refitted)
+    assert not all(torch.equal(refitted[k], first[k]) for k in first)
 
     pr = predict.run(spark, cfg)  # auto lookback: the model's own 36
     assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (8, 8 * 6)

@@ -209,3 +209,20 @@ def test_a_validation_period_unlike_training_is_warned_about(caplog: pytest.LogC
     many = (np.repeat(X, 15, axis=0), np.repeat(y, 15, axis=0))  # 6,000: a seeded subset of 5,000 is predicted
     again, _ = calibrate(module, META, few, history=many)
     assert again.calibration is not None and max(again.calibration.high) < 2.5
+
+
+def test_a_refitted_network_gets_its_band_sized_against_the_first_networks_medians() -> None:
+    """`train.refit` ships a network that has seen validation: its band is sized by how far the
+    actuals fell from the first network's (out-of-sample) medians, in units of its own half-widths."""
+    first, shipped = build_model(SPEC, 3).eval(), build_model(SPEC, 4).eval()
+    val = windows(400, seed=12)
+    assert val.y is not None
+    meta, report = calibrate(first, META, val, shipped=shipped)
+    a, b = Predictor(first, META).predict(val.X), Predictor(shipped, META).predict(val.X)
+    assert not np.allclose(b[..., 2] - b[..., 0], a[..., 2] - a[..., 0], rtol=0.05)  # the bands really differ
+    hybrid = np.stack((a[..., 1] - (b[..., 1] - b[..., 0]), a[..., 1], a[..., 1] + (b[..., 2] - b[..., 1])), axis=-1)
+    assert meta.calibration is not None and meta.calibration == fit_calibration(hybrid, val.y, Q)
+    assert abs(report.after[0] - 0.80) <= 0.03
+    assert abs(coverage(meta.calibration.apply(hybrid), val.y)[0] - 0.80) <= 0.03
+    alone, _ = calibrate(first, META, val)  # the first network's own band: other factors
+    assert alone.calibration is not None and alone.calibration != meta.calibration

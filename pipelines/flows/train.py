@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.auto_steps import steps
+from conf.auto_steps import refit_wanted, steps
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
@@ -26,7 +26,7 @@ from models.intervals import CalibrationReport, calibrate
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.registry import ModelRef
 from models.statistical_blend import BlendReport
-from models.train import TrainResult, WindowSource
+from models.train import RefitResult, TrainResult, WindowSource
 from pipelines.sinks.job_runs import RunRecord, record_run
 from pipelines.windows.history import AutoSettings
 
@@ -52,6 +52,7 @@ class TrainOutcome:
     observations_version: int
     cutoffs: SplitCutoffs
     auto: AutoSettings | None = None  # what `auto` step settings became
+    refit: RefitResult | None = None  # the shipped network when `train.refit` retrained it
 
 
 def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFrame, int]:
@@ -66,9 +67,10 @@ def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFra
 
 
 def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRecord, root: Path,
-             ) -> tuple[SplitCutoffs, dict[str, Snapshot], list[str]]:
-    """Build the three splits and write them as Parquet snapshots; counts go into `rec`."""
-    from pipelines.windows.build import feature_names, split_cutoffs, split_windows
+             refit: bool = False) -> tuple[SplitCutoffs, dict[str, Snapshot], list[str]]:
+    """Build the three splits and write them as Parquet snapshots; counts go into `rec`. With
+    `refit`, a fourth: the training windows whose targets run through the validation period."""
+    from pipelines.windows.build import feature_names, split_cutoffs, split_windows, training_windows
     from pipelines.windows.transfer import snapshot
 
     names = list(feature_names(cfg))
@@ -76,7 +78,10 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
     parts = split_windows(obs, cfg, cut)
     shape = dict(lookback=steps(cfg).lookback, n_features=len(names), horizon=steps(cfg).horizon)
     snaps = {}
-    for split, df in (("train", parts.train), ("val", parts.val), ("test", parts.test)):
+    splits = [("train", parts.train), ("val", parts.val), ("test", parts.test)]
+    if refit:
+        splits.append(("refit", training_windows(obs, cfg, cutoff=cut.val_end)))
+    for split, df in splits:
         t0 = time.perf_counter()
         snaps[split] = snapshot(df, root / split, **shape)
         for outcome, n in snaps[split].counts.items():
@@ -91,7 +96,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
                 test: WindowArrays, test_pred: Any, obs_version: int, cutoffs: SplitCutoffs, rec: RunRecord,
                 names: list[str], as_of: str | None, auto: AutoSettings,
                 calibration: CalibrationReport | None = None,
-                blend: BlendReport | None = None) -> tuple[str, str]:
+                blend: BlendReport | None = None, final: RefitResult | None = None) -> tuple[str, str]:
     """One MLflow run with everything people look for; returns (run id, logged model uri)."""
     import mlflow
     from mlflow.entities import Metric
@@ -108,7 +113,9 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
               "n_test_windows": len(test), **steps(cfg).by_key(),  # the step settings as trained
               "auto_settings": auto.line or "none", **(calibration.params() if calibration else {}),
-              **(blend.params() if blend else {})}
+              **(blend.params() if blend else {}),
+              "refit": final is not None,
+              **({"refit_epochs": final.epochs, "n_refit_windows": final.n_train} if final else {})}
     with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
         mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
                          "lakecast.observations_delta_version": obs_version})
@@ -125,6 +132,9 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
         metrics += [Metric("best_val_loss", result.best_val_loss, now, 0),
                     Metric("best_epoch", float(result.best_epoch), now, 0),
                     Metric("train_seconds", result.seconds, now, 0)]
+        if final is not None:  # the shipped network: refitted on training + validation periods
+            metrics += [Metric("refit_seconds", final.seconds, now, 0),
+                        Metric("refit_train_loss", final.train_loss, now, 0)]
         if blend is not None:  # validation MAE of the network, each statistical member and the blend
             metrics += [Metric(k, v, now, 0) for k, v in blend.metrics().items()]
         if calibration is not None:  # the interval factors per horizon step, and the validation band
@@ -141,7 +151,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
                          "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
         fig = forecast_figure(test, test_pred, cfg.train.plot_series)
         mlflow.log_figure(fig, "forecasts_vs_actuals.png")
-        info = log_pyfunc(result.model, meta, test.X[:2])
+        info = log_pyfunc(final.model if final is not None else result.model, meta, test.X[:2])
         return run.info.run_id, info.model_uri
 
 
@@ -151,20 +161,21 @@ def _in_memory(snap: Snapshot, cfg: LakecastConfig, n_features: int, keys: bool 
                      horizon=steps(cfg).horizon, keys=keys)
 
 
-def _train_inputs(cfg: LakecastConfig, snaps: dict[str, Snapshot], n_features: int,
-                  ) -> tuple[WindowSource, WindowArrays]:
+def _training_source(cfg: LakecastConfig, snap: Snapshot, n_features: int, what: str = "training") -> WindowSource:
     """Training data in memory when it fits `train.max_in_memory_mb`, else a stream of batches."""
     shape: dict[str, Any] = dict(lookback=steps(cfg).lookback, n_features=n_features, horizon=steps(cfg).horizon)
-    snap = snaps["train"]
     if snap.usable_mb <= cfg.train.max_in_memory_mb:
-        log.info("training windows: %.0f MB, loaded into memory", snap.usable_mb)
-        train: WindowSource = _in_memory(snap, cfg, n_features)
-    else:
-        log.info("training windows: %.0f MB > train.max_in_memory_mb=%d, streamed as Arrow batches",
-                 snap.usable_mb, cfg.train.max_in_memory_mb)
-        train = parquet_source(str(snap.path), **shape, batch_rows=max(cfg.train.batch_size * 64, 8192),
-                               seed=cfg.train.seed)
-    return train, _in_memory(snaps["val"], cfg, n_features)
+        log.info("%s windows: %.0f MB, loaded into memory", what, snap.usable_mb)
+        return _in_memory(snap, cfg, n_features)
+    log.info("%s windows: %.0f MB > train.max_in_memory_mb=%d, streamed as Arrow batches",
+             what, snap.usable_mb, cfg.train.max_in_memory_mb)
+    return parquet_source(str(snap.path), **shape, batch_rows=max(cfg.train.batch_size * 64, 8192),
+                          seed=cfg.train.seed)
+
+
+def _train_inputs(cfg: LakecastConfig, snaps: dict[str, Snapshot], n_features: int,
+                  ) -> tuple[WindowSource, WindowArrays]:
+    return _training_source(cfg, snaps["train"], n_features), _in_memory(snaps["val"], cfg, n_features)
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutcome:
@@ -173,7 +184,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
 
     from models import intervals, precision, registry, statistical_blend
     from models.evaluate import backtest
-    from models.train import fit
+    from models.train import fit, refit
     from pipelines.windows.history import resolve_for_training
     from pipelines.windows.transfer import snapshot_root
 
@@ -187,12 +198,17 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         rec.details["auto_settings"] = auto.details()
         root = snapshot_root(cfg.home, rec.run_id)  # `lakecast forget` looks for leftovers there
         try:  # a streamed training set is read from the snapshot during fit
-            cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root)
+            do_refit = refit_wanted(cfg)
+            cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root, refit=do_refit)
             train, val = _train_inputs(cfg, snaps, len(names))
             test = _in_memory(snaps["test"], cfg, len(names), keys=True)
             result = fit(train, val, cfg)
             history = (intervals.sample_history(train, cfg.train.seed)
                        if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
+            # The blend and the calibration are fitted below on the first network's validation
+            # forecasts (out of sample); the refitted network, which has seen validation, is shipped.
+            final = (refit(_training_source(cfg, snaps["refit"], len(names), "refit"), cfg, result)
+                     if do_refit else None)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
@@ -205,15 +221,17 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                                 seed=cfg.train.seed, history=history)
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, capped by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
-                                          history=history)
-        predictor = Predictor(result.model, meta, device=result.device)
+                                          history=history, shipped=final.model if final is not None else None)
+        shipped = final.model if final is not None else result.model
+        predictor = Predictor(shipped, meta, device=result.device)
         test_pred = predictor.predict(test.X)
         bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
                       quantiles=cfg.model.quantiles)
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
                                         obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
-                                        as_of=as_of, auto=auto, calibration=calibration, blend=blend)
+                                        as_of=as_of, auto=auto, calibration=calibration, blend=blend,
+                                        final=final)
         tags = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
                 "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
                 "lakecast.test_windows": str(bt.n_windows),
@@ -226,10 +244,12 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                             "test_seasonal_naive_mase": bt.mase(SEASONAL_NAIVE),
                             "best_epoch": result.best_epoch, "epochs": len(result.history),
                             "train_seconds": round(result.seconds, 2), "device": result.device,
+                            **({"refit_epochs": final.epochs, "refit_windows": final.n_train,
+                                "refit_seconds": round(final.seconds, 2)} if final else {}),
                             **({"blend_network_weights": [round(w, 4) for w in blend.fit.blend.network],
                                 **{f"val_mae_{k}": round(v, 5) for k, v in blend.fit.mae.items()}}
                                if blend else {}),
                             **({"val_coverage_before_calibration": round(calibration.before[0], 4),
                                 "val_coverage_after_calibration": round(calibration.after[0], 4)}
                                if calibration else {})})
-        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto)
+        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto, final)
