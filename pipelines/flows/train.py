@@ -205,6 +205,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             result = fit(train, val, cfg)
             history = (intervals.sample_history(train, cfg.train.seed)
                        if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
+            del train  # the refit set holds the same windows and more: not both in memory at once
             # The blend and the calibration are fitted below on the first network's validation
             # forecasts (out of sample); the refitted network, which has seen validation, is shipped.
             final = (refit(_training_source(cfg, snaps["refit"], len(names), "refit"), cfg, result)
