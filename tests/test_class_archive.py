@@ -4,13 +4,15 @@ in the background, mapped by the commands that follow, and harmless when damaged
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from conf import LakecastConfig
-from pipelines.session.class_archive import archive_path, java_options
+from pipelines.session.class_archive import WARNINGS_TO_STDERR, archive_path, java_options
 from pipelines.session.settings import spark_settings
 from tests.conftest import BIN, REPO, TEST_OVERRIDES, make_config
 
@@ -60,7 +62,7 @@ def test_a_fresh_command_maps_the_archive_and_runs_without_a_damaged_one(
     while time.time() < deadline and (path.with_suffix(".building").exists() or not path.is_file()):
         time.sleep(2)
     assert path.is_file(), f"no class archive after 10 minutes; see {path.with_suffix('.log')}"
-    assert java_options(cfg, settings) == f"-XX:SharedArchiveFile={path}"
+    assert java_options(cfg, settings) == f"-XX:SharedArchiveFile={path} {WARNINGS_TO_STDERR}"
 
     res, loaded = _sql_select_1(tmp_path / "home", tmp_path / "good")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -74,4 +76,20 @@ def test_a_fresh_command_maps_the_archive_and_runs_without_a_damaged_one(
     res, loaded = _sql_select_1(tmp_path / "home", tmp_path / "bad", f"spark.class_archive_dir={damaged}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "42" in res.stdout
+
+    # An archive written for another class path (a moved virtual environment, a copied cache): the
+    # JVM refuses it with a warning, on its stderr (the home's JVM log), so that stdout stays the
+    # query's (json, csv).
+    stale, jar = tmp_path / "stale", tmp_path / "extra.jar"
+    zipfile.ZipFile(jar, "w").close()  # an empty JAR ahead of Spark's: another class path
+    sets = (f"spark.class_archive_dir={stale}", f"spark.conf.spark.driver.extraClassPath={jar}")
+    stale_cfg = make_config(tmp_path / "home", *sets)
+    stale_path = archive_path(stale_cfg, spark_settings(stale_cfg))
+    assert stale_path is not None and stale_path.name != path.name
+    stale.mkdir()
+    shutil.copyfile(path, stale_path)
+    res, _ = _sql_select_1(tmp_path / "home", tmp_path / "stale", *sets)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "42" in res.stdout and "[cds" not in res.stdout
+    assert "Unable to use shared archive" in (tmp_path / "home" / "logs" / "spark-jvm.log").read_text()
     assert "org.apache.spark.sql.SparkSession source:" in loaded and FROM_ARCHIVE not in loaded

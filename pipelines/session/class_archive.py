@@ -34,13 +34,19 @@ log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT_S = 900  # a build lock older than this is from a build that died: taken over
 RETRY_AFTER_S = 86_400  # a failed build (`.failed` beside the archive) is not retried for a day
+# The JVM prints its warnings (an archive it cannot map among them) on stdout, where they would
+# corrupt `lakecast sql --format json|csv`: with the archive they go to stderr instead.
+# (`all=off` turns off the stdout output only: a user's or a test's -Xlog to a file is kept.)
+WARNINGS_TO_STDERR = "-Xlog:all=off -Xlog:all=warning:stderr:uptime,level,tags"
 
 
 def archive_path(cfg: LakecastConfig, settings: dict[str, str]) -> Path | None:
     """Where this configuration's archive is (or will be); None when there is no Java to key it by.
 
-    The key: the Java binary (path, size, mtime: an upgrade changes it), pyspark's version (the
-    JARs on the class path) and the driver's extra class path (a JDBC driver)."""
+    The key: the Java binary (path, size, mtime: an upgrade changes it), pyspark's version and
+    install folder (the JARs on the class path: the JVM refuses an archive whose class path moved,
+    so two virtual environments sharing one Ivy folder need one archive each) and the driver's
+    extra class path (a JDBC driver)."""
     import pyspark
 
     found = find_java()
@@ -49,22 +55,22 @@ def archive_path(cfg: LakecastConfig, settings: dict[str, str]) -> Path | None:
     java = Path(found).resolve()
     st = java.stat()
     key = "|".join((str(java), str(st.st_size), str(int(st.st_mtime)), pyspark.__version__,
-                    settings.get("spark.driver.extraClassPath", "")))
+                    str(Path(pyspark.__file__).resolve().parent), settings.get("spark.driver.extraClassPath", "")))
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cfg.spark.class_archive_dir or cfg.ivy_dir / "class-archive"
     return Path(folder).resolve() / f"driver-{digest}.jsa"
 
 
 def java_options(cfg: LakecastConfig, settings: dict[str, str]) -> str:
-    """The driver JVM option that maps the archive, when there is one; else "" (and a build
-    is started in the background, once)."""
+    """The driver JVM options that map the archive, when there is one (and send the JVM's
+    warnings to stderr); else "" (and a build is started in the background, once)."""
     if not cfg.spark.class_archive or os.environ.get("PYSPARK_GATEWAY_PORT"):
         return ""  # off, or the JVM was started by spark-submit already
     path = archive_path(cfg, settings)
     if path is None:
         return ""
     if path.is_file():
-        return f"-XX:SharedArchiveFile={path}"
+        return f"-XX:SharedArchiveFile={path} {WARNINGS_TO_STDERR}"
     _start_build(cfg, path, settings.get("spark.driver.extraClassPath", ""))
     return ""
 
