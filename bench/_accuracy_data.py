@@ -39,7 +39,10 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("tourism", "QS", 8),
     BenchSet("global_gdp", "YS", 6),  # M4's yearly horizon; series of 2 to 58 years
     BenchSet("us_employment", "MS", 18),  # long monthly histories (up to 80 years)
-    BenchSet("ansett", "W-MON", 13),  # M4's weekly horizon; zeros during the 1989 strike
+    BenchSet("ansett", "W-MON", 13),
+    BenchSet("aus_livestock", "MS", 18),
+    BenchSet("pbs", "MS", 18),  # many zeros; series of 5 to 17 years, some ending before the last month
+    BenchSet("prison", "QS", 8),  # 48 quarters per series  # M4's weekly horizon; zeros during the 1989 strike
     # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
     BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),

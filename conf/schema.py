@@ -216,14 +216,22 @@ class TrainConfig(_Section):
     # Training windows up to this size are loaded into memory (full shuffle each epoch);
     # larger sets are streamed as Arrow record batches from their Parquet snapshot.
     max_in_memory_mb: int = Field(default=2048, ge=1)
-    # torch CPU threads for training on the driver; 0 keeps torch's default (all cores).
-    # 1 by default: the LSTM's per-step matmuls are too small for intra-op threads (measured
-    # 0.64 s vs 5.9 s per batch of 256 windows with 1 vs 2 threads on a 2-core machine).
-    torch_threads: int = Field(default=1, ge=0)
+    # torch CPU threads for training on the driver; 0 keeps torch's default (all cores). auto:
+    # the usable cores, at most 2 (models/train.py: training_threads). On the idle 2-core machine
+    # 2 threads trained 1.6x (monthly shape) to 2.5x (yearly) the windows/s of 1; but a core
+    # busy with other work makes 2 spinning threads 2.4x slower than 1: set 1 on a shared host.
+    torch_threads: int | Literal["auto"] = "auto"
     # After early stopping, train a fresh network for the best epoch count on the training and
     # validation periods together (the most recent data); auto: for weekly and longer steps, where
     # validation holds one horizon of months or years (conf/auto_steps.py: refit_wanted).
     refit: bool | Literal["auto"] = "auto"
+
+    @field_validator("torch_threads")
+    @classmethod
+    def _threads(cls, v: int | str) -> int | str:
+        if v != "auto" and (not isinstance(v, int) or v < 0):
+            raise ValueError("Input should be 'auto' or a number of threads >= 0 (0: torch's default, all cores)")
+        return v
 
 
 class PromoteConfig(_Section):

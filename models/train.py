@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,19 @@ def resolve_device(wanted: str) -> torch.device:
     if wanted == "cuda" and not torch.cuda.is_available():
         raise TrainingError("train.device is 'cuda' but no CUDA GPU is visible; use train.device=auto or cpu")
     return torch.device(wanted)
+
+
+AUTO_MAX_THREADS = 2  # `train.torch_threads: auto` takes the usable cores up to this (measured on 2)
+
+
+def training_threads(wanted: int | str) -> int:
+    """torch threads for training: `auto` is the usable cores, at most AUTO_MAX_THREADS; 0 leaves
+    torch's default. The small LSTM's matrix products gain from a second thread on an idle
+    machine (bench/RESULTS.md, "Training threads"), not from many."""
+    if wanted == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(cores, AUTO_MAX_THREADS))
+    return int(wanted)
 
 
 def _blocks(source: WindowSource) -> Iterator[WindowArrays]:
@@ -189,7 +203,7 @@ def refit(train: WindowSource, cfg: LakecastConfig, first: TrainResult) -> Refit
 def fit(train: WindowSource, val: WindowSource, cfg: LakecastConfig) -> TrainResult:
     """Train from `train`, stop when `val` loss has not improved for `train.patience` epochs.
 
-    Returns the weights of the best validation epoch. Deterministic for a given
+    Returns the weights of the best validation epoch. Deterministic for a given thread count and
     `train.seed` on CPU (global torch RNG state is restored afterwards).
     """
     tc = cfg.train

@@ -185,6 +185,10 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
     assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
     assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
+    # train.torch_threads: auto is recorded as the threads it resolved to
+    from models.train import training_threads
+    assert details["torch_threads"] == training_threads("auto") and params["train.torch_threads"] == str(
+        training_threads("auto"))
 
     # monthly: the shipped network is refitted on the training and validation periods, for the
     # epochs early stopping chose, and it is the one registered

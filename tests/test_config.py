@@ -60,11 +60,25 @@ def test_mlflow_server_uri_switches_tracking() -> None:
         ("catalog.database=bad-name", r"catalog\.database: .*not a valid database name"),
         ("scoring.batch_size=0", r"scoring\.batch_size: .*positive number of windows or 'auto'"),
         ("scoring.batch_sizes.bf16=0", r"scoring\.batch_sizes\.bf16: .*greater than or equal to 1"),
+        ("train.torch_threads=-1", r"train\.torch_threads: .*'auto' or a number of threads >= 0"),
     ],
 )
 def test_bad_values_name_the_key(override: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         load_config(None, [override], env={})
+
+
+def test_training_threads_auto_takes_the_usable_cores_up_to_two() -> None:
+    import os
+
+    from models.train import AUTO_MAX_THREADS, training_threads
+
+    cfg = load_config(None, [], env={})
+    assert cfg.train.torch_threads == "auto"
+    assert AUTO_MAX_THREADS == 2
+    assert training_threads("auto") == min(len(os.sched_getaffinity(0)), AUTO_MAX_THREADS)
+    assert load_config(None, ["train.torch_threads=3"], env={}).train.torch_threads == 3
+    assert training_threads(3) == 3 and training_threads(0) == 0
 
 
 def test_scoring_batch_size_per_precision() -> None:

@@ -184,13 +184,16 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
 
     from models import intervals, precision, registry, statistical_blend
     from models.evaluate import backtest
-    from models.train import fit, refit
+    from models.train import fit, refit, training_threads
     from pipelines.windows.history import resolve_for_training
     from pipelines.windows.transfer import snapshot_root
 
-    if cfg.train.torch_threads:
-        torch.set_num_threads(cfg.train.torch_threads)
+    threads = training_threads(cfg.train.torch_threads)
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"torch_threads": torch.get_num_threads()})})
     with record_run(spark, cfg, "train", {"as_of": as_of}) as rec:
+        rec.details["torch_threads"] = cfg.train.torch_threads
         obs, obs_version = read_observations(spark, cfg)
         rec.versions_read["observations"] = obs_version
         log.info("observations: %s at Delta version %d", cfg.table("observations"), obs_version)

@@ -38,6 +38,8 @@ class Dataset:
     description: str
     source: str
     week_col: bool = False  # time_col holds ISO weeks ("1989 W28"): each becomes its Monday
+    time_format: str | None = None  # strptime format of time_col ("%Y %b": "1991 Jul"); None: ISO 8601
+    quarter_col: bool = False  # time_col holds quarters ("2005 Q1"): each becomes its first day
 
     @property
     def ingest_hint(self) -> str:
@@ -70,6 +72,18 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "monthly US employment (thousands) by industry, 148 series, 1939-2019 (72,339 rows; NA months "
             "before a series starts left out)",
             "US Bureau of Labor Statistics, via R fpp3"),
+    Dataset("aus_livestock", "fpppy/aus_livestock.csv", "MS", ("unique_id",), "ds", "y",
+            "monthly livestock slaughtered in Australia by animal and state, 54 series, 1972-2018 "
+            "(29,364 rows)",
+            "Australian Bureau of Statistics, catalogue 7218.0.55.001, via R tsibbledata"),
+    Dataset("pbs", "fpp3/PBS.csv", "MS", ("Concession", "Type", "ATC1", "ATC2"), "Month", "Scripts",
+            "monthly Medicare Australia prescriptions by concession, type and drug class, 336 series of "
+            "5 to 17 years, 1991-2008, many zeros (67,596 rows)",
+            "Medicare Australia (Pharmaceutical Benefits Scheme), via R tsibbledata", time_format="%Y %b"),
+    Dataset("prison", "fpp3/prison.csv", "QS", ("State", "Gender", "Legal", "Indigenous"), "Quarter", "Count",
+            "quarterly prison population of Australia by state, gender, legal status and indigenous "
+            "status, 64 series, 2005-2016 (3,072 rows)",
+            "Australian Bureau of Statistics, catalogue 4517.0, via R fpp3", quarter_col=True),
 )}
 
 
@@ -121,8 +135,14 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
     # Source times are ISO UTC ("...Z"), dates of calendar periods or years, or ISO weeks; all become
     # explicit UTC.
-    times = (pd.to_datetime(src[ds.time_col] + " 1", utc=True, format="%G W%V %u") if ds.week_col
-             else pd.to_datetime(src[ds.time_col], utc=True, format="ISO8601"))
+    raw = src[ds.time_col]
+    if ds.week_col:
+        times = pd.to_datetime(raw + " 1", utc=True, format="%G W%V %u")
+    elif ds.quarter_col:  # "2005 Q1" -> 2005-01-01
+        year, quarter = raw.str.extract(r"^(\d{4})\s*Q([1-4])$").astype(int).T.to_numpy()
+        times = pd.to_datetime({"year": year, "month": 3 * quarter - 2, "day": 1}, utc=True)
+    else:
+        times = pd.to_datetime(raw, utc=True, format=ds.time_format or "ISO8601")
     ts = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
     out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
