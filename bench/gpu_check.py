@@ -109,6 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     results["auto_choice"] = choice.as_details()
     print(f"scoring.precision=auto on {dev} chooses {choice.precision}: {choice.reason}", flush=True)
 
+    # The workers' path: the predictor folder packed into the bytes a run broadcasts, loaded by
+    # `ModelLoader` on the device in the chosen precision, as `pipelines.scoring.worker` calls it.
+    import tempfile
+
+    from models.lakecast_forecaster.predictor import save_predictor
+    from models.shipping import ModelLoader, pack_model_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        blob = pack_model_dir(save_predictor(first.model, meta, tmp))
+    loader = ModelLoader(blob, key="gpu_check/1", device=dev, precision=choice.precision,
+                         batch_size=s.batch_size_for(choice.precision), windows=(LOOKBACK, N_FEATURES, HORIZON))
+    shipped = loader()(test.X)
+    direct = predict_fn(gpu, choice.precision, s.batch_size_for(choice.precision))(test.X)
+    results["shipped_vs_direct_max_abs_diff"] = float(np.abs(shipped - direct).max())
+    results["shipped_vs_cpu_fp32_max_abs_diff"] = float(np.abs(shipped - reference).max())
+    print(f"ModelLoader on {dev} in {choice.precision} ({len(blob):,} bytes shipped): max |diff| vs the direct "
+          f"predictor {results['shipped_vs_direct_max_abs_diff']:.2e}, vs CPU fp32 "
+          f"{results['shipped_vs_cpu_fp32_max_abs_diff']:.2e}", flush=True)
+
     X = np.concatenate([test.X] * max(1, a.score_windows // len(test)))
     for precision in ("fp32", *reduced):
         for batch in (1024, 4096, 16384):
@@ -122,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{dev}_{precision}_batch{batch}_windows_per_s"] = round(rate)
             print(f"{dev} {precision} batch {batch}: {rate:,.0f} windows/s (numpy in, numpy out)", flush=True)
 
-    for k in ("train_windows_per_s", "max_abs_diff_fp32_vs_cpu_fp32", *(
+    for k in ("train_windows_per_s", "shipped_vs_direct_max_abs_diff", "max_abs_diff_fp32_vs_cpu_fp32", *(
             f"max_abs_diff_{p}_vs_cpu_fp32" for p in reduced)):
         print(f"RESULT gpu_{k}={results[k]}")
     best = max((v, k) for k, v in results.items() if k.startswith(f"{dev}_") and isinstance(v, int))
