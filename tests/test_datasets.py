@@ -22,7 +22,8 @@ needs_tsdata = pytest.mark.skipif(
 
 
 def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"unknown dataset 'nope'; choose one of ansett, aus_livestock, aus_retail, global_gdp, "):
+    with pytest.raises(DatasetError,
+                       match=r"unknown dataset 'nope'; choose one of ansett, aus_livestock, aus_retail, global_gdp, "):
         export_dataset("nope", tmp_path)
 
 
