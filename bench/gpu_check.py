@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu_model = type(first.model)(first.spec)
     cpu_model.load_state_dict({k: v.detach().cpu() for k, v in first.model.state_dict().items()})
     reference = Predictor(cpu_model, meta, "cpu").predict(test.X, batch_size=1024)
-    gpu = Predictor(first.model, meta, dev)
+    on_device = Predictor(first.model, meta, dev)
     reduced = available_precisions(dev)
     for precision in ("fp32", *reduced):
-        out = predict_fn(gpu, precision, 4096)(test.X)
+        out = predict_fn(on_device, precision, 4096)(test.X)
         results[f"max_abs_diff_{precision}_vs_cpu_fp32"] = float(np.abs(out - reference).max())
         print(f"{dev} {precision}: max |diff| vs CPU fp32 {results[f'max_abs_diff_{precision}_vs_cpu_fp32']:.2e} "
               "(scaled units)", flush=True)
-    tags = precision_check(gpu, test.X, test.y, test.loc, test.scale, SEASON, cfg.scoring.precision_tolerance)
+    tags = precision_check(on_device, test.X, test.y, test.loc, test.scale, SEASON, cfg.scoring.precision_tolerance)
     results["guard_tags"] = tags
     for p in reduced:
         print(f"guard {p}: MASE rel diff {tags.get(f'lakecast.precision.{p}.mase_rel_diff')}, ok "
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose_precision(
         s.precision, device=dev, available=reduced, tags=tags,
         tolerance=s.precision_tolerance, min_speedup=s.calibration_min_speedup,
-        calibrate_fn=lambda p: calibrate(gpu, p, n_windows=s.calibration_windows, batch_size=s.batch_size_for(p),
+        calibrate_fn=lambda p: calibrate(on_device, p, n_windows=s.calibration_windows, batch_size=s.batch_size_for(p),
                                           threads=s.torch_threads, fp32_batch_size=s.batch_size_for("fp32")))
     results["auto_choice"] = choice.as_details()
     print(f"scoring.precision=auto on {dev} chooses {choice.precision}: {choice.reason}", flush=True)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     loader = ModelLoader(blob, key="gpu_check/1", device=dev, precision=choice.precision,
                          batch_size=s.batch_size_for(choice.precision), windows=(LOOKBACK, N_FEATURES, HORIZON))
     shipped = loader()(test.X)
-    direct = predict_fn(gpu, choice.precision, s.batch_size_for(choice.precision))(test.X)
+    direct = predict_fn(on_device, choice.precision, s.batch_size_for(choice.precision))(test.X)
     results["shipped_vs_direct_max_abs_diff"] = float(np.abs(shipped - direct).max())
     results["shipped_vs_cpu_fp32_max_abs_diff"] = float(np.abs(shipped - reference).max())
     print(f"ModelLoader on {dev} in {choice.precision} ({len(blob):,} bytes shipped): max |diff| vs the direct "
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     X = np.concatenate([test.X] * max(1, a.score_windows // len(test)))
     for precision in ("fp32", *reduced):
         for batch in (1024, 4096, 16384):
-            fn = predict_fn(gpu, precision, batch)
+            fn = predict_fn(on_device, precision, batch)
             fn(X[:batch])
             if dev == "cuda":
                 torch.cuda.synchronize()
