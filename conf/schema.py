@@ -328,6 +328,19 @@ class SqlServerConfig(_Section):
         return self
 
 
+class DriverConfig(_Section):
+    """A warm driver (`lakecast driver start`): one long-lived Spark session per home that runs
+    commands for short-lived CLI processes, so a scheduled run skips the JVM start and warm-up."""
+
+    # auto: a command runs in the home's driver when one is serving it (with the same spark and
+    # catalog settings), else in its own process; never: always in its own process.
+    use: Literal["auto", "never"] = "auto"
+    # Stop a driver that has run nothing for this many minutes; 0: serve until stopped.
+    idle_stop_minutes: int = Field(default=0, ge=0)
+    # How long `lakecast driver start` waits for a new driver to answer.
+    start_timeout_s: int = Field(default=300, ge=1)
+
+
 class GovernanceConfig(_Section):
     """Data-subject requests (`lakecast forget`)."""
 
@@ -365,6 +378,7 @@ class LakecastConfig(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     scoring: ScoringConfig = ScoringConfig()
     sql_server: SqlServerConfig = SqlServerConfig()
+    driver: DriverConfig = DriverConfig()
     governance: GovernanceConfig = GovernanceConfig()
     monitor: MonitorConfig = MonitorConfig()
 

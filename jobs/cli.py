@@ -33,6 +33,7 @@ COMMANDS = {
     "spark-conf": "jobs.spark_conf",
     "metastore": "jobs.metastore",
     "sql-server": "jobs.sql_server",
+    "driver": "jobs.driver",
 }
 
 

@@ -236,6 +236,19 @@ def test_delta_table_source(spark: Any, fresh_db: Callable[..., LakecastConfig],
     assert spark.table(cfg.table("observations")).head()["source_file"] == src
 
 
+def test_relative_sources_are_read_from_the_working_directory(
+        spark: Any, fresh_db: Callable[..., LakecastConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JVM's own working directory is the home: a relative path must not be resolved there."""
+    cfg = fresh_db()
+    monkeypatch.chdir(tmp_path)
+    _csv(tmp_path / "raw" / "a.csv", "r1,2024-01-01T00:00:00Z,1,x\nr1,2024-01-01T01:00:00Z,2,x\n")
+    assert ingest.run(spark, cfg, "raw", now=NOW).counts.inserted == 2
+    spark.createDataFrame([("r2", datetime(2024, 1, 1, tzinfo=UTC), 5.0)],
+                          "series_id string, ts timestamp, value double").write.format("delta").save(
+        str(tmp_path / "rel_delta"))
+    assert ingest.run(spark, cfg, "rel_delta", now=NOW).counts.inserted == 1
+
+
 @pytest.mark.tz
 def test_naive_timestamps_are_read_in_the_configured_timezone(spark: Any) -> None:
     raw = spark.createDataFrame(

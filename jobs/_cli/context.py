@@ -13,6 +13,7 @@ import click
 from conf import ConfigError, LakecastConfig, load_config
 from conf.errors import LakecastError
 from conf.secrets import RedactingFilter, redact_text
+from jobs._cli.driver_client import DriverMismatch, forward
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -20,6 +21,13 @@ from models.lakecast_forecaster.errors import ForecasterError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("lakecast")
+_warm: SparkSession | None = None  # in a warm driver (`lakecast driver`): its session, shared by every run
+
+
+def use_warm_session(spark: SparkSession) -> None:
+    """Every JobContext in this process uses `spark` (the driver's) and leaves it running."""
+    global _warm
+    _warm = spark
 
 
 class JobContext:
@@ -32,6 +40,8 @@ class JobContext:
 
     @property
     def spark(self) -> SparkSession:
+        if self._spark is None and _warm is not None:
+            self._spark, self._owns_spark = _warm, False
         if self._spark is None:
             from pyspark.sql import SparkSession
 
@@ -112,6 +122,23 @@ def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
     return redact_text(f"{headline} ({where})")
 
 
+def _run_in_driver(cfg: LakecastConfig, params: dict[str, Any]) -> None:
+    """Hand the command to the home's warm driver when one serves it, and exit with its code."""
+    ctx = click.get_current_context()
+    try:
+        code = forward(cfg, ctx.command.name or "", params)
+    except DriverMismatch as e:
+        if cfg.catalog.metastore == "derby":  # its session holds the embedded catalog: no second one
+            raise click.ClickException(f"{e}. Run the command with the driver's settings, or stop the driver "
+                                       "first (`lakecast driver stop`).") from None
+        log.warning("%s; running in this process", e)
+        return
+    except OSError as e:
+        raise click.ClickException(str(e)) from None
+    if code is not None:
+        ctx.exit(code)
+
+
 def common_options(f: F) -> F:
     """Add `--conf FILE`, `--set key=value` and `-v` to a command; pass it a JobContext."""
 
@@ -127,6 +154,7 @@ def common_options(f: F) -> F:
             cfg = load_config(conf_file, overrides)
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
+        _run_in_driver(cfg, {"conf_file": conf_file, "overrides": list(overrides), "verbose": verbose, **kwargs})
         job = JobContext(cfg)
         try:
             return f(job, **kwargs)

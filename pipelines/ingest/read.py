@@ -177,7 +177,8 @@ def read_source(spark: SparkSession, source: str, columns: ColumnNames, cfg: Lak
     if fmt == "csv":
         reader = reader.options(header=str(cfg.ingest.csv_header).lower(), sep=cfg.ingest.csv_delimiter,
                                 inferSchema="false", mode="PERMISSIVE")
-    paths = [source] if _is_remote(source) else [str(f) for f in files]
+    # absolute: the JVM resolves relative paths against its own working directory (the home)
+    paths = [source] if _is_remote(source) else [str(f.resolve()) for f in files]
     df = reader.format(fmt).load(paths)
     log.info("reading %s source %s (%s)", fmt, source,
              "remote" if _is_remote(source) else f"{len(paths)} file(s)")
@@ -189,7 +190,7 @@ def _read_delta(spark: SparkSession, source: str, columns: ColumnNames) -> DataF
     if is_path:
         if not _is_remote(source) and not (Path(source) / "_delta_log").is_dir():
             raise SourceError(f"source {source}: not a Delta table folder (no _delta_log inside)")
-        df = spark.read.format("delta").load(source)
+        df = spark.read.format("delta").load(source if _is_remote(source) else str(Path(source).resolve()))
     else:
         if not spark.catalog.tableExists(source):
             raise SourceError(f"source {source}: no such table in the catalog; give a Delta path or "
