@@ -12,6 +12,11 @@ small_predict_vs_sql_start` is the median predict wall over the median sql wall 
 target: at most 2.0). Job time is `ended_at - started_at` from job_runs. Each pair runs twice per
 round, with the driver JVM's class archive (`spark.class_archive`, the default) and without it,
 so `class_archive_*_speedup` compare the two in the same run.
+
+Then `lakecast driver start` (a warm session for the home, timed once) and the same two
+commands again, each still a fresh process, now run in the driver: `RESULT
+small_predict_driver_vs_sql_start` is the median predict wall through the driver over the
+median cold `sql` wall above, both measured in this run.
 """
 
 from __future__ import annotations
@@ -67,6 +72,16 @@ def main(argv: list[str]) -> int:
         _, out = _lakecast(home, "sql", "SELECT started_at, ended_at FROM lakecast.job_runs WHERE job = 'predict' "
                            "AND status = 'succeeded' ORDER BY started_at", "--format", "json")
         rows = json.loads(out[out.index("["):])[-2 * a.repeat::2]  # the runs with the archive
+        driver_start, _ = _lakecast(home, "driver", "start")
+        print(f"  driver start {driver_start:.1f} s wall", flush=True)
+        try:
+            for i in range(a.repeat):
+                for name, args in (("sql", ("sql", "SELECT 1")), ("predict", ("predict", "--as-of", as_of))):
+                    took, _ = _lakecast(home, *args)
+                    walls.setdefault(f"{name}_driver", []).append(took)
+                    print(f"  run {i + 1} {name + '_driver':20s} {took:.1f} s wall", flush=True)
+        finally:
+            _lakecast(home, "driver", "stop")
     jobs = [(datetime.fromisoformat(str(r["ended_at"])) - datetime.fromisoformat(str(r["started_at"])))
             .total_seconds() for r in rows]
     sql, pred, job = median(walls["sql"]), median(walls["predict"]), median(jobs)
@@ -76,6 +91,8 @@ def main(argv: list[str]) -> int:
     print(f"  lakecast sql 'SELECT 1'  {sql:6.1f} s wall")
     print(f"  lakecast predict         {pred:6.1f} s wall ({job:.1f} s between job_runs start and end)")
     print(f"  without the JVM class archive: sql {sql_off:.1f} s, predict {pred_off:.1f} s")
+    sql_drv, pred_drv = median(walls["sql_driver"]), median(walls["predict_driver"])
+    print(f"  through a warm driver (started in {driver_start:.1f} s): sql {sql_drv:.1f} s, predict {pred_drv:.1f} s")
     print(f"RESULT small_sql_start_wall_s={sql:.1f}")
     print(f"RESULT small_predict_wall_s={pred:.1f}")
     print(f"RESULT small_predict_job_s={job:.1f}")
@@ -84,6 +101,10 @@ def main(argv: list[str]) -> int:
     print(f"RESULT small_predict_no_archive_wall_s={pred_off:.1f}")
     print(f"RESULT class_archive_sql_speedup={sql_off / sql:.2f}")
     print(f"RESULT class_archive_predict_speedup={pred_off / pred:.2f}")
+    print(f"RESULT driver_start_wall_s={driver_start:.1f}")
+    print(f"RESULT small_sql_driver_wall_s={sql_drv:.2f}")
+    print(f"RESULT small_predict_driver_wall_s={pred_drv:.1f}")
+    print(f"RESULT small_predict_driver_vs_sql_start={pred_drv / sql:.2f}")
     return 0
 
 

@@ -63,7 +63,7 @@ def serve(job: JobContext) -> None:
 @cli.command("start")
 @common_options
 def start(job: JobContext) -> None:
-    """Start a driver for this home in the background and wait until it answers."""
+    """Start a driver for this home in the background and wait until it is warm."""
     cfg = job.cfg
     home = cfg.home.resolve()
     if (found := _status(home)) is not None:
@@ -78,7 +78,7 @@ def start(job: JobContext) -> None:
     click.echo(f"starting a lakecast driver (pid {proc.pid}) for {home}; log {log_path}", err=True)
     deadline = time.monotonic() + cfg.driver.start_timeout_s
     while time.monotonic() < deadline:
-        if (found := _status(home)) is not None:
+        if (found := _status(home)) is not None and found[1].get("warm"):
             print_summary("lakecast driver", found[1])
             return
         if proc.poll() is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,24 @@ def test_differences_name_the_keys_that_would_change_the_session(tmp_path: Path)
     assert "catalog.database: 'other' here, 'lakecast' in the driver" in diff
     assert "catalog.jdbc_password differs" in diff and "hunter2" not in " ".join(diff)
     assert any(d.startswith("home ") for d in differences(base, load_config(None, [f"home={tmp_path}/x"], env={})))
+
+
+def test_a_dead_drivers_endpoint_is_ignored_and_removed(tmp_path: Path) -> None:
+    from jobs._cli.driver_client import endpoint_path, forward
+
+    cfg = load_config(None, [f"home={tmp_path}"], env={})
+    assert forward(cfg, "sql", {}) is None  # no driver: the command runs in its own process
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = endpoint_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"pid": dead.pid, "port": port, "token": "x", "started_at": ""}))
+    assert forward(cfg, "sql", {}) is None
+    assert not path.exists()
+    assert forward(cfg, "demo", {}) is None  # not a command the driver runs
 
 
 def _sql(home: Path, statement: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -125,6 +125,8 @@ def forward(cfg: LakecastConfig, command: str, params: dict[str, Any]) -> int | 
     """
     if _SERVING or cfg.driver.use == "never" or command not in RUNS_IN_DRIVER:
         return None
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return None  # launched by spark-submit: its own JVM is already up, with the submitter's settings
     endpoint = Endpoint.read(cfg.home)
     if endpoint is None:
         return None

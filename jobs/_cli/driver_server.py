@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -99,6 +99,7 @@ class _State:
     current: str | None = None
     current_since: float | None = None
     waiting: int = 0
+    warm: bool = False
     last_activity: float = field(default_factory=time.monotonic)
 
 
@@ -116,6 +117,17 @@ def differences(driver: LakecastConfig, caller: LakecastConfig) -> list[str]:
                 out.append(f"{section}.{key} differs" if secret
                            else f"{section}.{key}: {b.get(key)!r} here, {a.get(key)!r} in the driver")
     return out
+
+
+WARM_MODULES = ("mlflow", "torch", "pipelines.flows.predict", "pipelines.flows.ingest", "pipelines.flows.train",
+                "pipelines.flows.evaluate")
+
+
+def _import_torch(batches: Iterator[Any]) -> Iterator[Any]:
+    """In a Python worker: import what scoring imports, so the first predict finds it loaded."""
+    import torch  # noqa: F401
+
+    yield from batches
 
 
 def _exit_code(run: Callable[[], int | None], err: io.TextIOBase) -> int | None:
@@ -167,6 +179,7 @@ class DriverServer:
         acceptor = threading.Thread(target=self._accept, args=(listener,), name="driver-accept", daemon=True)
         acceptor.start()
         log.info("lakecast driver (pid %d) serving home %s on 127.0.0.1:%d", os.getpid(), self.home, port)
+        self._warm_up()
         idle_s = self.cfg.driver.idle_stop_minutes * 60
         try:
             while not self._stop.is_set():
@@ -194,6 +207,23 @@ class DriverServer:
                 conn.close()
             log.info("lakecast driver stopped after %d runs (%d failed)", self.state.runs, self.state.failed)
 
+    def _warm_up(self) -> None:
+        """Pay once, before the first run, what every fresh process pays on its first run: the
+        imports of the flows, MLflow and torch, the catalog's and Delta's first lookups and a
+        Python worker importing torch (workers are reused). Runs that arrive meanwhile wait."""
+        t0 = time.monotonic()
+        try:
+            for module in WARM_MODULES:
+                importlib.import_module(module)
+            table = self.cfg.table("job_runs")
+            if self.spark.catalog.tableExists(table):
+                self.spark.table(table).select("job").limit(1).collect()
+            self.spark.range(1, numPartitions=1).mapInPandas(_import_torch, "id long").collect()
+        except Exception as e:  # noqa: BLE001 - warming is an optimisation: the first run pays instead
+            log.warning("warm-up incomplete (%s); the first run pays for it", str(e).splitlines()[0][:200])
+        self.state.warm = True
+        log.info("warm in %.1f s", time.monotonic() - t0)
+
     def _write_endpoint(self, port: int) -> None:
         path = endpoint_path(self.home)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +246,7 @@ class DriverServer:
                 "started_at": s.started_at.isoformat(timespec="seconds"), "runs": s.runs, "failed": s.failed,
                 "running": s.current, "running_s": None if s.current_since is None
                 else round(time.monotonic() - s.current_since, 1), "waiting": s.waiting,
-                "stopping": self._stop.is_set()}
+                "warm": s.warm, "stopping": self._stop.is_set()}
 
     # -- connections (acceptor thread) ---------------------------------------------------------
 
