@@ -45,6 +45,10 @@ def test_a_dead_drivers_endpoint_is_ignored_and_removed(tmp_path: Path) -> None:
     path.write_text(json.dumps({"pid": dead.pid, "port": port, "token": "x", "started_at": ""}))
     assert forward(cfg, "sql", {}) is None
     assert not path.exists()
+    # a driver on another host sharing the home (a volume): neither used nor removed from here
+    path.write_text(json.dumps({"pid": dead.pid, "host": "elsewhere", "port": port, "token": "x"}))
+    assert forward(cfg, "sql", {}) is None and path.exists()
+    path.unlink()
     assert forward(cfg, "demo", {}) is None  # not a command the driver runs
 
 

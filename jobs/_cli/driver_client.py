@@ -63,9 +63,14 @@ class Endpoint:
 
     @classmethod
     def read(cls, home: Path) -> Endpoint | None:
+        """The endpoint of the driver serving `home` from this machine; None if there is none, or
+        if the one recorded runs on another host (a home on a shared volume: its 127.0.0.1 and
+        its process ids are not this machine's)."""
         path = endpoint_path(home)
         try:
             d = json.loads(path.read_text())
+            if d.get("host", socket.gethostname()) != socket.gethostname():
+                return None
             return cls(path, int(d["pid"]), int(d["port"]), str(d["token"]), str(d.get("started_at", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None

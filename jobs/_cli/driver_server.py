@@ -231,7 +231,7 @@ class DriverServer:
         tmp = path.with_name(f".endpoint.{os.getpid()}.json")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"pid": os.getpid(), "port": port, "token": self.token,
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "port": port, "token": self.token,
                        "started_at": self.state.started_at.isoformat(timespec="seconds")}, fh)
         os.replace(tmp, path)
 
