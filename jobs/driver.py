@@ -12,6 +12,7 @@ import jobs._script  # noqa: F401  - first: as a script, jobs/ must not shadow i
 
 # isort: split
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,15 @@ def _status(home: Path) -> tuple[Endpoint, dict[str, Any]] | None:
         if "status" in frame:
             return endpoint, frame["status"]
     return None
+
+
+def _is_driver_process(pid: int) -> bool:
+    """Whether `pid` is a `lakecast driver serve` process (not a process that reused a dead driver's id)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"driver" in args and b"serve" in args
 
 
 def _passthrough() -> list[str]:
@@ -100,6 +110,12 @@ def stop(job: JobContext, timeout_s: int) -> None:
     home = job.cfg.home
     found = _status(home)
     if found is None:
+        if (endpoint := Endpoint.read(home)) is not None and _is_driver_process(endpoint.pid):
+            # alive but not answering (an older protocol, or stuck): end it the way a service manager would
+            os.kill(endpoint.pid, signal.SIGTERM)
+            click.echo(f"the lakecast driver (pid {endpoint.pid}) did not answer; sent it SIGTERM", err=True)
+            endpoint.wait_gone(timeout_s)
+            return
         click.echo(f"no lakecast driver serves {home.resolve()}", err=True)
         return
     endpoint, status = found

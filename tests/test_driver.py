@@ -17,16 +17,20 @@ from jobs._cli.driver_server import differences
 from tests.conftest import BIN, TEST_OVERRIDES, run_cli
 
 
-def test_differences_name_the_keys_that_would_change_the_session(tmp_path: Path) -> None:
+def test_differences_name_the_spark_settings_that_would_change_the_session(tmp_path: Path) -> None:
     base = load_config(None, [f"home={tmp_path}"], env={})
-    same = load_config(None, [f"home={tmp_path}", "train.max_epochs=3", "driver.use=auto"], env={})
+    same = load_config(None, [f"home={tmp_path}", "train.max_epochs=3", "catalog.database=other"], env={})
     assert differences(base, same) == []  # job settings are the run's own: not a different session
-    other = load_config(None, [f"home={tmp_path}", "spark.driver_memory=5g", "catalog.database=other",
-                               "catalog.jdbc_password=hunter2"], env={})
+    other = load_config(None, [f"home={tmp_path}", "spark.driver_memory=5g", "scoring.arrow_batch_rows=7"], env={})
     diff = differences(base, other)
-    assert "spark.driver_memory: '5g' here, '2g' in the driver" in diff
-    assert "catalog.database: 'other' here, 'lakecast' in the driver" in diff
-    assert "catalog.jdbc_password differs" in diff and "hunter2" not in " ".join(diff)
+    assert "spark.driver.memory: '5g' here, '2g' in the driver" in diff
+    assert "spark.sql.execution.arrow.maxRecordsPerBatch: '7' here, '10000' in the driver" in diff
+    pg = [f"home={tmp_path}", "catalog.metastore=postgres", "catalog.jdbc_url=jdbc:postgresql://db/hive"]
+    a = load_config(None, [*pg, "catalog.jdbc_password=hunter2"], env={})
+    b = load_config(None, [*pg, "catalog.jdbc_password=swordfish"], env={})
+    diff = differences(a, b)
+    assert "spark.hadoop.javax.jdo.option.ConnectionPassword differs" in diff
+    assert "hunter2" not in " ".join(diff) and "swordfish" not in " ".join(diff)
     assert any(d.startswith("home ") for d in differences(base, load_config(None, [f"home={tmp_path}/x"], env={})))
 
 
@@ -43,10 +47,13 @@ def test_a_dead_drivers_endpoint_is_ignored_and_removed(tmp_path: Path) -> None:
     path = endpoint_path(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"pid": dead.pid, "port": port, "token": "x", "started_at": ""}))
+    assert Endpoint.read(tmp_path) is None  # readable by others: not a driver's endpoint, not trusted
+    path.chmod(0o600)
     assert forward(cfg, "sql", {}) is None
     assert not path.exists()
     # a driver on another host sharing the home (a volume): neither used nor removed from here
     path.write_text(json.dumps({"pid": dead.pid, "host": "elsewhere", "port": port, "token": "x"}))
+    path.chmod(0o600)
     assert forward(cfg, "sql", {}) is None and path.exists()
     path.unlink()
     assert forward(cfg, "demo", {}) is None  # not a command the driver runs
@@ -67,7 +74,8 @@ def _status(home: Path) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def driver_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("driver") / "home"
-    started = run_cli(home, "driver", "start", timeout=600)
+    # idle stop: a test session that dies cannot leave the driver's JVM behind for long
+    started = run_cli(home, "driver", "start", "--set", "driver.idle_stop_minutes=15", timeout=600)
     assert started.returncode == 0, started.stderr
     try:
         yield home
@@ -104,6 +112,31 @@ def test_a_run_uses_the_callers_working_directory(driver_home: Path, tmp_path: P
     assert runs == [{"status": "succeeded"}]
 
 
+def test_each_run_has_its_own_sql_settings_database_and_views(driver_home: Path) -> None:
+    for statement in ("SET spark.sql.session.timeZone=America/New_York", "CREATE DATABASE IF NOT EXISTS other",
+                      "USE other", "CREATE TEMPORARY VIEW leaked AS SELECT 1 AS x"):
+        assert _sql(driver_home, statement).returncode == 0
+    after = _sql(driver_home, "SELECT current_timezone() AS tz, current_database() AS db")
+    assert json.loads(after.stdout) == [{"tz": "UTC", "db": "lakecast"}]  # as in a process of its own
+    gone = _sql(driver_home, "SELECT * FROM leaked")
+    assert gone.returncode == 1 and "leaked" in gone.stderr
+
+
+def test_malformed_or_unauthenticated_requests_cannot_stop_the_driver(driver_home: Path) -> None:
+    endpoint = Endpoint.read(driver_home)
+    assert endpoint is not None
+    for payload in (b"1\n", b"[]\n", b'{"hello": 5}\n', b'{"hello": "n"}\n{"token": "\xc3\xa9", "op": "stop"}\n',
+                    b'{"hello": "n"}\n{"token": "wrong", "op": "stop"}\n', b"not json\n"):
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=5) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(4096):
+                pass
+    status = _status(driver_home)
+    assert status["pid"] == endpoint.pid and status["stopping"] is False
+    assert json.loads(_sql(driver_home, "SELECT 4 AS four").stdout) == [{"four": 4}]
+
+
 def test_concurrent_callers_wait_their_turn(driver_home: Path) -> None:
     sets = [x for o in TEST_OVERRIDES for x in ("--set", o)]
     env = {**os.environ, "LAKECAST_HOME": str(driver_home)}
@@ -117,7 +150,7 @@ def test_concurrent_callers_wait_their_turn(driver_home: Path) -> None:
 def test_other_spark_settings_are_refused_by_name_and_never_runs_in_process(driver_home: Path) -> None:
     other = _sql(driver_home, "SELECT 1", "--set", "spark.app_name=other")
     assert other.returncode == 1
-    assert "spark.app_name: 'other' here, 'lakecast' in the driver" in other.stderr
+    assert "spark.app.name: 'other' here, 'lakecast' in the driver" in other.stderr
     assert "lakecast driver stop" in other.stderr
     # in its own process, the command meets the catalog the driver holds: the one-line message names it
     own = _sql(driver_home, "SELECT 1", "--set", "driver.use=never")

@@ -129,9 +129,9 @@ def _run_in_driver(cfg: LakecastConfig, params: dict[str, Any]) -> None:
         code = forward(cfg, ctx.command.name or "", params)
     except DriverMismatch as e:
         if cfg.catalog.metastore == "derby":  # its session holds the embedded catalog: no second one
-            raise click.ClickException(f"{e}. Run the command with the driver's settings, or stop the driver "
-                                       "first (`lakecast driver stop`).") from None
-        log.warning("%s; running in this process", e)
+            raise click.ClickException(redact_text(f"{e}. Run the command with the driver's settings, or stop "
+                                                   "the driver first (`lakecast driver stop`).")) from None
+        log.warning("%s; running in this process", redact_text(str(e)))
         return
     except OSError as e:
         raise click.ClickException(str(e)) from None
