@@ -154,7 +154,11 @@ def test_other_spark_settings_are_refused_by_name_and_never_runs_in_process(driv
     assert "lakecast driver stop" in other.stderr
     # in its own process, the command meets the catalog the driver holds: the one-line message names it
     own = _sql(driver_home, "SELECT 1", "--set", "driver.use=never")
-    assert own.returncode == 1 and "driver serve" in own.stderr and "in use by" in own.stderr
+    assert own.returncode == 1 and "held by the lakecast driver" in own.stderr
+    assert "lakecast driver stop" in own.stderr and "Traceback" not in own.stderr
+    # a command that never runs in a driver meets the same one-line message
+    demo = run_cli(driver_home, "demo", "--series", "2", "--days", "30", timeout=300)
+    assert demo.returncode == 1 and "held by the lakecast driver" in demo.stderr
 
 
 def test_stop_releases_the_home(tmp_path: Path) -> None:

@@ -34,6 +34,13 @@ class CatalogLock:
             fh.seek(0)
             holder = fh.read().strip() or "unknown process"
             fh.close()
+            if "driver serve" in holder:  # a warm driver: most commands run in it; this one cannot
+                raise CatalogBusyError(
+                    f"the lakecast catalog at {self.path.parent} is held by the lakecast driver serving this "
+                    f"home ({holder}); this command does not run in the driver (or was told not to: "
+                    "driver.use=never). Stop the driver first (`lakecast driver stop`), or configure a "
+                    "PostgreSQL-backed metastore (catalog.metastore: postgres) to run both at once."
+                ) from None
             raise CatalogBusyError(
                 f"the lakecast catalog at {self.path.parent} is in use by {holder}; the embedded "
                 "Derby metastore admits one process at a time. Wait for it to finish, use another "
