@@ -123,9 +123,7 @@ def stop(job: JobContext, timeout_s: int) -> None:
         pass
     if status.get("running"):
         click.echo(f"stopping after the running {status['running']} ...", err=True)
-    deadline = time.monotonic() + timeout_s
-    while endpoint.alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    endpoint.wait_gone(timeout_s)
     if endpoint.alive():
         raise click.ClickException(f"the lakecast driver (pid {endpoint.pid}) is still running after {timeout_s} s")
     click.echo(f"stopped the lakecast driver (pid {endpoint.pid}) after {status['runs']} runs", err=True)

@@ -78,6 +78,15 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def remove_endpoint(path: Path, token: str) -> None:
+    """Delete the endpoint file if it is still the one holding `token` (not a newer driver's)."""
+    try:
+        if json.loads(path.read_text()).get("token") == token:
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where a driver listens, as it wrote it into the home."""
@@ -121,11 +130,7 @@ class Endpoint:
             return socket.create_connection(("127.0.0.1", self.port), timeout=CONNECT_TIMEOUT_S)
         except OSError:
             if not self.alive():
-                try:
-                    if json.loads(self.path.read_text()).get("token") == self.token:
-                        self.path.unlink()
-                except (OSError, ValueError, AttributeError):
-                    pass
+                remove_endpoint(self.path, self.token)
             return None
 
     def wait_gone(self, timeout_s: float = STOPPING_WAIT_S) -> None:

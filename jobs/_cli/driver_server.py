@@ -40,7 +40,15 @@ import click
 
 from conf import ConfigError, LakecastConfig, load_config
 from conf.secrets import is_secret_name, redact_text
-from jobs._cli.driver_client import RUNS_IN_DRIVER, code_fingerprint, endpoint_path, mark_serving, new_token, proof
+from jobs._cli.driver_client import (
+    RUNS_IN_DRIVER,
+    code_fingerprint,
+    endpoint_path,
+    mark_serving,
+    new_token,
+    proof,
+    remove_endpoint,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -129,8 +137,8 @@ def differences(driver: LakecastConfig, caller: LakecastConfig) -> list[str]:
     a, b = spark_settings(driver), spark_settings(caller)
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
-            secret = is_secret_name(key) or "password" in key.lower() or "secret" in key.lower()
-            out.append(f"{key} differs" if secret else f"{key}: {b.get(key)!r} here, {a.get(key)!r} in the driver")
+            shown = f": {b.get(key)!r} here, {a.get(key)!r} in the driver"
+            out.append(key + (" differs" if is_secret_name(key) else shown))
     return out
 
 
@@ -231,11 +239,7 @@ class DriverServer:
             self._stop.set()
         acceptor.join(timeout=2)
         listener.close()
-        try:
-            if json.loads(path.read_text()).get("token") == self.token:
-                path.unlink()
-        except (OSError, ValueError):
-            pass
+        remove_endpoint(path, self.token)
         with self._lock:  # queued before the stop: their callers wait for this process to end, then run them
             while not self._runs.empty():
                 conn, _ = self._runs.get_nowait()
