@@ -191,6 +191,9 @@ class ModelConfig(_Section):
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
     # naive), the shares per horizon step fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
+    # How much of the statistical members' share each window splits by the members' backtests in its
+    # own lookback (0: the split fitted across all series alone; 1: each window's own alone).
+    statistical_blend_local: float = Field(default=0.75, ge=0.0, le=1.0)
 
     @field_validator("quantiles")
     @classmethod

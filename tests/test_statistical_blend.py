@@ -18,7 +18,12 @@ import pytest
 import torch
 
 from models.arrays import WindowArrays
-from models.lakecast_forecaster.blend import MIN_WINDOWS_PER_STEP, StatisticalBlend, fit_blend
+from models.lakecast_forecaster.blend import (
+    MIN_WINDOWS_PER_STEP,
+    StatisticalBlend,
+    fit_blend,
+    local_member_shares,
+)
 from models.lakecast_forecaster.calibration import IntervalCalibration
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
 from models.lakecast_forecaster.padding import leading_padding
@@ -286,3 +291,95 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
         np.testing.assert_allclose(both.blend.members[k], rest * share, rtol=1e-6)
     assert both.blend.members["seasonal_naive"][0] > 2 * both.blend.members["theta"][0]
     assert abs(alone.blend.members["seasonal_naive"][0] - alone.blend.members["theta"][0]) < 0.5 * rest[0]
+
+
+def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, ...]) -> list[float] | None:
+    """One window, loops only: each member refitted without the window's last steps and scored on
+    them from three origins half a backtest apart; shares by inverse mean squared error."""
+    n = len(x)
+    spare = n - (2 * m if m > 1 else 0)
+    back = min(h, spare) if spare >= max(2, h // 3) else min(h, n // 2)
+    back = max(1, round(back / 2))
+    errs = [0.0] * len(members)
+    done = 0
+    for o in range(3):
+        end = n - o * max(1, back // 2)
+        if end - back < 3:
+            break
+        fit = np.array([x[:end - back]])
+        for k, name in enumerate(members):
+            f = member_forecasts(fit, m, back, (name,))[name][0]
+            errs[k] += sum((x[end - back + j] - f[j]) ** 2 for j in range(back)) / back
+        done += 1
+    if not done:
+        return None
+    inv = [1.0 / (e / done) for e in errs]
+    return [v / sum(inv) for v in inv]
+
+
+def test_local_split_follows_each_windows_own_backtest() -> None:
+    """With a local share, each window splits the members' part by its own in-window backtests:
+    a steadily growing seasonal series leans on seasonal drift, a stable one on seasonal naive,
+    where the fitted split is one for all; the network's share and the band's width do not move."""
+    n, length, m, h = 40, 36, 12, 6
+    t = np.arange(length)
+    season = np.sin(2 * np.pi * t / m)
+    rng = np.random.default_rng(21)
+    x = np.empty((n, length))
+    x[:20] = season + 0.08 * t + rng.normal(0, 0.02, (20, length))   # growing: drift carries it on
+    x[20:] = season + rng.normal(0, 0.02, (20, length))              # stable: the last season repeats
+    names = ("theta", "seasonal_naive", "seasonal_drift")
+    want = [reference_local_shares(list(row), m, h, names) for row in x]
+    got = local_member_shares(x, m, h, names)
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-6)
+    drift, naive = names.index("seasonal_drift"), names.index("seasonal_naive")
+    assert np.all(got[:20, drift] > 0.5) and np.all(got[20:, drift] < got[20:, naive] + 0.5)
+    assert np.all(got[:20, naive] < 0.2)
+
+    network = (0.4,) * h
+    fitted = StatisticalBlend(m, network, {"theta": (0.2,) * h, "seasonal_naive": (0.2,) * h,
+                                           "seasonal_drift": (0.2,) * h})
+    local = replace(fitted, local=1.0)
+    half = replace(fitted, local=0.5)
+    mid = rng.normal(0, 1, (n, h))
+    pred = np.stack((mid - 1, mid, mid + 2), axis=-1).astype(np.float32)
+    members = member_forecasts(x, m, h)
+    want_mid = 0.4 * mid + sum(0.6 * got[:, i, None] * members[name] for i, name in enumerate(names))
+    out = local.apply(pred.copy(), x)
+    np.testing.assert_allclose(out[..., 1], want_mid, atol=1e-5)
+    np.testing.assert_allclose(out[..., 2] - out[..., 1], 2.0, atol=1e-5)   # the band moves with the median
+    plain = fitted.apply(pred.copy(), x)[..., 1]
+    np.testing.assert_allclose(half.apply(pred.copy(), x)[..., 1], 0.5 * (plain + out[..., 1]), atol=1e-5)
+    # on the growing windows the local split forecasts the continued growth better than the fitted one
+    future = np.sin(2 * np.pi * np.arange(length, length + h) / m) + 0.08 * np.arange(length, length + h)
+    assert np.abs(out[:20, :, 1] - 0.4 * mid[:20] - 0.6 * future).mean() < \
+        np.abs(plain[:20] - 0.4 * mid[:20] - 0.6 * future).mean()
+
+
+def test_local_split_of_short_windows_and_old_models(tmp_path: Path) -> None:
+    """A padded window backtests on its own data only; one too short to backtest keeps the fitted
+    split; a blend written before the local split loads with none, and one with it is format 3."""
+    x = seasonal_windows(3, 36, 12, seed=23)
+    X = np.stack([x, np.zeros_like(x)], axis=2).astype(np.float32)
+    X[1, :12], X[2, :33] = (0.0, 1.0), (0.0, 1.0)
+    pad = leading_padding(X)
+    got = local_member_shares(X[:, :, 0], 12, 6, MEMBERS, pad)
+    np.testing.assert_allclose(got[1], local_member_shares(X[1:2, 12:, 0], 12, 6, MEMBERS)[0], rtol=1e-6)
+    assert np.isnan(got[2]).all() and np.isfinite(got[:2]).all()
+    blend = StatisticalBlend(12, (0.5,) * 6, {"theta": (0.3,) * 6, "seasonal_naive": (0.1,) * 6,
+                                              "seasonal_drift": (0.1,) * 6}, local=1.0)
+    pred = np.zeros((3, 6, 3), dtype=np.float32)
+    out = blend.apply(pred.copy(), X[:, :, 0], pad)
+    fitted = replace(blend, local=0.0).apply(pred.copy(), X[:, :, 0], pad)
+    np.testing.assert_allclose(out[2], fitted[2], atol=1e-6)   # nothing to backtest: the fitted split
+    assert not np.allclose(out[0], fitted[0])
+    with pytest.raises(ValueError, match="local share must lie in"):
+        replace(blend, local=1.5)
+    module = build_model(SPEC, 4).eval()
+    path = save_predictor(module, replace(META, blend=blend), tmp_path / "local")
+    d = json.loads((path / META_FILE).read_text())
+    assert d["format_version"] == 3 and load_predictor(path).meta.blend == blend
+    del d["blend"]["local"]
+    d["format_version"] = 2  # written before the local split: the fitted split alone
+    (path / META_FILE).write_text(json.dumps(d))
+    assert load_predictor(path).meta.blend == replace(blend, local=0.0)

@@ -27,6 +27,8 @@ import numpy as np
 from .statistical import MEMBERS, member_forecasts
 
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
+LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
+MIN_BACKTEST_FIT = 3        # steps a member is refitted on in a backtest, at least
 
 
 def _sse(forecasts: dict[str, np.ndarray], y: np.ndarray, ok: np.ndarray, per_step: bool) -> np.ndarray:
@@ -57,6 +59,8 @@ class StatisticalBlend:
     season: int
     network: tuple[float, ...]
     members: dict[str, tuple[float, ...]]
+    # How much of the members' split each window takes from its own backtest (0: the fitted split alone).
+    local: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = set(self.members) - set(MEMBERS)
@@ -69,6 +73,8 @@ class StatisticalBlend:
                 abs(sum(col) - 1.0) < 1e-6 for col in zip(*shares, strict=True)):
             raise ValueError(f"statistical blend weights must lie in [0, 1] and add up to 1 at every step: "
                              f"network {self.network}, members {self.members}")
+        if not 0.0 <= self.local <= 1.0:
+            raise ValueError(f"a statistical blend's local share must lie in [0, 1], got {self.local}")
 
     @property
     def horizon(self) -> int:
@@ -81,25 +87,79 @@ class StatisticalBlend:
 
     def to_dict(self) -> dict[str, Any]:
         return {"season": self.season, "network": list(self.network),
-                "members": {k: list(v) for k, v in self.members.items()}}
+                "members": {k: list(v) for k, v in self.members.items()}, "local": self.local}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
-                   members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()})
+                   members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()},
+                   local=float(d.get("local", 0.0)))
 
     def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None) -> np.ndarray:
         """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)
         (the members skip each window's `pad` leading steps, see `padding.py`)."""
         if not self.active or not len(q):
             return q
-        forecasts = member_forecasts(values, self.season, self.horizon, tuple(self.members), pad)
+        names = tuple(self.members)
+        forecasts = member_forecasts(values, self.season, self.horizon, names, pad)
         mid = q[..., 1].astype(np.float64)
-        blended = np.asarray(self.network) * mid
-        for name, w in self.members.items():
-            blended += np.asarray(w) * forecasts[name]
+        network = np.asarray(self.network)
+        blended = network * mid
+        fitted = np.stack([np.asarray(self.members[k]) for k in names])          # (members, horizon)
+        if self.local > 0.0 and len(names) > 1:
+            rest = 1.0 - network
+            split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
+            own = local_member_shares(values, self.season, self.horizon, names, pad)     # (N, members)
+            lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
+            own = np.nan_to_num(own)[:, :, None]
+            shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
+            for k, name in enumerate(names):
+                blended += shares[:, k] * forecasts[name]
+        else:
+            for k, name in enumerate(names):
+                blended += fitted[k] * forecasts[name]
         q += (blended - mid)[..., None].astype(q.dtype)
         return q
+
+
+def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
+                        pad: np.ndarray | None = None) -> np.ndarray:
+    """(N, members) split of each window's member share by the members' own backtests in that window.
+
+    The fitted split is one for all series, yet series differ in kind: a trending one wants the
+    drift member, a stable seasonal one seasonal naive. Each member is refitted on the window
+    without its last steps and scored on them, `LOCAL_ORIGINS` times from origins half a backtest
+    apart (one backtest alone was too noisy on yearly data); the split is by inverse mean squared
+    error over them. The backtest is half of what the window can spare after two seasons (the
+    members' seasonal test needs them), at most half a horizon. NaN rows: too short to backtest
+    (fewer than `MIN_BACKTEST_FIT` steps left to refit on).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full((len(x), len(members)), np.nan)
+    pads = np.zeros(len(x), dtype=int) if pad is None else np.asarray(pad, dtype=int)
+    for p in np.unique(pads):
+        rows = pads == p
+        w = x[rows, int(p):]
+        length = w.shape[1]
+        spare = length - (2 * season if season > 1 else 0)
+        back = min(horizon, spare) if spare >= max(2, horizon // 3) else min(horizon, length // 2)
+        back = max(1, round(back / 2))
+        err = np.zeros((len(w), len(members)))
+        done = 0
+        for o in range(LOCAL_ORIGINS):
+            end = length - o * max(1, back // 2)
+            if end - back < MIN_BACKTEST_FIT:
+                break
+            f = member_forecasts(w[:, :end - back], season, back, members)
+            actual = w[:, end - back:end]
+            err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
+            done += 1
+        if not done:
+            continue
+        scale = np.maximum(w.var(axis=1, keepdims=True), 1e-12)
+        inv = 1.0 / np.maximum(err / done / scale, 1e-12)
+        out[rows] = inv / inv.sum(axis=1, keepdims=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -113,7 +173,8 @@ class BlendFit:
 
 def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
               members: tuple[str, ...] = MEMBERS, pad: np.ndarray | None = None,
-              history: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> BlendFit:
+              history: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+              local: float = 0.0) -> BlendFit:
     """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
     (N, lookback; `pad` leading steps of padding each) against actuals `y` (N, horizon), all in
     the same (scaled) units.
@@ -124,7 +185,8 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     members, fitted on each window alone, have not. Validation is one period, on monthly data one
     window per series: a level shift there makes every member look alike (on the weekly ansett
     set the split went to 0.51 / 0.49 Theta / seasonal naive, where the training years say 0.63 /
-    0.37, which forecast the holdout 15 % better).
+    0.37, which forecast the holdout 15 % better). `local`: how much of that split each window
+    then takes from its own backtest at prediction (`local_member_shares`).
     """
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
@@ -150,8 +212,8 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
             weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse)
     names = list(forecasts)
     shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(names)}
-    blend = StatisticalBlend(season, shares.pop("network"), shares)
-    blended = sum(weights[i] * f for i, f in enumerate(forecasts.values()))
+    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local)
+    blended = blend.apply(pred.astype(np.float64), values, pad)[..., 1]  # as scoring will blend them
 
     def mae(f: np.ndarray) -> float:
         return float(np.abs(yy - f)[ok].mean())

@@ -222,7 +222,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         if cfg.model.statistical_blend:  # the median blended with Theta and seasonal naive, shares in meta
             season = parse_freq(cfg.data.freq).season_length()
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
-                                                seed=cfg.train.seed, history=history)
+                                                seed=cfg.train.seed, history=history,
+                                                local=cfg.model.statistical_blend_local)
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, capped by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
