@@ -294,25 +294,23 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
 
 
 def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, ...]) -> list[float] | None:
-    """One window, loops only: each member refitted without the window's last steps and scored on
-    them from three origins half a backtest apart; shares by inverse mean squared error."""
+    """One window, loops only: each member refitted without the window's last `back` steps and
+    scored on them from three origins; no refit shorter than the whole window's members need
+    (two seasons where it has them, else one, else 3 steps); shares by inverse mean squared error."""
     n = len(x)
-    spare = n - (2 * m if m > 1 else 0)
-    back = min(h, spare) if spare >= max(2, h // 3) else min(h, n // 2)
-    back = max(1, round(back / 2))
-    errs = [0.0] * len(members)
-    done = 0
+    floor = 2 * m if m > 1 and n >= 2 * m else max(m, 3) if m > 1 and n >= m else 3
+    if n - floor < 1:
+        return None
+    back = max(1, min(h, n - floor) // 2)
+    errs, done = [0.0] * len(members), 0
     for o in range(3):
         end = n - o * max(1, back // 2)
-        if end - back < 3:
+        if end - back < floor:
             break
-        fit = np.array([x[:end - back]])
         for k, name in enumerate(members):
-            f = member_forecasts(fit, m, back, (name,))[name][0]
+            f = member_forecasts(np.array([x[:end - back]]), m, back, (name,))[name][0]
             errs[k] += sum((x[end - back + j] - f[j]) ** 2 for j in range(back)) / back
         done += 1
-    if not done:
-        return None
     inv = [1.0 / (e / done) for e in errs]
     return [v / sum(inv) for v in inv]
 
@@ -333,8 +331,8 @@ def test_local_split_follows_each_windows_own_backtest() -> None:
     got = local_member_shares(x, m, h, names)
     np.testing.assert_allclose(got, np.array(want), rtol=1e-6)
     drift, naive = names.index("seasonal_drift"), names.index("seasonal_naive")
-    assert np.all(got[:20, drift] > 0.5) and np.all(got[20:, drift] < got[20:, naive] + 0.5)
-    assert np.all(got[:20, naive] < 0.2)
+    assert np.all(got[:20, drift] > 0.5) and np.all(got[:20, naive] < 0.2)
+    assert np.median(got[20:, naive] - got[20:, drift]) > 0.1
 
     network = (0.4,) * h
     fitted = StatisticalBlend(m, network, {"theta": (0.2,) * h, "seasonal_naive": (0.2,) * h,
@@ -357,15 +355,24 @@ def test_local_split_follows_each_windows_own_backtest() -> None:
 
 
 def test_local_split_of_short_windows_and_old_models(tmp_path: Path) -> None:
-    """A padded window backtests on its own data only; one too short to backtest keeps the fitted
-    split; a blend written before the local split loads with none, and one with it is format 3."""
-    x = seasonal_windows(3, 36, 12, seed=23)
+    """Backtests never refit a member on fewer steps than the whole window's member needs: a
+    padded monthly window of 26 steps still backtests seasonal drift with its season (and finds
+    it), one of exactly one season (weekly data, lookback 52) and one of 3 steps keep the fitted
+    split; a blend written before the local split loads with none, one with it is format 3."""
+    t = np.arange(36)
+    x = np.sin(2 * np.pi * t / 12) + 0.1 * t + np.random.default_rng(27).normal(0, 0.05, (3, 36))
     X = np.stack([x, np.zeros_like(x)], axis=2).astype(np.float32)
-    X[1, :12], X[2, :33] = (0.0, 1.0), (0.0, 1.0)
+    X[1, :10], X[2, :33] = (0.0, 1.0), (0.0, 1.0)
     pad = leading_padding(X)
+    assert pad.tolist() == [0, 10, 33]
     got = local_member_shares(X[:, :, 0], 12, 6, MEMBERS, pad)
-    np.testing.assert_allclose(got[1], local_member_shares(X[1:2, 12:, 0], 12, 6, MEMBERS)[0], rtol=1e-6)
+    want = reference_local_shares([float(v) for v in X[1, 10:, 0]], 12, 6, MEMBERS)
+    assert want is not None
+    np.testing.assert_allclose(got[1], want, rtol=1e-5)
+    assert got[1].argmax() == MEMBERS.index("seasonal_drift") and got[1].max() > 0.9   # 26 steps: refits of 25 and 24
     assert np.isnan(got[2]).all() and np.isfinite(got[:2]).all()
+    weekly = seasonal_windows(5, 52, 52, seed=24)
+    assert np.isnan(local_member_shares(weekly, 52, 13, MEMBERS)).all()
     blend = StatisticalBlend(12, (0.5,) * 6, {"theta": (0.3,) * 6, "seasonal_naive": (0.1,) * 6,
                                               "seasonal_drift": (0.1,) * 6}, local=1.0)
     pred = np.zeros((3, 6, 3), dtype=np.float32)
@@ -383,3 +390,24 @@ def test_local_split_of_short_windows_and_old_models(tmp_path: Path) -> None:
     d["format_version"] = 2  # written before the local split: the fitted split alone
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, local=0.0)
+    # a local share that cannot act (the network takes everything, or one member) stays format 2
+    for idle in (replace(blend_of((1.0,) * 6, (0.0,) * 6), local=0.75),
+                 StatisticalBlend(12, (0.5,) * 6, {"theta": (0.5,) * 6}, local=0.75)):
+        assert not idle.splits_locally
+        saved = save_predictor(module, replace(META, blend=idle), tmp_path / f"idle{len(idle.members)}")
+        assert json.loads((saved / META_FILE).read_text())["format_version"] == 2
+
+
+def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:
+    """The blend fitted with a local share carries it, and its validation MAE is that of the
+    blend scoring applies (the local split included), not of the fitted split."""
+    n, h = 120, 6
+    x = seasonal_windows(n, 36, 12, seed=25)
+    rng = np.random.default_rng(26)
+    y = member_forecasts(x, 12, h)["seasonal_drift"] + rng.normal(0, 0.3, (n, h))
+    pred = np.stack((y - 1, y + rng.normal(0, 1, (n, h)), y + 1), axis=-1).astype(np.float32)
+    plain, local = fit_blend(pred, x, y, 12), fit_blend(pred, x, y, 12, local=0.75)
+    assert local.blend == replace(plain.blend, local=0.75)
+    want = np.abs(y - local.blend.apply(pred.astype(np.float64), x)[..., 1]).mean()
+    assert local.mae["blend"] == pytest.approx(float(want), rel=1e-9)
+    assert local.mae["blend"] != pytest.approx(plain.mae["blend"], rel=1e-6)

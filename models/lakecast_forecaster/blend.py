@@ -85,6 +85,11 @@ class StatisticalBlend:
         """Whether any member has a share (else scoring skips computing them)."""
         return any(w < 1.0 for w in self.network)
 
+    @property
+    def splits_locally(self) -> bool:
+        """Whether windows split the members' share by their own backtests (which older lakecast cannot)."""
+        return self.active and self.local > 0.0 and len(self.members) > 1
+
     def to_dict(self) -> dict[str, Any]:
         return {"season": self.season, "network": list(self.network),
                 "members": {k: list(v) for k, v in self.members.items()}, "local": self.local}
@@ -106,7 +111,7 @@ class StatisticalBlend:
         network = np.asarray(self.network)
         blended = network * mid
         fitted = np.stack([np.asarray(self.members[k]) for k in names])          # (members, horizon)
-        if self.local > 0.0 and len(names) > 1:
+        if self.splits_locally:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
             own = local_member_shares(values, self.season, self.horizon, names, pad)     # (N, members)
@@ -122,17 +127,31 @@ class StatisticalBlend:
         return q
 
 
+def _refit_floor(length: int, season: int) -> int:
+    """The shortest refit whose members are of the same kind as the whole window's: two seasons
+    where the window holds them (Theta's seasonal adjustment, drift per season), one where it holds
+    one (seasonal naive repeats a season), else `MIN_BACKTEST_FIT`."""
+    if season > 1 and length >= 2 * season:
+        return 2 * season
+    if season > 1 and length >= season:
+        return max(season, MIN_BACKTEST_FIT)
+    return MIN_BACKTEST_FIT
+
+
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
                         pad: np.ndarray | None = None) -> np.ndarray:
     """(N, members) split of each window's member share by the members' own backtests in that window.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
     drift member, a stable seasonal one seasonal naive. Each member is refitted on the window
-    without its last steps and scored on them, `LOCAL_ORIGINS` times from origins half a backtest
-    apart (one backtest alone was too noisy on yearly data); the split is by inverse mean squared
-    error over them. The backtest is half of what the window can spare after two seasons (the
-    members' seasonal test needs them), at most half a horizon. NaN rows: too short to backtest
-    (fewer than `MIN_BACKTEST_FIT` steps left to refit on).
+    without its last `back` steps and scored on them, from up to `LOCAL_ORIGINS` origins
+    `max(1, back // 2)` steps apart (one backtest alone was too noisy on yearly data); the split
+    is by inverse mean squared error over them (relative to the window's variance, so the floor
+    on it does not depend on the units). `back` is half of what the window can spare, at most
+    half a horizon (at least one step); no refit is shorter than `_refit_floor`, so the members
+    backtested are the ones that forecast (a window of exactly one season, e.g. weekly data with a
+    lookback of 52, cannot spare a step: seasonal naive refitted on less would repeat the last
+    value). NaN rows: nothing to spare; the window keeps the fitted split.
     """
     x = np.asarray(values, dtype=np.float64)
     out = np.full((len(x), len(members)), np.nan)
@@ -141,21 +160,22 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
         rows = pads == p
         w = x[rows, int(p):]
         length = w.shape[1]
-        spare = length - (2 * season if season > 1 else 0)
-        back = min(horizon, spare) if spare >= max(2, horizon // 3) else min(horizon, length // 2)
-        back = max(1, round(back / 2))
+        floor = _refit_floor(length, season)
+        spare = length - floor
+        if spare < 1:
+            continue
+        back = max(1, min(horizon, spare) // 2)
+        step = max(1, back // 2)
         err = np.zeros((len(w), len(members)))
         done = 0
         for o in range(LOCAL_ORIGINS):
-            end = length - o * max(1, back // 2)
-            if end - back < MIN_BACKTEST_FIT:
+            end = length - o * step
+            if end - back < floor:
                 break
             f = member_forecasts(w[:, :end - back], season, back, members)
             actual = w[:, end - back:end]
             err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
             done += 1
-        if not done:
-            continue
         scale = np.maximum(w.var(axis=1, keepdims=True), 1e-12)
         inv = 1.0 / np.maximum(err / done / scale, 1e-12)
         out[rows] = inv / inv.sum(axis=1, keepdims=True)

@@ -33,7 +33,7 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 2: meta.json may carry a statistical blend. A model without one is still written as 1, so older
 # lakecast keeps reading it; one with a blend is refused there ("retrain") instead of silently
 # scored by the network alone under a calibration fitted on the blend.
-# 3: the blend may split the members' share per window (`StatisticalBlend.local`); written only then.
+# 3: the blend splits the members' share per window (`StatisticalBlend.splits_locally`); written only then.
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
 
@@ -64,7 +64,7 @@ class ModelMeta:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["blend"] = None if self.blend is None else self.blend.to_dict()
-        d["format_version"] = 1 if self.blend is None else FORMAT_VERSION if self.blend.local > 0 else 2
+        d["format_version"] = 1 if self.blend is None else FORMAT_VERSION if self.blend.splits_locally else 2
         return d
 
     @classmethod
