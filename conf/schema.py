@@ -192,8 +192,16 @@ class ModelConfig(_Section):
     # naive), the shares per horizon step fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its
-    # own lookback (0: the split fitted across all series alone; 1: each window's own alone).
-    statistical_blend_local: float = Field(default=0.75, ge=0.0, le=1.0)
+    # own lookback (0: the split fitted across all series alone; 1: each window's own alone). auto:
+    # 0.75 for steps of a week or longer, 0 for daily and finer (conf/auto_steps.py: blend_local).
+    statistical_blend_local: float | Literal["auto"] = "auto"
+
+    @field_validator("statistical_blend_local")
+    @classmethod
+    def _local(cls, v: float | str) -> float | str:
+        if v != "auto" and (not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
+            raise ValueError("Input should be 'auto' or a share between 0 and 1")
+        return v
 
     @field_validator("quantiles")
     @classmethod

@@ -24,6 +24,7 @@ from conf.auto_steps import (
     Steps,
     apply_steps,
     auto_keys,
+    blend_local,
     check_fits,
     given_steps,
     refit_wanted,
@@ -133,6 +134,17 @@ def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
     ("h", "true", True), ("MS", "false", False)])
 def test_refit_auto_is_on_for_weekly_and_longer_steps(freq: str, refit: str, expected: bool) -> None:
     assert refit_wanted(load_config(None, [f"data.freq={freq}", f"train.refit={refit}"], env={})) is expected
+
+
+@pytest.mark.parametrize(("freq", "local", "expected"), [
+    ("h", "auto", 0.0), ("30min", "auto", 0.0), ("D", "auto", 0.0), ("W-MON", "auto", 0.75),
+    ("MS", "auto", 0.75), ("QS", "auto", 0.75), ("YS", "auto", 0.75), ("h", "0.5", 0.5), ("MS", "0", 0.0)])
+def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: str, local: str,
+                                                                        expected: float) -> None:
+    cfg = load_config(None, [f"data.freq={freq}", f"model.statistical_blend_local={local}"], env={})
+    assert blend_local(cfg) == expected
+    with pytest.raises(ConfigError, match=r"model\.statistical_blend_local: .*between 0 and 1"):
+        load_config(None, ["model.statistical_blend_local=1.5"], env={})
 
 
 def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
