@@ -13,7 +13,8 @@ windows, which are many and span years (see `fit_blend`). With fewer than
 `MIN_WINDOWS_PER_STEP` windows at a step, one set of weights serves all steps. The whole band
 moves with the median (p10 and p90 keep their distances to it), so quantiles stay ordered; the
 calibration, fitted afterwards on the blended output, then sizes the band. A network weight of 1
-at every step costs nothing at scoring time.
+at every step costs nothing at scoring time. With a `local` share, each window also splits part
+of the members' share by their backtests on its own data (`local_member_shares`).
 """
 
 from __future__ import annotations
