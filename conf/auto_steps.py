@@ -170,6 +170,11 @@ def refit_wanted(cfg: LakecastConfig) -> bool:
     trains on; at daily and finer steps it is a week of a long history."""
     if cfg.train.refit != AUTO:
         return bool(cfg.train.refit)
+    return _weekly_or_longer(cfg)
+
+
+def _weekly_or_longer(cfg: LakecastConfig) -> bool:
+    """Whether `data.freq` steps a week or longer: where validation is one horizon per series."""
     freq = parse_freq(cfg.data.freq)
     return freq.is_calendar or freq.step >= timedelta(weeks=1)
 
@@ -187,8 +192,7 @@ def blend_local(cfg: LakecastConfig) -> float:
     v = cfg.model.statistical_blend_local
     if v != AUTO:
         return float(v)
-    freq = parse_freq(cfg.data.freq)
-    return LOCAL_SPLIT_SHARE if freq.is_calendar or freq.step >= timedelta(weeks=1) else 0.0
+    return LOCAL_SPLIT_SHARE if _weekly_or_longer(cfg) else 0.0
 
 
 def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:
