@@ -28,11 +28,12 @@ def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
 
 
 @needs_tsdata
-@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs"])
+@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
-    series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336}
+    series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336,
+              "pedestrian_daily": 4}
     assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))
@@ -52,3 +53,24 @@ def test_every_dataset_exports(tmp_path: Path) -> None:
         assert df["ts"].str.endswith("Z").all() and df["value"].notna().all(), name
         assert not df.duplicated(["series_id", "ts"]).any(), f"{name}: duplicate (series_id, ts)"
         assert parse_freq(ds.freq)
+
+
+@needs_tsdata
+def test_daily_sums_only_whole_days(tmp_path: Path) -> None:
+    """Each daily value is the sum of that local day's hourly counts; a day missing more than one
+    hour (an outage) is a gap, not a low count."""
+    import pandas as pd
+
+    hourly = pd.read_csv(export_dataset("pedestrian", tmp_path / "h").path, dtype={"value": "int64"})
+    daily = pd.read_csv(export_dataset("pedestrian_daily", tmp_path / "d").path, dtype={"value": "int64"})
+    # the hourly file's times are UTC; Melbourne's local date is what the daily file is keyed on
+    local = pd.to_datetime(hourly["ts"], utc=True).dt.tz_convert("Australia/Melbourne").dt.strftime("%Y-%m-%d")
+    per_day = hourly.groupby([hourly["series_id"], local])["value"].agg(["sum", "size"])
+    daily_key = pd.MultiIndex.from_arrays([daily["series_id"], daily["ts"].str[:10]])
+    got = per_day.reindex(daily_key)
+    assert (got["size"] >= 23).all()
+    assert (got["sum"].to_numpy() == daily["value"].to_numpy()).all()
+    short = per_day[per_day["size"] < 23]
+    assert len(short) > 0  # the source has outages, and none of those days was exported
+    assert not daily_key.isin(short.index).any()
+    assert len(daily) == int((per_day["size"] >= 23).sum())
