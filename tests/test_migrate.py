@@ -82,7 +82,8 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
         ("observations", "SetColumnComment"), ("observations", "SetProperty"),
         ("forecasts", "Repartition"), ("forecasts", "AddColumn"), ("forecasts", "AddColumn"),
         ("forecasts", "SetTableComment"),  # the key now includes model_version (shadow scoring)
-        ("forecasts", "AddConstraint"), ("forecasts", "AddConstraint")]  # init created forecast_accuracy
+        ("forecasts", "AddConstraint"), ("forecasts", "AddConstraint"),  # init created forecast_accuracy
+        ("forecasts", "SetProperty")]  # deletion vectors: `predict --changed-only` rewrites only what changed
     assert _state(spark, cfg) == before and dry.job_run_id is None  # nothing written, not even job_runs
 
     out = migrate.run(spark, cfg)
@@ -90,6 +91,7 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     assert out.rows_rewritten == {forecasts: 24}
     detail = spark.sql(f"DESCRIBE DETAIL {forecasts}").head()
     assert list(detail["partitionColumns"]) == ["forecast_origin"]
+    assert detail["properties"].get("delta.enableDeletionVectors") == "true"
     assert [s.status for s in init_tables.run(spark, cfg)] == ["ok"] * len(ALL_TABLES)  # the spec, all of it
     history = spark.sql(f"DESCRIBE HISTORY {forecasts}").where(f"userMetadata = '{out.job_run_id}'")
     ops = [(r["operation"], r["operationMetrics"].get("numOutputRows")) for r in history.orderBy("version").collect()]

@@ -415,6 +415,13 @@ def test_changed_only_rescores_just_the_series_whose_inputs_changed(spark: Any, 
             assert (r.source_version, r.job_run_id) == (version, inc.run_id)
             np.testing.assert_allclose([r.p10, r.p50, r.p90], want[("s1", r.horizon_step)], rtol=1e-5)
     assert inc.summary()["changed only"] == "1 series changed since the origin was scored"
+    # deletion vectors: the MERGE marked s1's old rows and wrote its new ones; the other series'
+    # 18 rows in the same file were not copied into a new one
+    (commit,) = spark.sql(f"DESCRIBE HISTORY {cfg.table('forecasts')}").where(
+        f"version = {inc.forecasts_version}").collect()
+    metrics = commit["operationMetrics"]
+    assert (metrics["numTargetRowsCopied"], metrics["numTargetRowsUpdated"]) == ("0", "6"), metrics
+    assert int(metrics["numTargetDeletionVectorsAdded"]) >= 1, metrics
     (run,) = spark.table(cfg.table("job_runs")).where(f"run_id = '{inc.run_id}'").collect()
     assert json.loads(run.details)["changed_only"] == {"since_version": full.source_version, "changed_series": 1}
 
