@@ -43,6 +43,7 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("aus_livestock", "MS", 18),
     BenchSet("pbs", "MS", 18),  # many zeros; series of 5 to 17 years, some ending before the last month
     BenchSet("pedestrian_daily", "D", 14),  # M4's daily horizon; days with an outage are gaps
+    BenchSet("air_passengers", "MS", 18),  # one series: the smallest training set
     BenchSet("prison", "QS", 8),  # 48 quarters per series  # M4's weekly horizon; zeros during the 1989 strike
     # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.

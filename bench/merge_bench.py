@@ -25,6 +25,13 @@ SERIES, STEPS, REPEATS, HISTORY_ORIGINS = 20, 24, 3, 365
 NEW = "2026-01-01 00:00:00"  # after every history origin
 
 
+def _columns() -> list[str]:
+    """The forecasts table's columns in order (a column added to the spec fails here, by name)."""
+    from pipelines.tables.specs import FORECASTS
+
+    return list(FORECASTS.column_names)
+
+
 def run_rows(spark: Any, origin_hours: int) -> Any:
     """20 series x 24 steps of one origin, `origin_hours` after NEW."""
     return spark.range(SERIES * STEPS).selectExpr(
@@ -33,7 +40,8 @@ def run_rows(spark: Any, origin_hours: int) -> Any:
         f"TIMESTAMP'{NEW}Z' + make_interval(0, 0, 0, 0, {origin_hours} + CAST(id % {STEPS} + 1 AS INT)) AS target_ts",
         f"CAST(id % {STEPS} + 1 AS INT) AS horizon_step",
         "0.5 AS p10", "1.0 AS p50", "1.5 AS p90", "'bench' AS model_name", "'1' AS model_version",
-        "'r' AS model_run_id", "0L AS source_version", "'bench' AS job_run_id", "current_timestamp() AS scored_at")
+        "'r' AS model_run_id", "0L AS source_version", "'bench' AS job_run_id", "current_timestamp() AS scored_at",
+        "'champion' AS model_role", "1.0 AS mase_scale").select(*_columns())
 
 
 def append_history(spark: Any, table: str, rows: int) -> None:
@@ -47,7 +55,8 @@ def append_history(spark: Any, table: str, rows: int) -> None:
         f"CAST(id % {STEPS} + 1 AS INT) AS horizon_step",
         "0.5 AS p10", "1.0 AS p50", "1.5 AS p90", "'bench' AS model_name", "'1' AS model_version",
         "'r' AS model_run_id", "0L AS source_version", "'hist' AS job_run_id", "current_timestamp() AS scored_at",
-    ).write.insertInto(table)
+        "'champion' AS model_role", "1.0 AS mase_scale",
+    ).select(*_columns()).write.insertInto(table)  # by position: the table's column order
 
 
 def timed_merge(spark: Any, cfg: Any, label: str, hour: int) -> float:

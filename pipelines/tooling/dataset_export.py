@@ -96,6 +96,11 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "monthly Medicare Australia prescriptions by concession, type and drug class, 336 series of "
             "5 to 17 years, 1991-2008, many zeros (67,596 rows)",
             "Medicare Australia (Pharmaceutical Benefits Scheme), via R tsibbledata", time_format="%Y %b"),
+    # The classic single series (Box & Jenkins): what a new user tries first, and the smallest
+    # training set lakecast meets (one series of 144 months).
+    Dataset("air_passengers", "fpppy/AirPassengers.csv", "MS", (), "ds", "y",
+            "monthly international airline passengers (thousands), 1 series, 1949-1960 (144 rows)",
+            "Box, Jenkins & Reinsel, Time Series Analysis (series G), via R datasets"),
     Dataset("prison", "fpp3/prison.csv", "QS", ("State", "Gender", "Legal", "Indigenous"), "Quarter", "Count",
             "quarterly prison population of Australia by state, gender, legal status and indigenous "
             "status, 64 series, 2005-2016 (3,072 rows)",
