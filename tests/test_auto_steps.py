@@ -56,9 +56,9 @@ def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
     ("2h", (84, 12, 12, 84, 84, 84, 24)),
     ("D", (56, 14, 1, 14, 14, 14, 7)),
     ("W", (52, 13, 1, 13, 13, 13, 4)),
-    ("MS", (36, 12, 1, 12, 12, 12, 3)),
-    ("QS", (24, 8, 1, 8, 8, 8, 2)),
-    ("2QS", (12, 4, 1, 4, 4, 4, 1)),
+    ("MS", (72, 12, 1, 12, 12, 12, 3)),
+    ("QS", (40, 8, 1, 8, 8, 8, 2)),
+    ("2QS", (20, 4, 1, 4, 4, 4, 1)),
 ])
 def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, ...]) -> None:
     s = resolve_steps(parse_freq(freq), {}, AMPLE)
@@ -70,7 +70,7 @@ def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, .
 def test_given_values_stay_and_monthly_evaluation_is_one_horizon() -> None:
     ms = parse_freq("MS")
     s = resolve_steps(ms, {"windows.horizon": 24}, History(441, 441, 30))
-    assert (s.horizon, s.val_periods, s.test_periods, s.backtest_periods, s.lookback) == (24, 24, 24, 24, 48)
+    assert (s.horizon, s.val_periods, s.test_periods, s.backtest_periods, s.lookback) == (24, 24, 24, 24, 72)
     # explicit values are never changed, even when they do not fit
     fixed = {"windows.lookback": 100, "train.val_periods": 50, "windows.stride": 3}
     s = resolve_steps(ms, fixed, History(60, 60, 1))
@@ -78,11 +78,11 @@ def test_given_values_stay_and_monthly_evaluation_is_one_horizon() -> None:
 
 
 @pytest.mark.parametrize(("freq", "typical", "expected"), [
-    # monthly, 5 years: the lookback shrinks from 36 so lookback + horizon + val + test = 60
+    # monthly, 5 years: the lookback shrinks from 72 so lookback + horizon + val + test = 60
     ("MS", 60, (24, 12, 12, 12)),
     # hourly, 12.5 days: validation and test shrink to a quarter of the history, then the lookback
     ("h", 300, (126, 24, 75, 75)),
-    # quarterly, 9 years: 24 + 8 + 8 + 8 > 36, the lookback gives way (evaluation stays one horizon)
+    # quarterly, 9 years: 40 + 8 + 8 + 8 > 36, the lookback gives way (evaluation stays one horizon)
     ("QS", 36, (12, 8, 8, 8)),
 ])
 def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
@@ -120,7 +120,7 @@ def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
     resolved = apply_steps(cfg, resolve_steps(parse_freq("MS"), given_steps(cfg), AMPLE))
     assert auto_keys(resolved) == ()
     assert all(isinstance(v, int) for v in given_steps(resolved).values())
-    assert (resolved.windows.lookback, resolved.windows.horizon, resolved.scoring.max_staleness) == (36, 6, 0)
+    assert (resolved.windows.lookback, resolved.windows.horizon, resolved.scoring.max_staleness) == (72, 6, 0)
     for bad, pattern in (("windows.stride=0", r"windows\.stride: .*greater than or equal to 1"),
                          ("train.val_periods=soon", r"train\.val_periods: .*valid integer .* or 'auto'"),
                          ("scoring.max_staleness=-1", r"scoring\.max_staleness: .*greater than or equal to 0")):
@@ -168,7 +168,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
                                                                 tmp_path: Path) -> None:
     """Month-end dates under pandas' `M` (stored as ME): on the grid at ingest, auto settings from
     the history, forecasts stamped at month ends; two series of 12 months (less than the lookback
-    of 36) are trained on and forecast from padded windows."""
+    of 72) are trained on and forecast from padded windows."""
     from models import registry
     from pipelines.flows import ingest, predict, train
     from pipelines.tables.ensure import ensure_tables
@@ -186,16 +186,16 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
 
     out = train.run(spark, cfg)
     assert out.auto is not None and out.auto.history == History(120, 120, 8)
-    want = {"windows.lookback": 36, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
+    want = {"windows.lookback": 72, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
             "promote.backtest_periods": 6, "scoring.max_staleness": 3}
     assert out.auto.values == want  # windows.horizon was given, so it is not listed
-    assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=36 ")
+    assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=72 ")
     assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
     assert out.backtest.n_windows == 8  # one test window of 6 months per series, the young ones padded
     details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head().details)
     assert details["auto_settings"] == {**want, "history_steps_median": 120, "history_steps_longest": 120}
     params = registry.client(cfg).get_run(out.mlflow_run_id).data.params
-    assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("36", "6", "6")
+    assert (params["windows.lookback"], params["windows.horizon"], params["train.val_periods"]) == ("72", "6", "6")
     assert params["scoring.max_staleness"] == "3" and params["auto_settings"] == out.auto.line
     # train.torch_threads: auto is recorded as the threads it resolved to
     from models.train import training_threads
@@ -215,7 +215,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert all(torch.equal(shipped[k], refitted[k]) for k in refitted)
     assert not all(torch.equal(refitted[k], first[k]) for k in first)
 
-    pr = predict.run(spark, cfg)  # auto lookback: the model's own 36
+    pr = predict.run(spark, cfg)  # auto lookback: the model's own 72
     assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (8, 8 * 6)
     assert pr.as_of == datetime(2019, 12, 31)
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
