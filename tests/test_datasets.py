@@ -23,17 +23,18 @@ needs_tsdata = pytest.mark.skipif(
 
 def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(DatasetError,
-                       match=r"unknown dataset 'nope'; choose one of ansett, aus_livestock, aus_retail, global_gdp, "):
+                       match=r"unknown dataset 'nope'; choose one of air_passengers, ansett, aus_livestock, "):
         export_dataset("nope", tmp_path)
 
 
 @needs_tsdata
-@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily"])
+@pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily",
+                                  "air_passengers"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
     series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336,
-              "pedestrian_daily": 4}
+              "pedestrian_daily": 4, "air_passengers": 1}
     assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))
