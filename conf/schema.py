@@ -195,12 +195,23 @@ class ModelConfig(_Section):
     # own lookback (0: the split fitted across all series alone; 1: each window's own alone). auto:
     # 0.75 for steps of a week or longer, 0 for daily and finer (conf/auto_steps.py: blend_local).
     statistical_blend_local: float | Literal["auto"] = "auto"
+    # The exponent on inverse validation MSE of every blend share (1: Bates & Granger's weights; 2
+    # leans harder on the member that backtests best). auto: 2 for monthly and quarterly steps, 1
+    # otherwise (conf/auto_steps.py: blend_power).
+    statistical_blend_power: float | Literal["auto"] = "auto"
 
     @field_validator("statistical_blend_local")
     @classmethod
     def _local(cls, v: float | str) -> float | str:
         if v != "auto" and (not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
             raise ValueError("Input should be 'auto' or a share between 0 and 1")
+        return v
+
+    @field_validator("statistical_blend_power")
+    @classmethod
+    def _power(cls, v: float | str) -> float | str:
+        if v != "auto" and (not isinstance(v, (int, float)) or not 0.0 < v <= 8.0):
+            raise ValueError("Input should be 'auto' or a power above 0 and at most 8")
         return v
 
     @field_validator("quantiles")

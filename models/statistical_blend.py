@@ -38,7 +38,7 @@ class BlendReport:
         return {"blend.network_weights": _fmt(b.network),
                 **{f"blend.{name}_weights": _fmt(ws) for name, ws in b.members.items()},
                 "blend.season": str(b.season), "blend.n_val_windows": str(self.fit.n_windows),
-                "blend.local": str(b.local)}
+                "blend.local": str(b.local), "blend.power": str(b.power)}
 
     def metrics(self) -> dict[str, float]:
         return {f"val_mae_{name}": v for name, v in self.fit.mae.items()}
@@ -46,17 +46,21 @@ class BlendReport:
 
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
         max_windows: int = MAX_WINDOWS, seed: int = 0,
-        history: tuple[np.ndarray, np.ndarray] | None = None, local: float = 0.0) -> tuple[ModelMeta, BlendReport]:
+        history: tuple[np.ndarray, np.ndarray] | None = None, local: float = 0.0,
+        power: float = 1.0) -> tuple[ModelMeta, BlendReport]:
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
     `history` (training windows, `intervals.sample_history`) also informs how the members split their share;
-    `local` is how much of that split each window takes from its own backtest."""
+    `local` is how much of that split each window takes from its own backtest; `power` the exponent
+    on inverse squared error of every share."""
     X, y = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
     hist = None if history is None else (history[0][:, :, 0], history[1], leading_padding(history[0]))
-    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X), history=hist, local=local)
+    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X), history=hist, local=local,
+                       power=power)
     b = result.blend
-    log.info("statistical blend on %d validation windows: shares network %s, %s; validation MAE (scaled) %s",
-             result.n_windows, _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),
+    log.info("statistical blend (power %g, local %g) on %d validation windows: shares network %s, %s; "
+             "validation MAE (scaled) %s", b.power, b.local, result.n_windows,
+             _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),
              ", ".join(f"{k} {_fmt(v[:1])}" for k, v in b.members.items()),
              ", ".join(f"{k} {v:.4f}" for k, v in result.mae.items()))
     return replace(meta, blend=b), BlendReport(result)

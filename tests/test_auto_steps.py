@@ -25,6 +25,7 @@ from conf.auto_steps import (
     apply_steps,
     auto_keys,
     blend_local,
+    blend_power,
     check_fits,
     given_steps,
     refit_wanted,
@@ -147,6 +148,17 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
         load_config(None, ["model.statistical_blend_local=1.5"], env={})
 
 
+@pytest.mark.parametrize(("freq", "power", "expected"), [
+    ("h", "auto", 1.0), ("D", "auto", 1.0), ("W-MON", "auto", 1.0), ("MS", "auto", 2.0), ("ME", "auto", 2.0),
+    ("QS", "auto", 2.0), ("YS", "auto", 1.0), ("MS", "1", 1.0), ("h", "3", 3.0)])
+def test_blend_power_auto_sharpens_monthly_and_quarterly_shares(freq: str, power: str, expected: float) -> None:
+    cfg = load_config(None, [f"data.freq={freq}", f"model.statistical_blend_power={power}"], env={})
+    assert blend_power(cfg) == expected
+    for bad in ("0", "-1", "9"):
+        with pytest.raises(ConfigError, match=r"model\.statistical_blend_power: .*above 0 and at most 8"):
+            load_config(None, [f"model.statistical_blend_power={bad}"], env={})
+
+
 def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
                  young: int = 0) -> Path:
     """`series` monthly series over `months` months from 2010-01 with yearly seasonality, stamped
@@ -209,8 +221,13 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert (params["refit"], params["refit_epochs"], params["n_refit_windows"]) == (
         "True", str(out.result.best_epoch), str(out.refit.n_train))
     assert (details["refit_epochs"], details["refit_windows"]) == (out.result.best_epoch, out.refit.n_train)
-    shipped = load_predictor(registry.download_version(cfg, out.model, tmp_path / "shipped")
-                             / "artifacts" / "predictor").module.state_dict()
+    shipped_predictor = load_predictor(registry.download_version(cfg, out.model, tmp_path / "shipped")
+                                       / "artifacts" / "predictor")
+    shipped = shipped_predictor.module.state_dict()
+    # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
+    blend = shipped_predictor.meta.blend
+    assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
+    assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")
     refitted, first = out.refit.model.state_dict(), out.result.model.state_dict()
     assert all(torch.equal(shipped[k], refitted[k]) for k in refitted)
     assert not all(torch.equal(refitted[k], first[k]) for k in first)

@@ -21,6 +21,7 @@ from models.arrays import WindowArrays
 from models.lakecast_forecaster.blend import (
     MIN_WINDOWS_PER_STEP,
     StatisticalBlend,
+    _inverse_shares,
     fit_blend,
     local_member_shares,
 )
@@ -163,13 +164,14 @@ def test_seasonal_drift_carries_the_growth_forward() -> None:
     np.testing.assert_array_equal(seasonal_drift_forecast(z, 2, 4)[0], [3.0, 13.0, 4.0, 14.0])
 
 
-def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None) -> np.ndarray:
-    inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) for f in forecasts])
+def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None, power: float = 1.0) -> np.ndarray:
+    inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) ** power for f in forecasts])
     return inv / inv.sum(axis=0)
 
 
-def test_blend_shares_are_the_inverse_squared_errors() -> None:
-    """Per step with enough windows, pooled below: share_k = (1/mse_k) / sum_j (1/mse_j)."""
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_blend_shares_are_the_inverse_squared_errors(power: float) -> None:
+    """Per step with enough windows, pooled below: share_k = mse_k^-p / sum_j mse_j^-p."""
     n, h = MIN_WINDOWS_PER_STEP + 50, 4
     x = seasonal_windows(n, 24, 12, seed=1)
     members = member_forecasts(x, 12, h)
@@ -177,19 +179,33 @@ def test_blend_shares_are_the_inverse_squared_errors() -> None:
     y = members["theta"] + rng.normal(0, 1, (n, h))
     net = y + rng.normal(0, 1, (n, h)) * np.array([0.25, 1.0, 2.0, 8.0])  # worse with each step
     pred = np.stack((net - 1, net, net + 1), axis=-1).astype(np.float32)
-    result = fit_blend(pred, x, y, 12)
+    result = fit_blend(pred, x, y, 12, power=power)
+    assert result.blend.power == power
     names = ("theta", "seasonal_naive", "seasonal_drift")
-    want = _inverse_mse(y, [pred[..., 1], *(members[k] for k in names)], axis=0)
+    want = _inverse_mse(y, [pred[..., 1], *(members[k] for k in names)], axis=0, power=power)
     got = np.array([result.blend.network, *(result.blend.members[k] for k in names)])
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose(got.sum(axis=0), 1.0)
     assert result.blend.network[0] > 0.9 and result.blend.network[3] < 0.05
     assert result.mae["blend"] < min(result.mae[k] for k in ("network", *names))
-    few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",))  # below the per-step minimum: pooled
-    want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None)
+    few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",), power=power)  # below the minimum: pooled
+    want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None, power=power)
     assert few.blend.network == (pytest.approx(want[0], rel=1e-9),) * h and set(few.blend.members) == {"theta"}
-    exact = fit_blend(pred, x, members["theta"], 12)  # Theta made the actuals: it takes everything
+    exact = fit_blend(pred, x, members["theta"], 12, power=power)  # Theta made the actuals: it takes everything
     assert exact.blend.network == (0.0,) * h and exact.blend.members["theta"] == (1.0,) * h and exact.blend.active
+
+
+def test_a_higher_power_leans_on_the_best_member_and_never_overflows() -> None:
+    """The shares move monotonically toward the member with the smallest error as the power grows,
+    and errors whose powers under- or overflow a float still give finite shares."""
+    sse = np.array([[1.0, 1e-200], [2.0, 3e-200], [4.0, 1e-199]])
+    shares = [_inverse_shares(sse, p) for p in (1.0, 2.0, 4.0, 8.0)]
+    for got in shares:
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got.sum(axis=0), 1.0)
+    best = [float(got[0, 0]) for got in shares]
+    assert best == sorted(best) and best[0] == pytest.approx(4 / 7) and best[-1] > 0.99
+    np.testing.assert_allclose(shares[1][:, 1], np.array([1.0, 1 / 9, 1 / 100]) / (1 + 1 / 9 + 1 / 100))
 
 
 def test_blend_ignores_missing_actuals_and_keeps_the_band_ordered() -> None:
@@ -321,10 +337,12 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
     assert abs(alone.blend.members["seasonal_naive"][0] - alone.blend.members["theta"][0]) < 0.5 * rest[0]
 
 
-def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, ...]) -> list[float] | None:
+def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, ...],
+                           power: float = 1.0) -> list[float] | None:
     """One window, loops only: each member refitted without the window's last `back` steps and
     scored on them from three origins; no refit shorter than the whole window's members need
-    (two seasons where it has them, else one, else 3 steps); shares by inverse mean squared error."""
+    (two seasons where it has them, else one, else 3 steps); shares by inverse mean squared error
+    to the `power`."""
     n = len(x)
     floor = 2 * m if m > 1 and n >= 2 * m else max(m, 3) if m > 1 and n >= m else 3
     if n - floor < 1:
@@ -339,7 +357,7 @@ def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, .
             f = member_forecasts(np.array([x[:end - back]]), m, back, (name,))[name][0]
             errs[k] += sum((x[end - back + j] - f[j]) ** 2 for j in range(back)) / back
         done += 1
-    inv = [1.0 / (e / done) for e in errs]
+    inv = [1.0 / (e / done) ** power for e in errs]
     return [v / sum(inv) for v in inv]
 
 
@@ -425,6 +443,44 @@ def test_local_split_of_short_windows_and_old_models(tmp_path: Path) -> None:
         assert not idle.splits_locally
         saved = save_predictor(module, replace(META, blend=idle), tmp_path / f"idle{len(idle.members)}")
         assert json.loads((saved / META_FILE).read_text())["format_version"] == 2
+
+
+def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path) -> None:
+    """With a power, each window's own split is by its backtest errors to that power (the best
+    member gains); scoring applies the stored power; a model with a power other than 1 is written
+    as format 4, which older lakecast refuses, and one saved before the power loads with 1."""
+    t = np.arange(36)
+    rng = np.random.default_rng(31)
+    x = np.sin(2 * np.pi * t / 12) + 0.05 * t + rng.normal(0, 0.1, (8, 36))
+    one, two = local_member_shares(x, 12, 6, MEMBERS), local_member_shares(x, 12, 6, MEMBERS, power=2.0)
+    for row, got in zip(x, two, strict=True):
+        want = reference_local_shares([float(v) for v in row], 12, 6, MEMBERS, power=2.0)
+        np.testing.assert_allclose(got, np.array(want), rtol=1e-6)
+    best = one.argmax(axis=1)
+    assert np.all(two[np.arange(8), best] > one[np.arange(8), best])
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.2,) * 6, "seasonal_naive": (0.2,) * 6,
+                                              "seasonal_drift": (0.2,) * 6}, local=1.0, power=2.0)
+    mid = rng.normal(0, 1, (8, 6))
+    pred = np.stack((mid - 1, mid, mid + 1), axis=-1).astype(np.float32)
+    members = member_forecasts(x, 12, 6)
+    want_mid = 0.4 * mid + sum(0.6 * two[:, i, None] * members[k] for i, k in enumerate(MEMBERS))
+    np.testing.assert_allclose(blend.apply(pred.copy(), x)[..., 1], want_mid, atol=1e-5)
+    with pytest.raises(ValueError, match="power must be a positive number"):
+        replace(blend, power=0.0)
+    module = build_model(SPEC, 4).eval()
+    path = save_predictor(module, replace(META, blend=blend), tmp_path / "power")
+    d = json.loads((path / META_FILE).read_text())
+    assert d["format_version"] == 4 and d["blend"]["power"] == 2.0 and load_predictor(path).meta.blend == blend
+    plain = save_predictor(module, replace(META, blend=replace(blend, power=1.0)), tmp_path / "plain")
+    assert json.loads((plain / META_FILE).read_text())["format_version"] == 3   # readable by older lakecast
+    del d["blend"]["power"]
+    d["format_version"] = 3
+    (path / META_FILE).write_text(json.dumps(d))
+    assert load_predictor(path).meta.blend == replace(blend, power=1.0)
+    d["format_version"] = 5
+    (path / META_FILE).write_text(json.dumps(d))
+    with pytest.raises(ModelLoadError, match=r"format_version 5 is not supported.*reads 1, 2, 3, 4"):
+        load_predictor(path)
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

@@ -98,10 +98,15 @@ def test_train_register_promote_rollback(spark: Any, lakecast_home: Any) -> None
     # 2. a second model (as of a day earlier, another seed): the rule decides, on the same windows.
     # A margin of 1 asks the challenger for a MASE <= 0, which no noisy series allows: it must be kept.
     cfg2 = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
-                       f"mlflow.experiment=e_{tag}", *TINY, "train.seed=7")
+                       f"mlflow.experiment=e_{tag}", *TINY, "train.seed=7", "model.statistical_blend_power=2")
     as_of = (T0 + timedelta(hours=HOURS - 25)).isoformat()
     out2 = train_job.run(spark, cfg2, as_of=as_of)
     assert out2.model.version == "2" and not out2.became_champion
+    # the blend's power travels from the configuration into the model and MLflow (v1: the default 1)
+    blends = [load_predictor(registry.download_version(cfg, registry.resolve(cfg, version=v))).meta.blend
+              for v in ("1", "2")]
+    assert [b.power for b in blends if b is not None] == [1.0, 2.0]
+    assert client.get_run(out2.mlflow_run_id).data.params["blend.power"] == "2.0"
     assert out2.cutoffs.end == T0 + timedelta(hours=HOURS - 25)
     assert registry.aliases(cfg) == {CHAMPION: "1", CHALLENGER: "2"}
     strict = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",

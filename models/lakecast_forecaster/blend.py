@@ -3,7 +3,9 @@
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive and
 seasonal naive with drift, all computed on each window's own lookback. Their shares are fitted at training time on the
 validation windows (the ones the interval calibration uses, before it) by inverse mean squared
-error (Bates & Granger 1969): member k gets `(1 / mse_k) / sum_j (1 / mse_j)` of the median.
+error (Bates & Granger 1969) raised to a `power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the
+median (p = 1 is Bates & Granger's; p = 2 leans harder on the member that backtests best, which
+training uses for monthly and quarterly data, see `conf.auto_steps.blend_power`).
 Weights from the error ratios, not the weights that minimise the validation error, because
 validation is small on monthly and quarterly data (one window per series) and chosen by early
 stopping, so the network looks better there than it is: on the accuracy benchmark the
@@ -42,10 +44,13 @@ def _sse(forecasts: dict[str, np.ndarray], y: np.ndarray, ok: np.ndarray, per_st
     return np.stack(out)
 
 
-def _inverse_shares(sse: np.ndarray) -> np.ndarray:
-    """Shares (rows) per step (columns) by inverse squared error; a perfect row takes everything."""
+def _inverse_shares(sse: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Shares (rows) per step (columns) by inverse squared error to the `power`; a perfect row takes
+    everything. Each column is divided by its smallest error first, so no power overflows."""
     exact = sse <= 0.0
-    inv = np.where(exact.any(axis=0), exact.astype(float), 1.0 / np.where(exact, 1.0, sse))
+    safe = np.where(exact, 1.0, sse)
+    ratio = safe.min(axis=0) / safe                                   # in (0, 1], best member 1
+    inv = np.where(exact.any(axis=0), exact.astype(float), ratio ** power)
     return inv / inv.sum(axis=0)
 
 
@@ -62,6 +67,8 @@ class StatisticalBlend:
     members: dict[str, tuple[float, ...]]
     # How much of the members' split each window takes from its own backtest (0: the fitted split alone).
     local: float = 0.0
+    # The exponent on inverse squared error of that own split (the fitted shares are stored as numbers).
+    power: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = set(self.members) - set(MEMBERS)
@@ -76,6 +83,8 @@ class StatisticalBlend:
                              f"network {self.network}, members {self.members}")
         if not 0.0 <= self.local <= 1.0:
             raise ValueError(f"a statistical blend's local share must lie in [0, 1], got {self.local}")
+        if not (math.isfinite(self.power) and self.power > 0.0):
+            raise ValueError(f"a statistical blend's power must be a positive number, got {self.power}")
 
     @property
     def horizon(self) -> int:
@@ -93,13 +102,14 @@ class StatisticalBlend:
 
     def to_dict(self) -> dict[str, Any]:
         return {"season": self.season, "network": list(self.network),
-                "members": {k: list(v) for k, v in self.members.items()}, "local": self.local}
+                "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
+                "power": self.power}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
                    members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()},
-                   local=float(d.get("local", 0.0)))
+                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)))
 
     def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None) -> np.ndarray:
         """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)
@@ -115,7 +125,7 @@ class StatisticalBlend:
         if self.splits_locally:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
-            own = local_member_shares(values, self.season, self.horizon, names, pad)     # (N, members)
+            own = local_member_shares(values, self.season, self.horizon, names, pad, self.power)  # (N, members)
             lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
             own = np.nan_to_num(own)[:, :, None]
             shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
@@ -140,15 +150,15 @@ def _refit_floor(length: int, season: int) -> int:
 
 
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
-                        pad: np.ndarray | None = None) -> np.ndarray:
+                        pad: np.ndarray | None = None, power: float = 1.0) -> np.ndarray:
     """(N, members) split of each window's member share by the members' own backtests in that window.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
     drift member, a stable seasonal one seasonal naive. Each member is refitted on the window
     without its last `back` steps and scored on them, from up to `LOCAL_ORIGINS` origins
     `max(1, back // 2)` steps apart (one backtest alone was too noisy on yearly data); the split
-    is by inverse mean squared error over them (relative to the window's variance, so the floor
-    on it does not depend on the units). `back` is half of what the window can spare, at most
+    is by inverse mean squared error over them to the `power` (relative to the window's variance,
+    so the floor on it does not depend on the units). `back` is half of what the window can spare, at most
     half a horizon (at least one step); no refit is shorter than `_refit_floor`, so the members
     backtested are the ones that forecast (a window of exactly one season, e.g. weekly data with a
     lookback of 52, cannot spare a step: seasonal naive refitted on less would repeat the last
@@ -178,7 +188,7 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
             err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
             done += 1
         scale = np.maximum(w.var(axis=1, keepdims=True), 1e-12)
-        inv = 1.0 / np.maximum(err / done / scale, 1e-12)
+        inv = 1.0 / np.maximum(err / done / scale, 1e-12) ** power
         out[rows] = inv / inv.sum(axis=1, keepdims=True)
     return out
 
@@ -195,7 +205,7 @@ class BlendFit:
 def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
               members: tuple[str, ...] = MEMBERS, pad: np.ndarray | None = None,
               history: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
-              local: float = 0.0) -> BlendFit:
+              local: float = 0.0, power: float = 1.0) -> BlendFit:
     """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
     (N, lookback; `pad` leading steps of padding each) against actuals `y` (N, horizon), all in
     the same (scaled) units.
@@ -207,7 +217,8 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     window per series: a level shift there makes every member look alike (on the weekly ansett
     set the split went to 0.51 / 0.49 Theta / seasonal naive, where the training years say 0.63 /
     0.37, which forecast the holdout 15 % better). `local`: how much of that split each window
-    then takes from its own backtest at prediction (`local_member_shares`).
+    then takes from its own backtest at prediction (`local_member_shares`). `power`: the exponent
+    on inverse squared error of every share (network, members, own split).
     """
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
@@ -220,7 +231,7 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     if not ok.any():
         raise ValueError("no validation window has an actual to fit the statistical blend on")
     per_step = int(ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP
-    weights = _inverse_shares(_sse(forecasts, yy, ok, per_step))      # (members + 1, horizon)
+    weights = _inverse_shares(_sse(forecasts, yy, ok, per_step), power)      # (members + 1, horizon)
     if history is not None and len(history[0]) and len(members) > 1:
         h_values, h_y, h_pad = history
         h_forecasts = member_forecasts(h_values, season, horizon, members, h_pad)
@@ -230,10 +241,10 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
             both = int(ok.sum(axis=0).min() + h_ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP
             val_members = {k: v for k, v in forecasts.items() if k != "network"}
             sse = _sse(val_members, yy, ok, both) + _sse(h_forecasts, h_yy, h_ok, both)
-            weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse)
+            weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse, power)
     names = list(forecasts)
     shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(names)}
-    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local)
+    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power)
     blended = blend.apply(pred.astype(np.float64), values, pad)[..., 1]  # as scoring will blend them
 
     def mae(f: np.ndarray) -> float:

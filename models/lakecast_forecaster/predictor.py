@@ -34,8 +34,18 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # lakecast keeps reading it; one with a blend is refused there ("retrain") instead of silently
 # scored by the network alone under a calibration fitted on the blend.
 # 3: the blend splits the members' share per window (`StatisticalBlend.splits_locally`); written only then.
-FORMAT_VERSION = 3
-READABLE_FORMATS = (1, 2, 3)
+# 4: that split weighs the members' backtests by a power other than 1 (`StatisticalBlend.power`).
+FORMAT_VERSION = 4
+READABLE_FORMATS = (1, 2, 3, 4)
+
+
+def _format_of(blend: StatisticalBlend | None) -> int:
+    """The oldest format that scores `blend` as written, so older lakecast reads what it can."""
+    if blend is None:
+        return 1
+    if not blend.splits_locally:
+        return 2
+    return 3 if blend.power == 1.0 else FORMAT_VERSION
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ class ModelMeta:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["blend"] = None if self.blend is None else self.blend.to_dict()
-        d["format_version"] = 1 if self.blend is None else FORMAT_VERSION if self.blend.splits_locally else 2
+        d["format_version"] = _format_of(self.blend)
         return d
 
     @classmethod

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.auto_steps import blend_local, refit_wanted, steps
+from conf.auto_steps import blend_local, blend_power, refit_wanted, steps
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
@@ -223,7 +223,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             season = parse_freq(cfg.data.freq).season_length()
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history,
-                                                local=blend_local(cfg))
+                                                local=blend_local(cfg),
+                                                power=blend_power(cfg))
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, capped by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
