@@ -9,6 +9,11 @@ statistical methods" section of bench/RESULTS.md (full runs only), and ends with
 `RESULT accuracy_<dataset>_mase_vs_best_stat` and `RESULT accuracy_<dataset>_coverage`.
 
     python -m bench.accuracy_bench [--datasets aus_retail,tourism] [--max-series N] [--keep DIR] [--short F]
+                                   [--set KEY=VALUE ...]
+
+`--set` passes a lakecast setting to every command (e.g. `model.statistical_blend_power=2`), to
+try a setting on real data before making it a default; such a run, like `--short` and
+`--max-series`, is printed but not recorded in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def _row(bs: BenchSet, method: str, n_series: int, y: np.ndarray, q: tuple[np.nd
                smape(y, p50), scaled_pinball(y, [p10, p50, p90], scale), coverage(y, p10, p90), seconds, note)
 
 
-def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float = 0.0) -> list[Row]:
+def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float = 0.0,
+                  extra: dict[str, str] | None = None) -> list[Row]:
     home, log = work / "home", work / "lakecast.log"
     home.mkdir(parents=True)
     src = lakecast.export(bs.name, work / "export", home, log)
@@ -57,7 +63,7 @@ def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float
         stats[m] = fit_predict(m, df, bs.freq, bs.season, bs.horizon, sp.series)
         print(f"  {m}: {stats[m].seconds:.1f} s", flush=True)
 
-    lc = lakecast.run(train_csv, origin, sp.series, bs.horizon, bs.settings(), home, log)
+    lc = lakecast.run(train_csv, origin, sp.series, bs.horizon, {**bs.settings(), **(extra or {})}, home, log)
     # A series lakecast skipped (too short, stale) gets the seasonal naive forecast, so that
     # every method is scored on the same series; the note says how many.
     missing = np.isnan(lc.p50).any(axis=1)
@@ -103,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it (homes, logs)")
     ap.add_argument("--short", type=float, default=0.0,
                     help="cut this share of series to 1-3 horizons of history (young series); not recorded")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a lakecast setting for every command of every dataset (repeatable); not recorded")
     a = ap.parse_args(argv)
+    bad = [x for x in a.sets if "=" not in x or not x.split("=", 1)[0]]
+    if bad:
+        ap.error(f"--set takes KEY=VALUE (e.g. model.statistical_blend_power=2), got {', '.join(bad)}")
+    extra = dict(x.split("=", 1) for x in a.sets)
     names = [n.strip() for n in a.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
     if unknown:
@@ -112,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lakecast-accuracy-") as tmp:
         root = a.keep or Path(tmp)
         for name in names:
-            mine = bench_dataset(SETS[name], root / name, a.max_series, a.short)
+            mine = bench_dataset(SETS[name], root / name, a.max_series, a.short, extra)
             rows += mine
             print_table(mine)
-            if a.max_series is None and not a.short:  # after each dataset: a long run keeps what it finished
+            if a.max_series is None and not a.short and not extra:  # after each dataset: keep what it finished
                 update_results(RESULTS, mine, result_lines(mine), datetime.now(UTC).strftime("%Y-%m-%d"))
                 print(f"updated {RESULTS}", flush=True)
     print_table(rows)
