@@ -3,6 +3,7 @@ their files, whatever the history, and runs for different origins commit without
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,36 @@ def test_a_merge_reads_and_rewrites_only_its_origin(spark: Any, fresh_db: Callab
     assert m["numTargetRowsCopied"] == 0 and m["numTargetFilesRemoved"] == 1, m  # O2's one file only
     rows = spark.table(table).where(f"forecast_origin = TIMESTAMP'{O2}Z'").select("p50").collect()
     assert sorted(r["p50"] for r in rows) == [5.0] * 6
+
+
+def test_a_merge_naming_its_series_replaces_exactly_them(spark: Any,
+                                                        fresh_db: Callable[..., LakecastConfig]) -> None:
+    """`series` (what `predict --changed-only` passes): the ON names them, so the MERGE keeps only
+    their rows before the join; awkward ids (a quote, a backslash) are quoted, rows of the other
+    series are untouched, and a named series new to the origin is inserted, never duplicated."""
+    cfg = fresh_db()
+    table = cfg.table("forecasts")
+    odd = ["it's", "back\\slash", "s0"]
+    base = forecast_rows(spark, O1, series=4)
+    merge_forecasts(spark, cfg, base, run_id="base")
+    again = forecast_rows(spark, O1, series=4, p50=9.0).where("series_id IN ('s0', 's3')")
+    renamed = forecast_rows(spark, O1, series=2, p50=7.0).selectExpr(
+        "CASE series_id WHEN 's0' THEN 'it\\'s' ELSE 'back\\\\slash' END AS series_id",
+        *[c for c in base.columns if c != "series_id"])
+    merged = merge_forecasts(spark, cfg, again.unionByName(renamed), run_id="named",
+                             series=["s0", "s3", *odd])
+    assert (merged.inserted, merged.updated) == (4, 4)
+    (params,) = spark.sql(f"DESCRIBE HISTORY {table}").where(f"version = {merged.version}") \
+        .select("operationParameters").collect()
+    assert re.search(r"series_id(#\d+)? IN \(", params[0]["predicate"]), params[0]
+    got = {(r.series_id, r.horizon_step): r.p50 for r in spark.table(table).collect()}
+    assert len(got) == 12 and spark.table(table).count() == 12   # no duplicate key
+    assert {k: v for k, v in got.items() if v != 1.0} == {
+        ("s0", 1): 9.0, ("s0", 2): 9.0, ("s3", 1): 9.0, ("s3", 2): 9.0,
+        ("it's", 1): 7.0, ("it's", 2): 7.0, ("back\\slash", 1): 7.0, ("back\\slash", 2): 7.0}
+    # a second run over the same rows: all updates, still no duplicate
+    merged = merge_forecasts(spark, cfg, again.unionByName(renamed), run_id="named2", series=["s0", "s3", *odd])
+    assert (merged.inserted, merged.updated) == (0, 8) and spark.table(table).count() == 12
 
 
 @pytest.mark.filterwarnings("ignore:Cannot infer the eval type")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -421,6 +422,8 @@ def test_changed_only_rescores_just_the_series_whose_inputs_changed(spark: Any, 
         f"version = {inc.forecasts_version}").collect()
     metrics = commit["operationMetrics"]
     assert (metrics["numTargetRowsCopied"], metrics["numTargetRowsUpdated"]) == ("0", "6"), metrics
+    # the MERGE named the one changed series, so it kept only s1's rows of the origin before the join
+    assert re.search(r"series_id(#\d+)? (IN \(s1\)|= s1)\)", commit["operationParameters"]["predicate"]), commit
     assert int(metrics["numTargetDeletionVectorsAdded"]) >= 1, metrics
     (run,) = spark.table(cfg.table("job_runs")).where(f"run_id = '{inc.run_id}'").collect()
     assert json.loads(run.details)["changed_only"] == {"since_version": full.source_version, "changed_series": 1}
