@@ -249,8 +249,9 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             assert rows is not None
             t0 = time.perf_counter()
             # changed-only: name the few series rescored, so the MERGE skips the origin's other rows
-            named = ([r.series_id for r in changed.collect()] if changed is not None
-                     and all_counts.get("changed_series", MAX_NAMED_SERIES + 1) <= MAX_NAMED_SERIES else None)
+            named = None
+            if changed is not None and rec.row_counts["changed_series"] <= MAX_NAMED_SERIES:
+                named = [r.series_id for r in changed.collect()]
             merged = merge_forecasts(spark, cfg, rows, run_id=rec.run_id, series=named)
             seconds["merge"] = round(time.perf_counter() - t0, 3)
             if merged.source_rows != total:  # Delta's count of the rows it merged
