@@ -23,18 +23,18 @@ needs_tsdata = pytest.mark.skipif(
 
 def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(DatasetError,
-                       match=r"unknown dataset 'nope'; choose one of air_passengers, ansett, aus_livestock, "):
+                       match=r"unknown dataset 'nope'; choose one of air_passengers, ansett, aus_accommodation, "):
         export_dataset("nope", tmp_path)
 
 
 @needs_tsdata
 @pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily",
-                                  "air_passengers"])
+                                  "air_passengers", "aus_production"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
     series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336,
-              "pedestrian_daily": 4, "air_passengers": 1}
+              "pedestrian_daily": 4, "air_passengers": 1, "aus_production": 6}
     assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))
@@ -75,3 +75,25 @@ def test_daily_sums_only_whole_days(tmp_path: Path) -> None:
     assert len(short) > 0  # the source has outages, and none of those days was exported
     assert not daily_key.isin(short.index).any()
     assert len(daily) == int((per_day["size"] >= 23).sum())
+
+
+@needs_tsdata
+def test_wide_source_gives_one_series_per_column(tmp_path: Path) -> None:
+    """aus_production holds one column per product: each becomes a series, its NA quarters (tobacco
+    and bricks stop before 2010) are left out, and every value is the source cell's."""
+    import pandas as pd
+    import tsdata
+
+    src = pd.read_csv(export_dataset("aus_production", tmp_path).path, dtype={"value": "float64"})
+    assert sorted(src["series_id"].unique()) == ["Beer", "Bricks", "Cement", "Electricity", "Gas", "Tobacco"]
+    wide = pd.read_csv(Path(tsdata.__file__).parent / "fpp3/aus_production.csv")
+    counts = src.groupby("series_id").size()
+    for column in ("Beer", "Tobacco", "Bricks"):
+        assert counts[column] == wide[column].notna().sum(), column
+    beer = src[src["series_id"] == "Beer"]
+    assert beer["ts"].iloc[0] == "1956-01-01T00:00:00Z" and beer["value"].iloc[0] == wide["Beer"].iloc[0]
+    assert (beer["value"].to_numpy() == wide["Beer"].to_numpy()).all()
+    assert counts["Tobacco"] < counts["Beer"]  # the NA quarters are gaps, not rows
+    # keyed columns and value columns together: one series per (state, column)
+    acc = pd.read_csv(export_dataset("aus_accommodation", tmp_path / "acc").path)
+    assert acc["series_id"].nunique() == 16 and (acc["series_id"].str.endswith(("|Takings", "|Occupancy"))).all()

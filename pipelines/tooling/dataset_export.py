@@ -10,7 +10,7 @@ dependency. The files are small (at most a few MB), so pandas converts them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,9 @@ class Dataset:
     freq: str  # the --freq to ingest it with
     series_cols: tuple[str, ...]  # joined with '|' into series_id; () for a single series
     time_col: str
-    value_col: str
+    # The value column; a wide source (one column per series, as aus_production) names them all:
+    # each becomes a series named after its column (after the series_cols' id, when there are any).
+    value_col: str | tuple[str, ...]
     description: str
     source: str
     week_col: bool = False  # time_col holds ISO weeks ("1989 W28"): each becomes its Monday
@@ -105,6 +107,20 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "quarterly prison population of Australia by state, gender, legal status and indigenous "
             "status, 64 series, 2005-2016 (3,072 rows)",
             "Australian Bureau of Statistics, catalogue 4517.0, via R fpp3", quarter_col=True),
+    # Quarterly sets of a few long series each, with trends and seasons that grow with the level.
+    Dataset("aus_production", "fpp3/aus_production.csv", "QS", (), "Quarter",
+            ("Beer", "Tobacco", "Bricks", "Cement", "Electricity", "Gas"),
+            "quarterly production of beer, tobacco, bricks, cement, electricity and gas in Australia, "
+            "6 series, 1956-2010 (1,264 rows; NA quarters left out)",
+            "Australian Bureau of Statistics, catalogue 8301.0.55.001, via R tsibbledata", quarter_col=True),
+    Dataset("aus_arrivals", "fpp3/aus_arrivals.csv", "QS", ("Origin",), "Quarter", "Arrivals",
+            "quarterly international arrivals to Australia from Japan, NZ, UK and US, 4 series, 1981-2012 "
+            "(508 rows)",
+            "Tourism Research Australia, via R fpp3", quarter_col=True),
+    Dataset("aus_accommodation", "fpp3/aus_accommodation.csv", "QS", ("State",), "Date", ("Takings", "Occupancy"),
+            "quarterly takings (A$ million) and room occupancy (%) of hotels, motels and guest houses by "
+            "state, 16 series, 1998-2016 (1,184 rows)",
+            "Australian Bureau of Statistics, catalogue 8635.0, via R fpp3", quarter_col=True),
 )}
 
 
@@ -167,6 +183,11 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     if fmt not in ("csv", "parquet"):
         raise DatasetError(f"unknown format {fmt!r}; use csv or parquet")
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
+    if isinstance(ds.value_col, tuple):  # wide: one row per (time, column), the column a series key
+        src = src.melt(id_vars=[*ds.series_cols, ds.time_col], value_vars=list(ds.value_col),
+                       var_name="_column", value_name="_value")
+        ds = replace(ds, series_cols=(*ds.series_cols, "_column"), value_col="_value")
+    assert isinstance(ds.value_col, str)
     # A dataset of one series is named after itself.
     series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
     # Source times are ISO UTC ("...Z"), dates of calendar periods or years, or ISO weeks; all become
@@ -191,6 +212,6 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
         out.to_csv(path, index=False)
     else:
         out.to_parquet(path, index=False)
-    result = Export(path.resolve(), ds, len(out), int(out["series_id"].nunique()))
+    result = Export(path.resolve(), DATASETS[name], len(out), int(out["series_id"].nunique()))
     log.info("exported dataset %s: %d rows, %d series -> %s", name, result.rows, result.series, path)
     return result
