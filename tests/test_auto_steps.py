@@ -58,8 +58,8 @@ def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
     ("D", (56, 14, 1, 14, 14, 14, 7)),
     ("W", (52, 13, 1, 13, 13, 13, 4)),
     ("MS", (72, 12, 1, 12, 12, 12, 3)),
-    ("QS", (24, 8, 1, 8, 8, 8, 2)),
-    ("2QS", (12, 4, 1, 4, 4, 4, 1)),
+    ("QS", (40, 8, 1, 8, 8, 8, 2)),
+    ("2QS", (20, 4, 1, 4, 4, 4, 1)),
 ])
 def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, ...]) -> None:
     s = resolve_steps(parse_freq(freq), {}, AMPLE)
@@ -83,7 +83,7 @@ def test_given_values_stay_and_monthly_evaluation_is_one_horizon() -> None:
     ("MS", 60, (24, 12, 12, 12)),
     # hourly, 12.5 days: validation and test shrink to a quarter of the history, then the lookback
     ("h", 300, (126, 24, 75, 75)),
-    # quarterly, 9 years: 24 + 8 + 8 + 8 > 36, the lookback gives way (evaluation stays one horizon)
+    # quarterly, 9 years: 40 + 8 + 8 + 8 > 36, the lookback gives way (evaluation stays one horizon)
     ("QS", 36, (12, 8, 8, 8)),
 ])
 def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
