@@ -39,15 +39,15 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("tourism", "QS", 8),
     BenchSet("global_gdp", "YS", 6),  # M4's yearly horizon; series of 2 to 58 years
     BenchSet("us_employment", "MS", 18),  # long monthly histories (up to 80 years)
-    BenchSet("ansett", "W-MON", 13),
+    BenchSet("ansett", "W-MON", 13),  # M4's weekly horizon; zeros during the 1989 strike
     BenchSet("aus_livestock", "MS", 18),
     BenchSet("pbs", "MS", 18),  # many zeros; series of 5 to 17 years, some ending before the last month
     BenchSet("pedestrian_daily", "D", 14),  # M4's daily horizon; days with an outage are gaps
     BenchSet("air_passengers", "MS", 18),  # one series: the smallest training set
-    BenchSet("prison", "QS", 8),
+    BenchSet("prison", "QS", 8),  # 48 quarters per series
     BenchSet("aus_production", "QS", 8),  # 4 of 6 series reach 2010 (tobacco and bricks end earlier)
     BenchSet("aus_arrivals", "QS", 8),
-    BenchSet("aus_accommodation", "QS", 8),  # takings and occupancy by state  # 48 quarters per series  # M4's weekly horizon; zeros during the 1989 strike
+    BenchSet("aus_accommodation", "QS", 8),  # takings and occupancy by state
     # Sub-daily: seasonal AutoARIMA/AutoETS on years of hourly data take hours; statsforecast
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
     BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),
