@@ -104,6 +104,25 @@ def test_training_history_caps_a_shifted_validation_of_few_windows() -> None:
         fit_calibration(pred, y, Q, history=(hist_pred[:, :3], hist_y[:, :3]))
 
 
+def test_training_history_keeps_a_one_sided_validation_from_closing_the_band() -> None:
+    """One validation window (a single weekly series) whose 13 actuals all lie above the median:
+    validation alone sets the low factor to 0, so p10 = p50 and the band covers nothing below.
+    The training windows keep each factor at least half of what they support."""
+    pred, y, _ = gaussian(1, 13, seed=21, lo=0.5, hi=0.5)
+    y[:] = pred[..., 1] + 0.3                                   # every actual above the median
+    hist_pred, hist_y, _ = gaussian(5000, 13, seed=22, lo=0.5, hi=0.5)
+    alone = fit_calibration(pred, y, Q)
+    bounded = fit_calibration(pred, y, Q, history=(hist_pred, hist_y))
+    from_history = fit_calibration(hist_pred, hist_y, Q)
+    assert max(alone.low) == 0.0
+    # about half the training windows' factor (pooled over the steps there too: one window per step)
+    assert min(bounded.low) == pytest.approx(float(np.mean(from_history.low)) / 2.0, rel=0.05)
+    assert min(bounded.low) > 0.5
+    fresh = gaussian(3, 13, seed=23, lo=0.5, hi=0.5)[0]
+    out = bounded.apply(fresh.copy())
+    assert (out[..., 0] < out[..., 1]).all() and (out[..., 1] <= out[..., 2]).all()
+
+
 def ordered(q: np.ndarray) -> bool:
     return bool(np.all(q[..., 0] <= q[..., 1]) and np.all(q[..., 1] <= q[..., 2]))
 
