@@ -17,13 +17,15 @@ _RE = re.compile(r"^(\d*)(min|h|D|W|MS|QS|YS|ME|QE|YE)$")
 _FIXED = {"min": timedelta(minutes=1), "h": timedelta(hours=1), "D": timedelta(days=1),
           "W": timedelta(weeks=1)}
 _PERIOD_MONTHS = {"MS": 1, "ME": 1, "QS": 3, "QE": 3, "YS": 12, "YE": 12}
-# pandas' older or anchored spellings of the same grids (anchors: the calendar year's, Sunday weeks).
-# A quarterly anchor names the year's first or last quarter, so any of the calendar quarters' four
-# months gives the same dates: `pd.infer_freq` calls January/April/July/October starts "QS-OCT".
-_LEGACY = {"H": "h", "T": "min", "M": "ME", "A": "YE", "Y": "YE", "A-DEC": "YE", "Y-DEC": "YE",
-           "YE-DEC": "YE", "AS": "YS", "AS-JAN": "YS", "YS-JAN": "YS",
-           **{f"QS-{m}": "QS" for m in ("JAN", "APR", "JUL", "OCT")},
-           **{f"{q}-{m}": "QE" for q in ("Q", "QE") for m in ("MAR", "JUN", "SEP", "DEC")}, "Q": "QE"}
+# pandas' older or anchored spellings of the same grids (anchors: the calendar year's, Sunday weeks)
+_LEGACY = {"H": "h", "T": "min", "M": "ME", "Q": "QE", "Q-DEC": "QE", "QS-JAN": "QS",
+           "A": "YE", "Y": "YE", "A-DEC": "YE", "Y-DEC": "YE", "YE-DEC": "YE", "QE-DEC": "QE",
+           "AS": "YS", "AS-JAN": "YS", "YS-JAN": "YS"}
+# Single quarters anchored on another of the calendar quarters' months fall on the same dates
+# (`pd.infer_freq` calls January/April/July/October starts "QS-OCT"); with a multiple they do not
+# (2QS-APR steps April and October, lakecast's 2QS January and July), so these take none.
+_QUARTER_ANCHORS = {**{f"QS-{m}": "QS" for m in ("APR", "JUL", "OCT")},
+                    **{f"{q}-{m}": "QE" for q in ("Q", "QE") for m in ("MAR", "JUN", "SEP")}}
 _LEGACY_RE = re.compile(r"^(\d*)([A-Za-z-]+)$")
 _WEEKLY_RE = re.compile(r"^(\d*)W-(SUN|MON|TUE|WED|THU|FRI|SAT)$")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
@@ -90,6 +92,8 @@ def parse_freq(alias: str) -> Freq:
     weekly = _WEEKLY_RE.fullmatch(alias)
     if weekly:
         return replace(parse_freq(f"{weekly.group(1)}W"), weekday=weekly.group(2))
+    if alias in _QUARTER_ANCHORS:
+        return parse_freq(_QUARTER_ANCHORS[alias])
     m = _RE.fullmatch(alias)
     legacy = _LEGACY_RE.fullmatch(alias) if not m else None
     if legacy and _LEGACY.get(legacy.group(2)):

@@ -80,8 +80,8 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
               history: tuple[np.ndarray, np.ndarray] | None = None,
               shipped: LSTMForecaster | None = None) -> tuple[ModelMeta, CalibrationReport]:
     """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there;
-    `history` (training windows, `sample_history`) caps how far one unusual
-    validation period can widen the band (see `fit_calibration`).
+    `history` (training windows, `sample_history`) bounds how far one unusual
+    validation period can widen or narrow the band (see `fit_calibration`).
 
     `shipped`: the network that ships when it is not `module` (`train.refit` trained it on the
     validation period too). Its band is sized against `module`'s medians there, which are out of

@@ -258,15 +258,16 @@ def test_frequency_aliases() -> None:
     from conf.freq import canonical
 
     assert [canonical(a) for a in ("M", "ME", "Q", "QE-DEC", "A", "Y", "YE", "AS", "YS", "H", "2H", "T",
-                                   "15T", "W-SUN", "QS-JAN", "W-MON", "2W-FRI", "QS-OCT", "2QS-APR", "QE-SEP",
+                                   "15T", "W-SUN", "QS-JAN", "W-MON", "2W-FRI", "QS-OCT", "QS-APR", "QE-SEP",
                                    "Q-MAR")] == [
         "ME", "ME", "QE", "QE", "YE", "YE", "YE", "YS", "YS", "h", "2h", "min", "15min", "W", "QS", "W-MON",
-        "2W-FRI", "QS", "2QS", "QE", "QE"]
+        "2W-FRI", "QS", "QS", "QE", "QE"]
     # what pandas infers for calendar quarters is accepted as it is
     import pandas as pd
     assert canonical(pd.infer_freq(pd.date_range("2000-01-01", periods=8, freq="QS"))) == "QS"
-    with pytest.raises(ValueError, match="'QS-FEB' is not a supported frequency"):
-        parse_freq("QS-FEB")  # quarters starting February, May, ...: another grid
+    for other_grid in ("QS-FEB", "2QS-APR"):  # February, May ... quarters; April and October half-years
+        with pytest.raises(ValueError, match=f"'{other_grid}' is not a supported frequency"):
+            parse_freq(other_grid)
     assert parse_freq("W-MON").step == parse_freq("W").step
     yearly = resolve_steps(parse_freq("YS"), {})
     assert (yearly.horizon, yearly.lookback, parse_freq("YE").season_length()) == (6, 12, 1)

@@ -115,6 +115,8 @@ def _factors(s_lo: np.ndarray, s_hi: np.ndarray, levels: tuple[float, float], pe
 
 def _bounded(factor: float, earlier: float, ratio: float) -> float:
     """`factor` kept within [earlier / ratio, earlier * ratio] (`earlier` clipped at 0 first)."""
+    if not ratio >= 1.0:
+        raise ValueError(f"the calibration bounds need max_widening >= 1, got {ratio}")
     earlier = max(earlier, 0.0)
     return min(max(factor, earlier / ratio), earlier * ratio)
 

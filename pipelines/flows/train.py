@@ -225,7 +225,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
                                                 power=blend_power(cfg))
-        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, capped by training windows; in meta
+        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, bounded by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
         shipped = final.model if final is not None else result.model
