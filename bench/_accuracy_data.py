@@ -74,14 +74,18 @@ def _steps(freq: str, start: pd.Timestamp, n: int) -> pd.DatetimeIndex:
 
 
 def split(path: Path, bs: BenchSet, max_series: int | None = None, seed: int = 0, short: float = 0.0,
-          short_steps: tuple[int, int] = (0, 0)) -> Split:
+          short_steps: tuple[int, int] = (0, 0), earlier: int = 0) -> Split:
     """Read an exported file and hold out the last `h` grid steps of the dataset.
 
     `short`: the share of series (drawn at random) cut to their last `short_steps` (lo, hi: drawn
-    per series) training steps, as young series are in real data; `Split.short` marks them."""
+    per series) training steps, as young series are in real data; `Split.short` marks them.
+    `earlier`: first drop the dataset's last `earlier` horizons (another holdout origin)."""
     df = pd.read_csv(path, dtype={"series_id": str})
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     end = df["ts"].max()
+    if earlier > 0:
+        end = pd.date_range(end=end, periods=earlier * bs.horizon + 1, freq=bs.freq)[0]
+        df = df[df["ts"] <= end]
     keep = sorted(df.loc[df["ts"] == end, "series_id"].unique())
     if max_series is not None and max_series < len(keep):
         rng = np.random.default_rng(seed)

@@ -9,11 +9,12 @@ statistical methods" section of bench/RESULTS.md (full runs only), and ends with
 `RESULT accuracy_<dataset>_mase_vs_best_stat` and `RESULT accuracy_<dataset>_coverage`.
 
     python -m bench.accuracy_bench [--datasets aus_retail,tourism] [--max-series N] [--keep DIR] [--short F]
-                                   [--set KEY=VALUE ...]
+                                   [--set KEY=VALUE ...] [--earlier K]
 
 `--set` passes a lakecast setting to every command (e.g. `model.statistical_blend_power=2`), to
-try a setting on real data before making it a default; such a run, like `--short` and
-`--max-series`, is printed but not recorded in RESULTS.md.
+try a setting on real data before making it a default; `--earlier K` holds out the horizon that
+ends K horizons before the data's last step, to see whether one holdout's verdict holds at other
+origins. Such runs, like `--short` and `--max-series`, are printed but not recorded in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ def _row(bs: BenchSet, method: str, n_series: int, y: np.ndarray, q: tuple[np.nd
 
 
 def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float = 0.0,
-                  extra: dict[str, str] | None = None) -> list[Row]:
+                  extra: dict[str, str] | None = None, earlier: int = 0) -> list[Row]:
     home, log = work / "home", work / "lakecast.log"
     home.mkdir(parents=True)
     src = lakecast.export(bs.name, work / "export", home, log)
     # young series: between one and three horizons of history (the auto lookback is 2-4 horizons)
-    sp = split(src, bs, max_series, short=short, short_steps=(bs.horizon, 3 * bs.horizon))
+    sp = split(src, bs, max_series, short=short, short_steps=(bs.horizon, 3 * bs.horizon), earlier=earlier)
     train_csv = work / f"{bs.name}_train.csv"
     out = sp.train.assign(ts=sp.train["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     out.to_csv(train_csv, index=False)
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="cut this share of series to 1-3 horizons of history (young series); not recorded")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a lakecast setting for every command of every dataset (repeatable); not recorded")
+    ap.add_argument("--earlier", type=int, default=0, metavar="K",
+                    help="hold out the horizon that ends K horizons before the data's last step (another "
+                    "origin); not recorded")
     a = ap.parse_args(argv)
     bad = [x for x in a.sets if "=" not in x or not x.split("=", 1)[0]]
     if bad:
@@ -124,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lakecast-accuracy-") as tmp:
         root = a.keep or Path(tmp)
         for name in names:
-            mine = bench_dataset(SETS[name], root / name, a.max_series, a.short, extra)
+            mine = bench_dataset(SETS[name], root / name, a.max_series, a.short, extra, a.earlier)
             rows += mine
             print_table(mine)
-            if a.max_series is None and not a.short and not extra:  # after each dataset: keep what it finished
+            recorded = a.max_series is None and not a.short and not extra and not a.earlier
+            if recorded:  # after each dataset: keep what it finished
                 update_results(RESULTS, mine, result_lines(mine), datetime.now(UTC).strftime("%Y-%m-%d"))
                 print(f"updated {RESULTS}", flush=True)
     print_table(rows)

@@ -76,3 +76,24 @@ def test_results_section_keeps_other_datasets_and_sections(tmp_path: Path) -> No
     assert table[0].startswith("| b ") and "| 0.800 |" in table[1]
     assert [ln for ln in text.splitlines() if ln.startswith("RESULT")] == [
         "RESULT accuracy_b_coverage=0.700", "RESULT accuracy_a_coverage=0.750"]
+
+
+def test_split_holds_out_the_last_horizon_or_an_earlier_one(tmp_path: Path) -> None:
+    """`--earlier K` moves the holdout K horizons back: the series that reach that end are kept (one
+    ending before the data's last step too), and nothing after the holdout is seen."""
+    import pandas as pd
+
+    from bench._accuracy_data import BenchSet, split
+
+    months = pd.date_range("2000-01-01", periods=30, freq="MS", tz="UTC")
+    rows = [("a", t, float(i)) for i, t in enumerate(months)] + [("b", t, 100.0 + i) for i, t in enumerate(months[:27])]
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rows, columns=["series_id", "ts", "value"]).to_csv(path, index=False)
+    bs = BenchSet("d", "MS", 3)
+    last = split(path, bs)
+    assert last.series == ["a"] and last.actuals.tolist() == [[27.0, 28.0, 29.0]]
+    assert last.origin == pd.Timestamp("2002-03-01", tz="UTC")
+    before = split(path, bs, earlier=1)
+    assert before.series == ["a", "b"] and before.actuals.tolist() == [[24.0, 25.0, 26.0], [124.0, 125.0, 126.0]]
+    assert before.origin == pd.Timestamp("2001-12-01", tz="UTC") and before.train["ts"].max() == before.origin
+    assert [len(h) for h in before.history] == [24, 24]
