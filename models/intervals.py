@@ -103,9 +103,9 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
             keep = np.sort(np.random.default_rng(seed).choice(len(hx), CAP_WINDOWS, replace=False))
             hx, hy = hx[keep], hy[keep]
         cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx), hy))
-        capped = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
+        bounded = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
         also = (f", within 1/{MAX_WIDENING:g}x-{MAX_WIDENING:g}x the factors of {len(hx)} training windows "
-                f"({capped} of {2 * cal.horizon} bounded)")
+                f"({bounded} of {2 * cal.horizon} bounded)")
     report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
     log.info("interval calibration on %d validation windows%s: p10-p90 coverage %.3f -> %.3f "
              "(factors low %s, high %s)", len(X), also, report.before[0], report.after[0],
