@@ -10,7 +10,7 @@ dependency. The files are small (at most a few MB), so pandas converts them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,13 +191,13 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     if fmt not in ("csv", "parquet"):
         raise DatasetError(f"unknown format {fmt!r}; use csv or parquet")
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
-    if isinstance(ds.value_col, tuple):  # wide: one row per (time, column), the column a series key
-        src = src.melt(id_vars=[*ds.series_cols, ds.time_col], value_vars=list(ds.value_col),
+    series_cols, value_col = ds.series_cols, ds.value_col
+    if isinstance(value_col, tuple):  # wide: one row per (time, column), the column a series key
+        src = src.melt(id_vars=[*series_cols, ds.time_col], value_vars=list(value_col),
                        var_name="_column", value_name="_value")
-        ds = replace(ds, series_cols=(*ds.series_cols, "_column"), value_col="_value")
-    assert isinstance(ds.value_col, str)
+        series_cols, value_col = (*series_cols, "_column"), "_value"
     # A dataset of one series is named after itself.
-    series = src[list(ds.series_cols)].agg("|".join, axis=1) if ds.series_cols else pd.Series(ds.name, index=src.index)
+    series = src[list(series_cols)].agg("|".join, axis=1) if series_cols else pd.Series(ds.name, index=src.index)
     # Source times are ISO UTC ("...Z"), dates of calendar periods or years, or ISO weeks; all become
     # explicit UTC.
     raw = src[ds.time_col]
@@ -209,7 +209,7 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     else:
         times = pd.to_datetime(raw, utc=True, format=ds.time_format or "ISO8601")
     ts = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[ds.value_col]})
+    out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[value_col]})
     out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
     if ds.sum_per_period:
         out = _sum_per_period(out, ds)
@@ -220,6 +220,6 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
         out.to_csv(path, index=False)
     else:
         out.to_parquet(path, index=False)
-    result = Export(path.resolve(), DATASETS[name], len(out), int(out["series_id"].nunique()))
+    result = Export(path.resolve(), ds, len(out), int(out["series_id"].nunique()))
     log.info("exported dataset %s: %d rows, %d series -> %s", name, result.rows, result.series, path)
     return result
