@@ -44,7 +44,7 @@ AMPLE = History(typical=5000, longest=5000, series=10)
 
 @pytest.mark.parametrize("history", [None, AMPLE, History(typical=672, longest=700, series=3)])
 def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
-    """`make demo` and every hourly run keep lookback 168, horizon 24, ... when four weeks are held."""
+    """`make demo` and every hourly run keep lookback 168, horizon 24, ... with four weeks to a year held."""
     assert resolve_steps(parse_freq("h"), {}, history) == HOURLY_DEFAULTS
     cfg = load_config(env={})
     assert set(auto_keys(cfg)) == set(KEYS.values())  # the packaged defaults are all auto
@@ -54,7 +54,7 @@ def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
 @pytest.mark.parametrize(("freq", "expected"), [
     #        lookback horizon stride val test backtest staleness
     ("15min", (672, 96, 96, 672, 672, 672, 192)),
-    ("2h", (84, 12, 12, 84, 84, 84, 24)),
+    ("2h", (336, 12, 12, 84, 84, 84, 24)),  # 5000 steps of 2h are over a year: four weeks back
     ("D", (56, 14, 1, 14, 14, 14, 7)),
     ("W", (52, 13, 1, 13, 13, 13, 4)),
     ("MS", (72, 12, 1, 12, 12, 12, 3)),
@@ -66,6 +66,23 @@ def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, .
     assert (s.lookback, s.horizon, s.stride, s.val_periods, s.test_periods, s.backtest_periods,
             s.max_staleness) == expected
     assert s.val_periods >= s.horizon and s.lookback >= 2 * s.horizon
+
+
+@pytest.mark.parametrize(("freq", "typical", "lookback"), [
+    ("h", 365 * 24, 672),        # a year of hourly data: four weeks back
+    ("h", 365 * 24 - 1, 168),    # a step short of a year: one week
+    ("2h", 365 * 12, 336),       # four weeks of 2-hour steps
+    ("30min", 365 * 48, 336),    # finer than hourly: four weeks would be 1344 steps; the week stays
+    ("15min", 365 * 96, 672),
+])
+def test_hourly_lookback_is_four_weeks_with_a_year_of_history(freq: str, typical: int, lookback: int) -> None:
+    s = resolve_steps(parse_freq(freq), {}, History(typical, typical, 4))
+    assert s.lookback == lookback
+    base = resolve_steps(parse_freq(freq), {}, AMPLE)
+    assert (s.horizon, s.stride, s.val_periods, s.test_periods) == (base.horizon, base.stride, base.val_periods,
+                                                                   base.test_periods)
+    # a given lookback stays whatever the history
+    assert resolve_steps(parse_freq(freq), {"windows.lookback": 100}, History(typical, typical, 4)).lookback == 100
 
 
 def test_given_values_stay_and_monthly_evaluation_is_one_horizon() -> None:
