@@ -37,8 +37,10 @@ from models.lakecast_forecaster.predictor import (
     save_predictor,
 )
 from models.lakecast_forecaster.statistical import (
+    AIRLINE_GRID,
     ALPHAS,
     MEMBERS,
+    airline_forecast,
     member_forecasts,
     seasonal_drift_forecast,
     seasonal_naive_forecast,
@@ -164,6 +166,61 @@ def test_seasonal_drift_carries_the_growth_forward() -> None:
     np.testing.assert_array_equal(seasonal_drift_forecast(z, 2, 4)[0], [3.0, 13.0, 4.0, 14.0])
 
 
+def reference_airline(x: list[float], m: int, h: int) -> list[float]:
+    """One window, loops only: ARIMA(0,1,1)(0,1,1)_m by conditional sum of squares over the grid
+    (ARIMA(0,1,1) below two seasons and three steps), then both differences carried forward."""
+    n = len(x)
+    if n < 3:
+        return [x[-1]] * h
+    seasonal = m >= 2 and n >= 2 * m + 3
+    d = m + 1 if seasonal else 1
+    w = [x[t] - x[t - 1] - (x[t - m] - x[t - m - 1] if seasonal else 0.0) for t in range(d, n)]
+    def past(e: list[float], k: int) -> float:  # the shock k steps before the next one; 0 before the start
+        return e[len(e) - k] if len(e) - k >= 0 else 0.0
+
+    best = (math.inf, 0.0, 0.0, [0.0])
+    for a in AIRLINE_GRID:
+        for s in (AIRLINE_GRID if seasonal else [0.0]):
+            e: list[float] = []
+            for v in w:
+                e.append(v - a * past(e, 1) - (s * past(e, m) + a * s * past(e, m + 1) if seasonal else 0.0))
+            sse = sum(float(np.float32(v)) ** 2 for v in e)
+            if sse < best[0] - 1e-9:
+                best = (sse, float(a), float(s), e)
+    _, a, s, e = best
+    y, shocks = list(x), list(e)
+    for _ in range(h):
+        ahead = a * past(shocks, 1) + (s * past(shocks, m) + a * s * past(shocks, m + 1) if seasonal else 0.0)
+        y.append(y[-1] + (y[-m] - y[-m - 1] if seasonal else 0.0) + ahead)
+        shocks.append(0.0)   # future shocks are zero
+    return y[n:]
+
+
+@pytest.mark.parametrize(("m", "length"), [(12, 72), (4, 40), (12, 26), (52, 52), (1, 12), (24, 168)])
+def test_airline_equals_the_one_window_reference(m: int, length: int) -> None:
+    """Seasonal windows (monthly, quarterly, hourly), one too short for two seasons and three steps
+    (ARIMA(0,1,1)), weekly with a one-year window, yearly: the vectorised member is the loop."""
+    x = seasonal_windows(6, length, max(m, 2), seed=m + length) + np.linspace(0, 3, length)
+    got = airline_forecast(x, m, 13)
+    for row, f in zip(x, got, strict=True):
+        np.testing.assert_allclose(f, reference_airline([float(v) for v in row], m, 13), rtol=1e-6, atol=1e-6)
+
+
+def test_airline_carries_trend_and_season_forward() -> None:
+    """A window that is exactly trend plus a fixed season has no shocks after both differences:
+    the forecast continues both exactly. A random walk's forecast is flat at its last value
+    only when its smoothing weight is 1 (a = 0): here it stays within the window's range."""
+    t = np.arange(60)
+    x = (0.5 * t + np.tile([3.0, -1.0, 0.0, 2.0, -4.0, 0.0], 10))[None, :]
+    future = np.arange(60, 72)
+    want = 0.5 * future + np.tile([3.0, -1.0, 0.0, 2.0, -4.0, 0.0], 2)
+    np.testing.assert_allclose(airline_forecast(x, 6, 12)[0], want, atol=1e-9)
+    walk = np.random.default_rng(5).normal(0, 1, (4, 30)).cumsum(axis=1)
+    f = airline_forecast(walk, 1, 5)
+    assert np.all(np.ptp(f, axis=1) < 1e-9)                           # no drift: one level ahead
+    assert np.all((f[:, 0] >= walk.min(axis=1)) & (f[:, 0] <= walk.max(axis=1)))
+
+
 def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None, power: float = 1.0) -> np.ndarray:
     inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) ** power for f in forecasts])
     return inv / inv.sum(axis=0)
@@ -181,12 +238,12 @@ def test_blend_shares_are_the_inverse_squared_errors(power: float) -> None:
     pred = np.stack((net - 1, net, net + 1), axis=-1).astype(np.float32)
     result = fit_blend(pred, x, y, 12, power=power)
     assert result.blend.power == power
-    names = ("theta", "seasonal_naive", "seasonal_drift")
+    names = MEMBERS
     want = _inverse_mse(y, [pred[..., 1], *(members[k] for k in names)], axis=0, power=power)
     got = np.array([result.blend.network, *(result.blend.members[k] for k in names)])
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose(got.sum(axis=0), 1.0)
-    assert result.blend.network[0] > 0.9 and result.blend.network[3] < 0.05
+    assert result.blend.network[0] > 0.85 and result.blend.network[3] < 0.05
     assert result.mae["blend"] < min(result.mae[k] for k in ("network", *names))
     few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",), power=power)  # below the minimum: pooled
     want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None, power=power)
@@ -291,7 +348,8 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     network_alone = Predictor(module, META).predict(X)[..., 1]  # the stale blend played no part
     assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
-        "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_blend"}
+        "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_airline",
+        "val_mae_blend"}
 
 
 def test_members_of_a_padded_window_read_only_its_data() -> None:
@@ -452,9 +510,10 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     t = np.arange(36)
     rng = np.random.default_rng(31)
     x = np.sin(2 * np.pi * t / 12) + 0.05 * t + rng.normal(0, 0.1, (8, 36))
-    one, two = local_member_shares(x, 12, 6, MEMBERS), local_member_shares(x, 12, 6, MEMBERS, power=2.0)
+    three = ("theta", "seasonal_naive", "seasonal_drift")
+    one, two = local_member_shares(x, 12, 6, three), local_member_shares(x, 12, 6, three, power=2.0)
     for row, got in zip(x, two, strict=True):
-        want = reference_local_shares([float(v) for v in row], 12, 6, MEMBERS, power=2.0)
+        want = reference_local_shares([float(v) for v in row], 12, 6, three, power=2.0)
         np.testing.assert_allclose(got, np.array(want), rtol=1e-6)
     best = one.argmax(axis=1)
     assert np.all(two[np.arange(8), best] > one[np.arange(8), best])
@@ -463,7 +522,7 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     mid = rng.normal(0, 1, (8, 6))
     pred = np.stack((mid - 1, mid, mid + 1), axis=-1).astype(np.float32)
     members = member_forecasts(x, 12, 6)
-    want_mid = 0.4 * mid + sum(0.6 * two[:, i, None] * members[k] for i, k in enumerate(MEMBERS))
+    want_mid = 0.4 * mid + sum(0.6 * two[:, i, None] * members[k] for i, k in enumerate(three))
     np.testing.assert_allclose(blend.apply(pred.copy(), x)[..., 1], want_mid, atol=1e-5)
     with pytest.raises(ValueError, match="power must be a positive number"):
         replace(blend, power=0.0)
@@ -477,9 +536,9 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 5
+    d["format_version"] = 6
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 5 is not supported.*reads 1, 2, 3, 4"):
+    with pytest.raises(ModelLoadError, match=r"format_version 6 is not supported.*reads 1, 2, 3, 4, 5"):
         load_predictor(path)
 
 

@@ -35,17 +35,20 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # scored by the network alone under a calibration fitted on the blend.
 # 3: the blend splits the members' share per window (`StatisticalBlend.splits_locally`); written only then.
 # 4: that split weighs the members' backtests by a power other than 1 (`StatisticalBlend.power`).
-FORMAT_VERSION = 4
-READABLE_FORMATS = (1, 2, 3, 4)
+# 5: the blend has the airline member (`statistical.airline_forecast`), which format 4 readers do not know.
+FORMAT_VERSION = 5
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 
 
 def _format_of(blend: StatisticalBlend | None) -> int:
     """The oldest format that scores `blend` as written, so older lakecast reads what it can."""
     if blend is None:
         return 1
+    if "airline" in blend.members:
+        return FORMAT_VERSION
     if not blend.splits_locally:
         return 2
-    return 3 if blend.power == 1.0 else FORMAT_VERSION
+    return 3 if blend.power == 1.0 else 4
 
 
 @dataclass(frozen=True)
