@@ -1,11 +1,12 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
-The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive and
-seasonal naive with drift, all computed on each window's own lookback. Their shares are fitted at training time on the
-validation windows (the ones the interval calibration uses, before it) by inverse mean squared
-error (Bates & Granger 1969) raised to a `power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the
-median (p = 1 is Bates & Granger's; p = 2 leans harder on the member that backtests best, which
-training uses for monthly and quarterly data, see `conf.auto_steps.blend_power`).
+The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
+seasonal naive with drift and the airline model, all computed on each window's own lookback.
+Their shares are fitted at training time on the validation windows (the ones the interval
+calibration uses, before it) by inverse mean squared error (Bates & Granger 1969) raised to a
+`power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the median (p = 1 is Bates & Granger's; p =
+2 leans harder on the member that backtests best, which training uses for monthly and quarterly
+data, see `conf.auto_steps.blend_power`).
 Weights from the error ratios, not the weights that minimise the validation error, because
 validation is small on monthly and quarterly data (one window per series) and chosen by early
 stopping, so the network looks better there than it is: on the accuracy benchmark the

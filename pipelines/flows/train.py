@@ -219,7 +219,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                          horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec)
         blend, calibration = None, None
-        if cfg.model.statistical_blend:  # the median blended with Theta and seasonal naive, shares in meta
+        if cfg.model.statistical_blend:  # the median blended with the statistical members, shares in meta
             season = parse_freq(cfg.data.freq).season_length()
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history,
