@@ -14,7 +14,7 @@ import torch
 from models.arrays import WindowArrays
 from models.intervals import calibrate, sample_windows
 from models.lakecast_forecaster.calibration import (
-    MIN_WINDOWS_PER_STEP,
+    MIN_HISTORY_WINDOWS,
     IntervalCalibration,
     conformal_quantile,
     coverage,
@@ -209,16 +209,16 @@ def test_calibrate_fits_on_a_deterministic_sample_of_the_validation_windows() ->
 
 
 def test_a_history_of_few_training_windows_does_not_bound_the_factors() -> None:
-    """Fewer training windows than MIN_WINDOWS_PER_STEP (three per series of a short quarterly set,
+    """Fewer training windows than MIN_HISTORY_WINDOWS (three per series of a short quarterly set,
     one of a single monthly series) are ones the network has memorised: their band looks right
     however narrow it is, so bounding validation by them would shut the band (aus_accommodation:
     validation coverage 0.95 -> 0.60, holdout 0.39). Validation alone sizes the band then."""
     pred, y, _ = gaussian(16, 8, seed=41, lo=0.5, hi=0.5)        # the band is half as wide as the truth
-    hist_pred, hist_y, _ = gaussian(MIN_WINDOWS_PER_STEP - 1, 8, seed=42, lo=4.0, hi=4.0)  # memorised: far too wide
+    hist_pred, hist_y, _ = gaussian(MIN_HISTORY_WINDOWS - 1, 8, seed=42, lo=4.0, hi=4.0)  # memorised: far too wide
     alone = fit_calibration(pred, y, Q)
     assert fit_calibration(pred, y, Q, history=(hist_pred, hist_y)) == alone
     assert min(alone.low) > 1.0 and min(alone.high) > 1.0        # validation widens the band
-    more_pred, more_y, _ = gaussian(MIN_WINDOWS_PER_STEP, 8, seed=42, lo=4.0, hi=4.0)
+    more_pred, more_y, _ = gaussian(MIN_HISTORY_WINDOWS, 8, seed=42, lo=4.0, hi=4.0)
     bounded = fit_calibration(pred, y, Q, history=(more_pred, more_y))
     assert bounded != alone and max(bounded.high) < max(alone.high)  # enough windows: they bound it
 

@@ -208,8 +208,8 @@ def test_airline_equals_the_one_window_reference(m: int, length: int) -> None:
 
 def test_airline_carries_trend_and_season_forward() -> None:
     """A window that is exactly trend plus a fixed season has no shocks after both differences:
-    the forecast continues both exactly. A random walk's forecast is flat at its last value
-    only when its smoothing weight is 1 (a = 0): here it stays within the window's range."""
+    the forecast continues both exactly. A random walk (season 1: ARIMA(0,1,1), exponential
+    smoothing without drift) is forecast flat, at a level inside the window's range."""
     t = np.arange(60)
     x = (0.5 * t + np.tile([3.0, -1.0, 0.0, 2.0, -4.0, 0.0], 10))[None, :]
     future = np.arange(60, 72)
@@ -399,10 +399,12 @@ def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, .
                            power: float = 1.0) -> list[float] | None:
     """One window, loops only: each member refitted without the window's last `back` steps and
     scored on them from three origins; no refit shorter than the whole window's members need
-    (two seasons where it has them, else one, else 3 steps); shares by inverse mean squared error
-    to the `power`."""
+    (two seasons and three steps where it has them and the airline model is a member, else two
+    seasons, else one, else 3 steps); shares by inverse mean squared error to the `power`."""
     n = len(x)
     floor = 2 * m if m > 1 and n >= 2 * m else max(m, 3) if m > 1 and n >= m else 3
+    if m > 1 and "airline" in members and n >= 2 * m + 3:
+        floor = 2 * m + 3
     if n - floor < 1:
         return None
     back = max(1, min(h, n - floor) // 2)
@@ -540,6 +542,24 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     (path / META_FILE).write_text(json.dumps(d))
     with pytest.raises(ModelLoadError, match=r"format_version 6 is not supported.*reads 1, 2, 3, 4, 5"):
         load_predictor(path)
+
+
+def test_the_airline_member_is_backtested_in_its_seasonal_form_and_saved_as_format_5(tmp_path: Path) -> None:
+    """A window of 28 monthly steps forecasts with the seasonal airline model (two seasons and
+    three steps): its backtests refit on no fewer than 27, so they score that model too, not
+    ARIMA(0,1,1). A blend with the airline member is written as format 5 and loads back as saved."""
+    x = seasonal_windows(6, 28, 12, seed=44) + np.linspace(0, 2, 28)
+    got = local_member_shares(x, 12, 6, MEMBERS)
+    for row, shares in zip(x, got, strict=True):
+        np.testing.assert_allclose(shares, reference_local_shares([float(v) for v in row], 12, 6, MEMBERS),
+                                   rtol=1e-6)
+    three = ("theta", "seasonal_naive", "seasonal_drift")   # without it, refits of 24 steps are kept
+    assert not np.allclose(got[:, :3] / got[:, :3].sum(axis=1, keepdims=True), local_member_shares(x, 12, 6, three))
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.3,) * 6, "airline": (0.3,) * 6}, local=0.75, power=2.0)
+    module = build_model(SPEC, 4).eval()
+    path = save_predictor(module, replace(META, blend=blend), tmp_path / "airline")
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 5
+    assert load_predictor(path).meta.blend == blend
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .statistical import MEMBERS, member_forecasts
+from .statistical import AIRLINE_EXTRA_STEPS, MEMBERS, member_forecasts
 
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
 LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
@@ -139,10 +139,14 @@ class StatisticalBlend:
         return q
 
 
-def _refit_floor(length: int, season: int) -> int:
+def _refit_floor(length: int, season: int, members: tuple[str, ...] = MEMBERS) -> int:
     """The shortest refit whose members are of the same kind as the whole window's: two seasons
-    where the window holds them (Theta's seasonal adjustment, drift per season), one where it holds
-    one (seasonal naive repeats a season), else `MIN_BACKTEST_FIT`."""
+    and three steps where the window holds them and the airline model is a member (its seasonal
+    form, `statistical.airline_forecast`), two seasons where the window holds them (Theta's
+    seasonal adjustment, drift per season), one where it holds one (seasonal naive repeats a
+    season), else `MIN_BACKTEST_FIT`."""
+    if season > 1 and "airline" in members and length >= 2 * season + AIRLINE_EXTRA_STEPS:
+        return 2 * season + AIRLINE_EXTRA_STEPS
     if season > 1 and length >= 2 * season:
         return 2 * season
     if season > 1 and length >= season:
@@ -172,7 +176,7 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
         rows = pads == p
         w = x[rows, int(p):]
         length = w.shape[1]
-        floor = _refit_floor(length, season)
+        floor = _refit_floor(length, season, members)
         spare = length - floor
         if spare < 1:
             continue

@@ -26,6 +26,7 @@ MIN_WINDOWS_PER_STEP = 50   # fewer validation windows per step: one factor pool
 FLOOR_FRACTION = 0.1        # width floor: this fraction of the step's median validation width
 MIN_FLOOR = 1e-6            # ... and never below this (scaled units)
 MAX_WIDENING = 2.0          # validation's factor: at most this times the training windows', at least 1/this
+MIN_HISTORY_WINDOWS = 50    # fewer training windows (memorised by the network) bound nothing
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,9 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, flo
     the median, so the low factor was 0 and p10 = p50 (holdout coverage 0.31). The training
     windows are in sample for the network, so their factors err narrow and half of them is a
     mild floor. Where validation agrees with the history nothing changes. Fewer history windows
-    than `MIN_WINDOWS_PER_STEP` bound nothing: so few (three per series of a short quarterly set,
-    one of a single series) are memorised, and their band looks right however narrow it is (on
-    aus_accommodation, 48 of them shut the band to 0.39 holdout coverage).
+    with an actual than `MIN_HISTORY_WINDOWS` bound nothing: so few (three per series of a short
+    quarterly set, one of a single series) are memorised, and their band looks right however
+    narrow it is (on aus_accommodation, 48 of them shut the band to 0.39 holdout coverage).
     """
     if pred.ndim != 3 or pred.shape[2] != 3 or y.shape != pred.shape[:2]:
         raise ValueError(f"calibration needs predictions (N, horizon, 3) and actuals (N, horizon), "
@@ -157,10 +158,10 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, flo
     levels = (1.0 - quantiles[0], quantiles[2])
     per_step = bool(horizon) and int(ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP  # else one for all steps
     low, high = _factors(*_scores(p, yy, floor), levels, per_step)
-    if history is not None and len(history[1]) >= MIN_WINDOWS_PER_STEP:
-        if history[0].shape[1:] != pred.shape[1:] or history[1].shape != history[0].shape[:2]:
-            raise ValueError(f"calibration history needs predictions (M, {horizon}, 3) and actuals (M, {horizon}), "
-                             f"got {history[0].shape} and {history[1].shape}")
+    if history is not None and (history[0].shape[1:] != pred.shape[1:] or history[1].shape != history[0].shape[:2]):
+        raise ValueError(f"calibration history needs predictions (M, {horizon}, 3) and actuals (M, {horizon}), "
+                         f"got {history[0].shape} and {history[1].shape}")
+    if history is not None and int(np.isfinite(history[1]).any(axis=1).sum()) >= MIN_HISTORY_WINDOWS:
         h_low, h_high = _factors(*_scores(history[0].astype(np.float64), history[1].astype(np.float64), floor),
                                  levels, per_step)
         low = [_bounded(v, h, max_widening) for v, h in zip(low, h_low, strict=True)]

@@ -41,6 +41,7 @@ FFT_FROM_LAG = 64                    # longer seasons: autocorrelations by FFT (
 FFT_CHUNK_CELLS = 1 << 22            # padded values per FFT call (about 64 MB of spectrum)
 AIRLINE_GRID = np.linspace(-0.95, 0.45, 8)  # the airline model's moving-average weights tried (each of two)
 AIRLINE_CHUNK_CELLS = 1 << 18        # (window, weight pair) cells per pass: the recursion stays in cache
+AIRLINE_EXTRA_STEPS = 3              # the seasonal airline model needs two seasons and this many steps
 
 
 def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
@@ -175,7 +176,7 @@ def airline_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarra
     n, length = x.shape
     if length < 3:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    m = season if season >= 2 and length >= 2 * season + 3 else 0
+    m = season if season >= 2 and length >= 2 * season + AIRLINE_EXTRA_STEPS else 0
     if m:
         w = x[:, m + 1:] - x[:, m:-1] - x[:, 1:length - m] + x[:, :length - m - 1]
         ma, sma = (g.ravel() for g in np.meshgrid(AIRLINE_GRID, AIRLINE_GRID, indexing="ij"))
