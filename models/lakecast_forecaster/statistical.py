@@ -24,8 +24,9 @@ ARIMA's differencing gets and Theta's half slope damps. The fourth is Box & Jenk
 model, ARIMA(0,1,1)(0,1,1) at the season (ARIMA(0,1,1) where the window holds fewer than two
 seasons and a few steps): both differences, then the two moving-average weights chosen per window
 from a grid by the conditional sum of squares; it is what AutoARIMA picks on many seasonal
-monthly series, and on the benchmark's sets it took a quarter of the members' share and cut their
-blend's error by up to 16 % (bench/RESULTS.md, "The airline model as a fourth member"). `Predictor` blends
+monthly series. On the benchmark's sets it cut a members-only blend's error by up to 16 %; end to
+end the gain was smaller and mixed, largest where lakecast was furthest behind (bench/RESULTS.md,
+"Four weeks back for hourly data, the airline model as a fourth member, ..."). `Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
 """
