@@ -1,45 +1,25 @@
 """A real headless browser for the tests: Debian's chromium and its driver, driven by Selenium.
 
 Installed with apt-get on first use when missing (as root, the CI machine); elsewhere the test
-that needs it is skipped with the command to run.
+that needs it is skipped with the command to run (`tests.system_packages`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.system_packages import ensure_packages
+
 PACKAGES = ("chromium", "chromium-driver")
-
-
-def _binaries() -> tuple[str, str] | None:
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
 
 
 def ensure_chromium() -> tuple[str, str] | str:
     """(chromium, chromedriver) paths, installing the packages when missing; else why not (a string)."""
-    found = _binaries()
-    if found:
-        return found
-    if os.geteuid() != 0:
-        return f"chromium not installed and not root: sudo apt-get install -y {' '.join(PACKAGES)}"
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(install, env=env, capture_output=True, text=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=900)
-        res = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        if res.returncode != 0:
-            raise RuntimeError(f"apt-get could not install {' '.join(PACKAGES)}:\n{res.stderr[-2000:]}")
-    found = _binaries()
-    if not found:
-        raise RuntimeError(f"{' '.join(PACKAGES)} installed but chromium/chromedriver not on PATH")
-    return found
+    found = ensure_packages(PACKAGES, ("chromium", "chromedriver"))
+    return found if isinstance(found, str) else (found[0], found[1])
 
 
 @contextmanager
