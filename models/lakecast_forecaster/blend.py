@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .statistical import AIRLINE_EXTRA_STEPS, MEMBERS, member_forecasts
+from .statistical import MEMBERS, member_forecasts, seasonal_steps
 
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
 LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
@@ -140,18 +140,12 @@ class StatisticalBlend:
 
 
 def _refit_floor(length: int, season: int, members: tuple[str, ...] = MEMBERS) -> int:
-    """The shortest refit whose members are of the same kind as the whole window's: two seasons
-    and three steps where the window holds them and the airline model is a member (its seasonal
-    form, `statistical.airline_forecast`), two seasons where the window holds them (Theta's
-    seasonal adjustment, drift per season), one where it holds one (seasonal naive repeats a
-    season), else `MIN_BACKTEST_FIT`."""
-    if season > 1 and "airline" in members and length >= 2 * season + AIRLINE_EXTRA_STEPS:
-        return 2 * season + AIRLINE_EXTRA_STEPS
-    if season > 1 and length >= 2 * season:
-        return 2 * season
-    if season > 1 and length >= season:
-        return max(season, MIN_BACKTEST_FIT)
-    return MIN_BACKTEST_FIT
+    """The shortest refit whose members are of the same kind as the whole window's: the longest
+    `statistical.seasonal_steps` of the members in their seasonal form on this window (two seasons
+    for Theta and seasonal drift, two and three steps for the airline model, one for seasonal
+    naive), at least `MIN_BACKTEST_FIT`."""
+    needs = (seasonal_steps(name, season) for name in members)
+    return max([MIN_BACKTEST_FIT, *(n for n in needs if n <= length)])
 
 
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],

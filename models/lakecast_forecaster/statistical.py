@@ -42,14 +42,23 @@ FFT_FROM_LAG = 64                    # longer seasons: autocorrelations by FFT (
 FFT_CHUNK_CELLS = 1 << 22            # padded values per FFT call (about 64 MB of spectrum)
 AIRLINE_GRID = np.linspace(-0.95, 0.45, 8)  # the airline model's moving-average weights tried (each of two)
 AIRLINE_CHUNK_CELLS = 1 << 18        # (window, weight pair) cells per pass: the recursion stays in cache
-AIRLINE_EXTRA_STEPS = 3              # the seasonal airline model needs two seasons and this many steps
+# Steps a window needs for each member's seasonal form, as (seasons, extra steps); shorter windows get
+# the member's non-seasonal form. The per-window backtests (`blend.local_member_shares`) refit no
+# shorter than this, so they score the form that forecasts.
+_SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": (2, 0), "airline": (2, 3)}
+
+
+def seasonal_steps(member: str, season: int) -> int:
+    """Steps a window needs for `member` to forecast in its seasonal form (0: no season to have)."""
+    seasons, extra = _SEASONAL_NEEDS[member]
+    return seasons * season + extra if season >= 2 else 0
 
 
 def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
     """(N, season) additive seasonal indices, by phase relative to the window's end; 0 where the
     window is shorter than two seasons or shows no significant seasonality."""
     n, length = x.shape
-    if season <= 1 or length < 2 * season:
+    if season <= 1 or length < seasonal_steps("theta", season):
         return np.zeros((n, 1))
     # centred moving average (2×m for an even season) from cumulative sums
     csum = np.concatenate((np.zeros((n, 1)), np.cumsum(x, axis=1)), axis=1)
@@ -145,7 +154,7 @@ def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np
     """The last season of each window repeated (the last value when the window is shorter)."""
     x = np.asarray(values, dtype=np.float64)
     length = x.shape[1]
-    m = season if 1 <= season <= length else 1
+    m = season if season >= 1 and seasonal_steps("seasonal_naive", season) <= length else 1
     return x[:, length - m + np.arange(horizon) % m]
 
 
@@ -155,7 +164,7 @@ def seasonal_drift_forecast(values: np.ndarray, season: int, horizon: int) -> np
     window shorter than two seasons drifts step by step (a random walk with drift)."""
     x = np.asarray(values, dtype=np.float64)
     length = x.shape[1]
-    m = season if season >= 2 and 2 * season <= length else 1
+    m = season if season >= 2 and seasonal_steps("seasonal_drift", season) <= length else 1
     if length < 2:
         return np.repeat(x[:, -1:], horizon, axis=1)
     k = (length - 1) // m * m
@@ -177,7 +186,7 @@ def airline_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarra
     n, length = x.shape
     if length < 3:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    m = season if season >= 2 and length >= 2 * season + AIRLINE_EXTRA_STEPS else 0
+    m = season if season >= 2 and length >= seasonal_steps("airline", season) else 0
     if m:
         w = x[:, m + 1:] - x[:, m:-1] - x[:, 1:length - m] + x[:, :length - m - 1]
         ma, sma = (g.ravel() for g in np.meshgrid(AIRLINE_GRID, AIRLINE_GRID, indexing="ij"))
