@@ -371,3 +371,40 @@ def test_the_version_written_is_found_by_run_id_after_other_commits(
     assert tags[ours] == "ingest-ours" and tags[ours + 1] is None
     with pytest.raises(LineageError, match=r"no commit of \S+quarantine carries run id 'ingest-nobody'"):
         commit_of_run(spark, table, "ingest-nobody", first_look=1)
+
+
+def test_a_first_load_inserts_only_and_a_load_that_lost_the_race_merges_the_rest(
+        spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
+    """Into an empty observations an insert-only MERGE (one pass) is enough. If another ingest
+    committed between the emptiness check and that MERGE, its keys are skipped there and the keyed
+    MERGE then updates what differs: no value lost, counts over both commits."""
+    from pipelines.sinks.observations import merge_observations
+
+    cfg = fresh_db()
+    table = cfg.table("observations")
+
+    def rows(*vals: tuple[int, float]) -> Any:
+        return spark.createDataFrame(
+            [("s1", datetime(2024, 1, 1, h, tzinfo=UTC), v, "f.csv") for h, v in vals],
+            "series_id string, ts timestamp, value double, source_file string")
+
+    def history(run_id: str) -> list[Any]:
+        return spark.sql(f"DESCRIBE HISTORY {table}").where(f"userMetadata = '{run_id}'").orderBy("version").collect()
+
+    first = merge_observations(spark, cfg, rows((0, 1.0), (1, 2.0), (2, 3.0)), run_id="load-1", batch_id="b1", now=NOW)
+    assert (first.source_rows, first.inserted, first.updated, first.unchanged) == (3, 3, 0, 0)
+    (commit,) = history("load-1")
+    assert commit.operationParameters["matchedPredicates"] == "[]"  # insert-only: no matched clause
+    # as if the table had been empty when checked: the insert-only pass skips t0 and t1 ...
+    raced = merge_observations(spark, cfg, rows((0, 1.0), (1, 20.0), (3, 4.0)), run_id="load-2", batch_id="b2",
+                               now=NOW, insert_first=True)
+    # ... inserts t3, and the keyed MERGE updates t1 (t0 equal; t3 now its own row): nothing lost
+    assert (raced.source_rows, raced.inserted, raced.updated, raced.unchanged) == (3, 1, 1, 1)
+    passes = history("load-2")
+    assert [c.operationParameters["matchedPredicates"] == "[]" for c in passes] == [True, False]
+    assert raced.version == passes[-1].version
+    got = {r.ts.hour: r.value for r in spark.table(table).collect()}
+    assert got == {0: 1.0, 1: 20.0, 2: 3.0, 3: 4.0} and spark.table(table).count() == 4
+    # not empty any more: the keyed MERGE alone
+    again = merge_observations(spark, cfg, rows((2, 30.0)), run_id="load-3", batch_id="b3", now=NOW)
+    assert (again.inserted, again.updated) == (0, 1) and len(history("load-3")) == 1
