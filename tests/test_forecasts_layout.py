@@ -3,7 +3,6 @@ their files, whatever the history, and runs for different origins commit without
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from conf import LakecastConfig
-from pipelines.sinks.forecasts import merge_forecasts
+from pipelines.sinks.forecasts import merge_forecasts, replace_series_forecasts
 from pipelines.tables.commits import commit_of_run
 
 O1, O2, O3 = "2024-01-01 00:00:00", "2024-01-02 00:00:00", "2024-01-03 00:00:00"
@@ -60,34 +59,38 @@ def test_a_merge_reads_and_rewrites_only_its_origin(spark: Any, fresh_db: Callab
     assert sorted(r["p50"] for r in rows) == [5.0] * 6
 
 
-def test_a_merge_naming_its_series_replaces_exactly_them(spark: Any,
-                                                        fresh_db: Callable[..., LakecastConfig]) -> None:
-    """`series` (what `predict --changed-only` passes): the ON names them, so the MERGE keeps only
-    their rows before the join; awkward ids (a quote, a backslash) are quoted, rows of the other
-    series are untouched, and a named series new to the origin is inserted, never duplicated."""
+def test_replacing_named_series_touches_exactly_their_rows(spark: Any,
+                                                          fresh_db: Callable[..., LakecastConfig]) -> None:
+    """`replace_series_forecasts` (what `predict --changed-only` writes with): the rows of the series
+    the source holds, per model version, are replaced in one overwrite; awkward ids (a quote, a
+    backslash) are quoted, other series and other versions are untouched, a series new to the
+    origin is inserted, never duplicated, and the counts are Delta's."""
     cfg = fresh_db()
     table = cfg.table("forecasts")
-    odd = ["it's", "back\\slash", "s0"]
     base = forecast_rows(spark, O1, series=4)
-    merge_forecasts(spark, cfg, base, run_id="base")
+    v2 = base.selectExpr(*[c if c != "model_version" else "'2' AS model_version" for c in base.columns])
+    merge_forecasts(spark, cfg, base.unionByName(v2), run_id="base")
+    merge_forecasts(spark, cfg, forecast_rows(spark, O2, series=4), run_id="other-origin")
     again = forecast_rows(spark, O1, series=4, p50=9.0).where("series_id IN ('s0', 's3')")
     renamed = forecast_rows(spark, O1, series=2, p50=7.0).selectExpr(
         "CASE series_id WHEN 's0' THEN 'it\\'s' ELSE 'back\\\\slash' END AS series_id",
         *[c for c in base.columns if c != "series_id"])
-    merged = merge_forecasts(spark, cfg, again.unionByName(renamed), run_id="named",
-                             series=["s0", "s3", *odd])
-    assert (merged.inserted, merged.updated) == (4, 4)
-    (params,) = spark.sql(f"DESCRIBE HISTORY {table}").where(f"version = {merged.version}") \
+    out = replace_series_forecasts(spark, cfg, again.unionByName(renamed), run_id="named")
+    assert (out.source_rows, out.inserted, out.updated) == (8, 4, 4)
+    commit = commit_of_run(spark, table, "named")
+    assert commit.operation == "WRITE" and commit.metric("numDeletedRows") == 4
+    (params,) = spark.sql(f"DESCRIBE HISTORY {table}").where(f"version = {out.version}") \
         .select("operationParameters").collect()
-    assert re.search(r"series_id(#\d+)? IN \(", params[0]["predicate"]), params[0]
-    got = {(r.series_id, r.horizon_step): r.p50 for r in spark.table(table).collect()}
-    assert len(got) == 12 and spark.table(table).count() == 12   # no duplicate key
+    assert "series_id IN ('back\\\\slash', 'it\\'s', 's0', 's3')" in params[0]["predicate"], params[0]
+    got = {(r.series_id, r.forecast_origin.isoformat(), r.model_version, r.horizon_step): r.p50
+           for r in spark.table(table).collect()}
+    assert len(got) == 28 and spark.table(table).count() == 28   # 16 + 8 others + 4 new: no duplicate key
     assert {k: v for k, v in got.items() if v != 1.0} == {
-        ("s0", 1): 9.0, ("s0", 2): 9.0, ("s3", 1): 9.0, ("s3", 2): 9.0,
-        ("it's", 1): 7.0, ("it's", 2): 7.0, ("back\\slash", 1): 7.0, ("back\\slash", 2): 7.0}
-    # a second run over the same rows: all updates, still no duplicate
-    merged = merge_forecasts(spark, cfg, again.unionByName(renamed), run_id="named2", series=["s0", "s3", *odd])
-    assert (merged.inserted, merged.updated) == (0, 8) and spark.table(table).count() == 12
+        (s, "2024-01-01T00:00:00", "1", h): p for s, p in (("s0", 9.0), ("s3", 9.0), ("it's", 7.0),
+                                                         ("back\\slash", 7.0)) for h in (1, 2)}
+    # the same rows again: all replaced, still no duplicate
+    out = replace_series_forecasts(spark, cfg, again.unionByName(renamed), run_id="named2")
+    assert (out.inserted, out.updated) == (0, 8) and spark.table(table).count() == 28
 
 
 @pytest.mark.filterwarnings("ignore:Cannot infer the eval type")

@@ -199,7 +199,7 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
     from conf.utc import from_utc_micros, to_utc_micros
     from pipelines.scoring.plan import Lineage
     from pipelines.scoring.spark import forecast_rows, scored_counts
-    from pipelines.sinks.forecasts import MAX_NAMED_SERIES, merge_forecasts
+    from pipelines.sinks.forecasts import merge_forecasts, replace_series_forecasts
     from pipelines.tables.ensure import delta_version
 
     obs_table = cfg.table("observations")
@@ -248,11 +248,9 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
                 rows = part if rows is None else rows.unionByName(part)
             assert rows is not None
             t0 = time.perf_counter()
-            # changed-only: name the few series rescored, so the MERGE skips the origin's other rows
-            named = None
-            if changed is not None and rec.row_counts["changed_series"] <= MAX_NAMED_SERIES:
-                named = [r.series_id for r in changed.collect()]
-            merged = merge_forecasts(spark, cfg, rows, run_id=rec.run_id, series=named)
+            # changed-only: overwrite just the rescored series' rows, not a MERGE over the origin
+            write = replace_series_forecasts if changed is not None else merge_forecasts
+            merged = write(spark, cfg, rows, run_id=rec.run_id)
             seconds["merge"] = round(time.perf_counter() - t0, 3)
             if merged.source_rows != total:  # Delta's count of the rows it merged
                 raise AccountingError(

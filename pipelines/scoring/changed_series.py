@@ -6,7 +6,7 @@ from. For the run's origin (the grid step at or before `as_of`; only that partit
 forecasts there are current; the observations' Change Data Feed from the next version to the
 one this run pinned names the series with a row inserted, corrected or deleted at or before
 `as_of` (later rows cannot change a window that ends at the origin). Only those series are
-scored again; the MERGE replaces their rows and leaves every other forecast as it is. The cost
+scored again; one overwrite replaces their rows and leaves every other forecast as it is. The cost
 follows the commits since the last scoring, not the size of the history.
 """
 

@@ -36,25 +36,16 @@ class ForecastsMerge:
     version: int
 
 
-# At most this many series are named in a MERGE's ON (`merge_condition`'s `series`); above it the
-# list would cost more to plan than the rows it lets the MERGE skip.
+# At most this many series are named in a changed-only overwrite (`replace_series_forecasts`); above
+# it the list would cost more to plan than the rows it lets the write skip.
 MAX_NAMED_SERIES = 20_000
 
 
-def merge_condition(origins: Sequence[datetime], key: Sequence[str] = FORECAST_KEY,
-                    series: Sequence[str] | None = None) -> str:
+def merge_condition(origins: Sequence[datetime], key: Sequence[str] = FORECAST_KEY) -> str:
     """The MERGE's ON: the key, and the run's origins as literals (the table is partitioned by
     forecast_origin), so Delta reads and rewrites only those partitions and records only them
-    as read: runs for other origins commit without a conflict.
-
-    `series` (a superset of the source's series; `predict --changed-only` passes the changed
-    ones): also named, so both of the MERGE's passes over the origin's rows keep only those
-    series' rows before the join. With 1 % of 100,000 series it halved the MERGE of their 24,000
-    rows into an origin of 2.4 M (bench/RESULTS.md, "Incremental rescoring")."""
+    as read: runs for other origins commit without a conflict."""
     on = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    if series is not None and 0 < len(series) <= MAX_NAMED_SERIES:
-        names = ", ".join(f"'{sql_quote(x)}'" for x in sorted(set(series)))
-        on = f"t.series_id IN ({names}) AND {on}"
     if not origins:
         return on
     lits = ", ".join(utc_sql_literal(o) for o in sorted(set(origins)))
@@ -62,7 +53,7 @@ def merge_condition(origins: Sequence[datetime], key: Sequence[str] = FORECAST_K
 
 
 def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,
-                    run_id: str, series: Sequence[str] | None = None) -> ForecastsMerge:
+                    run_id: str) -> ForecastsMerge:
     """MERGE a run's forecasts (fully computed) into `forecasts` as one Delta transaction.
 
     Keyed on (series_id, forecast_origin, target_ts, model_name, model_version): re-running the
@@ -71,14 +62,13 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
     before or during the MERGE commits nothing, so no partial forecasts are ever visible.
     The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
     The source's distinct origins are read first (cache it) and named in the condition: the
-    MERGE touches only their partitions. `series`: every series the source may hold, when the
-    caller knows them to be few (`merge_condition`).
+    MERGE touches only their partitions.
     """
     from delta.tables import DeltaTable
 
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)
-    on = merge_condition(distinct_utc(source, "forecast_origin"), series=series)
+    on = merge_condition(distinct_utc(source, "forecast_origin"))
     with commits_tagged(spark, run_id):
         retry_on_conflict(lambda: (
             DeltaTable.forName(spark, table).alias("t")
@@ -93,3 +83,61 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
     source_rows = commit.metric("numSourceRows")
     log.info("merged into %s: %d inserted, %d replaced (version %d)", table, inserted, updated, version)
     return ForecastsMerge(source_rows, inserted, updated, version)
+
+
+def replace_condition(groups: Sequence[tuple[datetime, str, str, Sequence[str]]]) -> str:
+    """The replaceWhere of `replace_series_forecasts`: per (origin, model name, model version), the
+    series the source holds for it, under the origins as a top-level literal list, so Delta prunes
+    to their partitions (and another origin's run never conflicts) before it reads a row."""
+    origins = ", ".join(utc_sql_literal(o) for o in sorted({g[0] for g in groups}))
+    branches = []
+    for origin, name, version, series in sorted(groups, key=lambda g: g[:3]):
+        names = ", ".join(f"'{sql_quote(x)}'" for x in sorted(set(series)))
+        branches.append(f"(forecast_origin = {utc_sql_literal(origin)} AND model_name = '{sql_quote(name)}' "
+                        f"AND model_version = '{sql_quote(version)}' AND series_id IN ({names}))")
+    return f"forecast_origin IN ({origins}) AND ({' OR '.join(branches)})"
+
+
+def replace_series_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,
+                             run_id: str) -> ForecastsMerge:
+    """Write a run that rescored a few series of origins already scored (`predict --changed-only`):
+    one Delta overwrite of exactly the rows of those (origin, model version, series), `replaceWhere`.
+
+    The same outcome as `merge_forecasts` here, in one pass over the origin instead of a MERGE's
+    two: every (series, origin, version) the source holds carries all of that version's horizon
+    steps, so each old row it replaces is one the MERGE would have updated, and no other row is
+    touched (a series the run could not score is not named, so its forecasts stay). With deletion
+    vectors the old rows are marked, not copied. Counts from Delta's metrics of the commit:
+    replaced = numDeletedRows, written = numOutputRows - numCopiedRows. Above MAX_NAMED_SERIES
+    series the list costs more to plan than it saves: a keyed MERGE instead.
+    """
+    from pyspark.sql import functions as F
+
+    from conf.errors import LineageError
+    from conf.utc import from_utc_micros
+
+    table = cfg.table(FORECASTS.name)
+    # an overwrite, unlike a MERGE, does not cast to the table's types: cast, never alter them
+    source = forecasts.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in FORECASTS.columns])
+    keys = source.select(F.unix_micros("forecast_origin").alias("o"), "model_name", "model_version",
+                         "series_id").distinct().collect()
+    n_series = len({k["series_id"] for k in keys})
+    if not keys or n_series > MAX_NAMED_SERIES:
+        return merge_forecasts(spark, cfg, forecasts, run_id=run_id)
+    grouped: dict[tuple[int, str, str], list[str]] = {}
+    for k in keys:
+        grouped.setdefault((k["o"], k["model_name"], k["model_version"]), []).append(k["series_id"])
+    condition = replace_condition([(from_utc_micros(o), n, v, s) for (o, n, v), s in grouped.items()])
+    with commits_tagged(spark, run_id):
+        retry_on_conflict(lambda: source.write.format("delta").mode("overwrite")
+                          .option("replaceWhere", condition).saveAsTable(table),
+                          what=f"overwrite of {n_series} series' forecasts in {table}")
+    commit = commit_of_run(spark, table, run_id)
+    written = commit.metric("numOutputRows") - commit.metric("numCopiedRows")
+    replaced = commit.metric("numDeletedRows")
+    if replaced > written:  # a row removed with nothing in its place: never expected, so loud
+        raise LineageError(f"overwrite version {commit.version} of {table} (run {run_id}) removed {replaced} "
+                           f"forecast rows but wrote {written}; the named series lost forecasts")
+    log.info("replaced the forecasts of %d series in %s: %d inserted, %d replaced (version %d)",
+             n_series, table, written - replaced, replaced, commit.version)
+    return ForecastsMerge(written, written - replaced, replaced, commit.version)
