@@ -59,6 +59,31 @@ def test_a_merge_reads_and_rewrites_only_its_origin(spark: Any, fresh_db: Callab
     assert sorted(r["p50"] for r in rows) == [5.0] * 6
 
 
+def test_a_new_origin_inserts_only_and_a_run_that_lost_the_race_merges_the_rest(
+        spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
+    """Where the origin holds no forecast of the version yet (a scheduled run), the MERGE is
+    insert-only. A run that found it empty but lost a race to another run for the same origin
+    inserts its new keys, then the keyed MERGE replaces the rest: counts over both commits."""
+    cfg = fresh_db()
+    table = cfg.table("forecasts")
+
+    def passes(run_id: str) -> list[bool]:
+        rows = spark.sql(f"DESCRIBE HISTORY {table}").where(f"userMetadata = '{run_id}'").orderBy("version")
+        return [r.operationParameters["matchedPredicates"] == "[]" for r in rows.collect()]
+
+    first = merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=3), run_id="new-origin")
+    assert (first.source_rows, first.inserted, first.updated) == (6, 6, 0) and passes("new-origin") == [True]
+    raced = merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=4, p50=5.0), run_id="raced",
+                            insert_first=True)  # as if O1 had been empty when checked
+    assert (raced.source_rows, raced.inserted, raced.updated) == (8, 2, 6) and passes("raced") == [True, False]
+    assert sorted(r.p50 for r in spark.table(table).collect()) == [5.0] * 8  # nothing kept from before
+    again = merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=4, p50=6.0), run_id="again")
+    assert (again.inserted, again.updated) == (0, 8) and passes("again") == [False]
+    other = forecast_rows(spark, O1, series=1).selectExpr(
+        *[c if c != "model_version" else "'2' AS model_version" for c in forecast_rows(spark, O1).columns])
+    assert merge_forecasts(spark, cfg, other, run_id="v2").inserted == 2 and passes("v2") == [True]
+
+
 def test_replacing_named_series_touches_exactly_their_rows(spark: Any,
                                                           fresh_db: Callable[..., LakecastConfig]) -> None:
     """`replace_series_forecasts` (what `predict --changed-only` writes with): the rows of the series

@@ -15,9 +15,10 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from conf import LakecastConfig
-from pipelines.spark_utc import distinct_utc, utc_sql_literal
+from pipelines.spark_utc import utc_sql_literal
 from pipelines.tables.commits import commit_of_run, commits_tagged
 from pipelines.tables.conflicts import retry_on_conflict
+from pipelines.tables.keyed_merge import keyed_merge
 from pipelines.tables.specs import FORECASTS, sql_quote
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def merge_condition(origins: Sequence[datetime], key: Sequence[str] = FORECAST_K
 
 
 def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFrame, *,
-                    run_id: str) -> ForecastsMerge:
+                    run_id: str, insert_first: bool | None = None) -> ForecastsMerge:
     """MERGE a run's forecasts (fully computed) into `forecasts` as one Delta transaction.
 
     Keyed on (series_id, forecast_origin, target_ts, model_name, model_version): re-running the
@@ -61,28 +62,35 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
     them; another version's forecasts (a shadow-scored challenger) sit beside them. A run that fails
     before or during the MERGE commits nothing, so no partial forecasts are ever visible.
     The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
-    The source's distinct origins are read first (cache it) and named in the condition: the
-    MERGE touches only their partitions.
+    The source's distinct origins and model versions are read first (cache it): the origins are
+    named in the condition, so the MERGE touches only their partitions, and where none of those
+    origins holds a forecast of those versions yet (a scheduled run at a new origin) the MERGE is
+    insert-only, one pass (`tables.keyed_merge`). `insert_first`: None decides so; tests force it.
     """
-    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from conf.utc import from_utc_micros
 
     table = cfg.table(FORECASTS.name)
     source = forecasts.select(*FORECASTS.column_names)
-    on = merge_condition(distinct_utc(source, "forecast_origin"))
-    with commits_tagged(spark, run_id):
-        retry_on_conflict(lambda: (
-            DeltaTable.forName(spark, table).alias("t")
-            .merge(source.alias("s"), on)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        ), what=f"MERGE into {table}")  # a run for the same origin may write at once
-    commit = commit_of_run(spark, table, run_id)
-    inserted, updated = commit.metric("numTargetRowsInserted"), commit.metric("numTargetRowsUpdated")
-    version = commit.version
-    source_rows = commit.metric("numSourceRows")
-    log.info("merged into %s: %d inserted, %d replaced (version %d)", table, inserted, updated, version)
-    return ForecastsMerge(source_rows, inserted, updated, version)
+    scopes = [(from_utc_micros(r["o"]), r["model_name"], r["model_version"]) for r in source.select(
+        F.unix_micros("forecast_origin").alias("o"), "model_name", "model_version").distinct().collect()]
+    if insert_first is None:
+        insert_first = bool(scopes) and not _holds_any(spark, table, scopes)
+    merged = keyed_merge(spark, table, source, merge_condition([o for o, _, _ in scopes]), run_id=run_id,
+                         insert_first=insert_first)
+    log.info("merged into %s: %d inserted, %d replaced (version %d)", table, merged.inserted, merged.updated,
+             merged.commit.version)
+    return ForecastsMerge(merged.source_rows, merged.inserted, merged.updated, merged.commit.version)
+
+
+def _holds_any(spark: SparkSession, table: str, scopes: Sequence[tuple[datetime, str, str]]) -> bool:
+    """True when `table` has a row of any (origin, model name, model version) in `scopes`; reads
+    only those origins' partitions, and stops at the first row."""
+    origins = ", ".join(utc_sql_literal(o) for o in sorted({o for o, _, _ in scopes}))
+    each = " OR ".join(f"(forecast_origin = {utc_sql_literal(o)} AND model_name = '{sql_quote(n)}' "
+                       f"AND model_version = '{sql_quote(v)}')" for o, n, v in sorted(set(scopes)))
+    return bool(spark.table(table).where(f"forecast_origin IN ({origins}) AND ({each})").limit(1).collect())
 
 
 def replace_condition(groups: Sequence[tuple[datetime, str, str, Sequence[str]]]) -> str:

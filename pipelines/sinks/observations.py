@@ -18,8 +18,7 @@ from pyspark.sql import functions as F
 from conf import LakecastConfig
 from conf.errors import LineageError
 from pipelines.spark_utc import utc_lit
-from pipelines.tables.commits import Commit, commit_of_run, commits_tagged
-from pipelines.tables.conflicts import retry_on_conflict
+from pipelines.tables.keyed_merge import keyed_merge
 from pipelines.tables.specs import OBSERVATIONS
 
 log = logging.getLogger(__name__)
@@ -47,12 +46,9 @@ def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFram
     rows matched but left as they were (Delta has no metric for those; with unique keys every
     source row is inserted, updated or unchanged). Deleted rows would be a bug: LineageError.
 
-    A first load into an empty table takes the insert-only path: an insert-only MERGE reads the
-    source once (no join to find matches, no second pass), about half the full MERGE's time. Should
-    another ingest commit between the emptiness check and that MERGE, its keys are skipped there
-    (its metrics show fewer inserted than read) and the full MERGE then runs over the same rows, so
-    nothing is lost and the counts add both commits. `insert_first`: None decides by the table
-    being empty; tests force it.
+    A first load into an empty table is an insert-only MERGE (`tables.keyed_merge`: one pass over
+    the source instead of two; a load that lost a race to another ingest merges the rest).
+    `insert_first`: None decides by the table being empty; tests force it.
     """
     table = cfg.table(OBSERVATIONS.name)
     stamp = utc_lit(now)  # epoch micros: a naive datetime literal would be read in the host's zone
@@ -60,52 +56,25 @@ def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFram
         "series_id", "ts", "value", "source_file",
         F.lit(batch_id).alias("batch_id"), stamp.alias("ingested_at"), stamp.alias("updated_at"),
     )
-    inserted_first = 0
-    if insert_first if insert_first is not None else _is_empty(spark, table):
-        first = _merge(spark, table, source, run_id, insert_only=True)
-        inserted_first = first.metric("numTargetRowsInserted")
-        if inserted_first == first.metric("numSourceRows"):
-            return _result(table, first, 0)
-        log.info("%s received other rows since it was found empty: %d of %d rows were inserted; the "
-                 "keyed MERGE takes the rest", table, inserted_first, first.metric("numSourceRows"))
-    return _result(table, _merge(spark, table, source, run_id, insert_only=False), inserted_first)
+    merged = keyed_merge(
+        spark, table, source, "t.series_id = s.series_id AND t.ts = s.ts", run_id=run_id,
+        insert_first=_is_empty(spark, table) if insert_first is None else insert_first,
+        update={"value": "s.value", "batch_id": "s.batch_id", "source_file": "s.source_file",
+                "updated_at": "s.updated_at"},
+        update_condition="NOT (t.value <=> s.value)",
+        insert={c: f"s.{c}" for c in OBSERVATIONS.column_names})
+    commit = merged.commit
+    if commit.metric("numTargetRowsDeleted"):
+        raise LineageError(f"MERGE version {commit.version} of {table} (run {run_id}) deleted "
+                           f"{commit.metric('numTargetRowsDeleted')} rows; an ingest never deletes")
+    result = ObservationsMerge(merged.source_rows, merged.inserted, merged.updated,
+                               merged.source_rows - merged.inserted - merged.updated, commit.version)
+    log.info("merged into %s: %d source rows, %d inserted, %d updated, %d unchanged (version %d)",
+             table, result.source_rows, result.inserted, result.updated, result.unchanged, commit.version)
+    return result
 
 
 def _is_empty(spark: SparkSession, table: str) -> bool:
     """True when the table holds no data file (a first load); Delta answers from its log."""
     (row,) = spark.sql(f"DESCRIBE DETAIL {table}").select("numFiles").collect()
     return int(row["numFiles"]) == 0
-
-
-def _merge(spark: SparkSession, table: str, source: DataFrame, run_id: str, *, insert_only: bool) -> Commit:
-    """One MERGE of `source` into `table`, committed with `run_id`; its commit."""
-    from delta.tables import DeltaTable
-
-    def run() -> None:
-        merge = DeltaTable.forName(spark, table).alias("t").merge(
-            source.alias("s"), "t.series_id = s.series_id AND t.ts = s.ts")
-        if not insert_only:
-            merge = merge.whenMatchedUpdate(condition="NOT (t.value <=> s.value)", set={
-                "value": "s.value", "batch_id": "s.batch_id", "source_file": "s.source_file",
-                "updated_at": "s.updated_at",
-            })
-        merge.whenNotMatchedInsert(values={c: f"s.{c}" for c in OBSERVATIONS.column_names}).execute()
-
-    with commits_tagged(spark, run_id):
-        retry_on_conflict(run, what=f"MERGE into {table}")  # concurrent ingests of other files
-    commit = commit_of_run(spark, table, run_id)
-    if commit.metric("numTargetRowsDeleted"):
-        raise LineageError(f"MERGE version {commit.version} of {table} (run {run_id}) deleted "
-                           f"{commit.metric('numTargetRowsDeleted')} rows; an ingest never deletes")
-    return commit
-
-
-def _result(table: str, commit: Commit, inserted_before: int) -> ObservationsMerge:
-    """The counts of the run's last MERGE `commit`, plus the rows its insert-only pass inserted before."""
-    source_rows = commit.metric("numSourceRows")
-    inserted = inserted_before + commit.metric("numTargetRowsInserted")
-    updated = commit.metric("numTargetRowsUpdated")
-    result = ObservationsMerge(source_rows, inserted, updated, source_rows - inserted - updated, commit.version)
-    log.info("merged into %s: %d source rows, %d inserted, %d updated, %d unchanged (version %d)",
-             table, source_rows, result.inserted, result.updated, result.unchanged, commit.version)
-    return result
