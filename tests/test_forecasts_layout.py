@@ -15,6 +15,7 @@ import pytest
 from conf import LakecastConfig
 from pipelines.sinks.forecasts import merge_forecasts, replace_series_forecasts
 from pipelines.tables.commits import commit_of_run
+from tests.conftest import collect_utc
 
 O1, O2, O3 = "2024-01-01 00:00:00", "2024-01-02 00:00:00", "2024-01-03 00:00:00"
 
@@ -76,6 +77,7 @@ def test_a_new_origin_inserts_only_and_a_run_that_lost_the_race_merges_the_rest(
     raced = merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=4, p50=5.0), run_id="raced",
                             insert_first=True)  # as if O1 had been empty when checked
     assert (raced.source_rows, raced.inserted, raced.updated) == (8, 2, 6) and passes("raced") == [True, False]
+    assert len(raced.versions) == 2 and raced.version == raced.versions[-1]
     assert sorted(r.p50 for r in spark.table(table).collect()) == [5.0] * 8  # nothing kept from before
     again = merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=4, p50=6.0), run_id="again")
     assert (again.inserted, again.updated) == (0, 8) and passes("again") == [False]
@@ -107,8 +109,8 @@ def test_replacing_named_series_touches_exactly_their_rows(spark: Any,
     (params,) = spark.sql(f"DESCRIBE HISTORY {table}").where(f"version = {out.version}") \
         .select("operationParameters").collect()
     assert "series_id IN ('back\\\\slash', 'it\\'s', 's0', 's3')" in params[0]["predicate"], params[0]
-    got = {(r.series_id, r.forecast_origin.isoformat(), r.model_version, r.horizon_step): r.p50
-           for r in spark.table(table).collect()}
+    got = {(r["series_id"], r["forecast_origin"].isoformat(), r["model_version"], r["horizon_step"]): r["p50"]
+           for r in collect_utc(spark.table(table))}
     assert len(got) == 28 and spark.table(table).count() == 28   # 16 + 8 others + 4 new: no duplicate key
     assert {k: v for k, v in got.items() if v != 1.0} == {
         (s, "2024-01-01T00:00:00", "1", h): p for s, p in (("s0", 9.0), ("s3", 9.0), ("it's", 7.0),
@@ -116,6 +118,20 @@ def test_replacing_named_series_touches_exactly_their_rows(spark: Any,
     # the same rows again: all replaced, still no duplicate
     out = replace_series_forecasts(spark, cfg, again.unionByName(renamed), run_id="named2")
     assert (out.inserted, out.updated) == (0, 8) and spark.table(table).count() == 28
+
+
+def test_replacing_more_series_than_can_be_named_merges(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_NAMED_SERIES names the condition would be too long: the keyed MERGE writes instead."""
+    from pipelines.sinks import forecasts
+
+    cfg = fresh_db()
+    merge_forecasts(spark, cfg, forecast_rows(spark, O1, series=3), run_id="base")
+    monkeypatch.setattr(forecasts, "MAX_NAMED_SERIES", 2)
+    out = replace_series_forecasts(spark, cfg, forecast_rows(spark, O1, series=3, p50=4.0), run_id="many")
+    assert (out.inserted, out.updated) == (0, 6)
+    assert commit_of_run(spark, cfg.table("forecasts"), "many").operation == "MERGE"
+    assert sorted(r.p50 for r in spark.table(cfg.table("forecasts")).collect()) == [4.0] * 6
 
 
 @pytest.mark.filterwarnings("ignore:Cannot infer the eval type")

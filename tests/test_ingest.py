@@ -407,9 +407,13 @@ def test_a_first_load_inserts_only_and_a_load_that_lost_the_race_merges_the_rest
     assert (raced.source_rows, raced.inserted, raced.updated, raced.unchanged) == (3, 1, 1, 1)
     passes = history("load-2")
     assert [c.operationParameters["matchedPredicates"] == "[]" for c in passes] == [True, False]
-    assert raced.version == passes[-1].version
-    got = {r.ts.hour: r.value for r in spark.table(table).collect()}
+    assert raced.versions == tuple(c.version for c in passes) and raced.version == passes[-1].version
+    got = {r["ts"].hour: r["value"] for r in collect_utc(spark.table(table))}
     assert got == {0: 1.0, 1: 20.0, 2: 3.0, 3: 4.0} and spark.table(table).count() == 4
+    # every key lost the race: nothing inserted first, the keyed MERGE does it all
+    lost = merge_observations(spark, cfg, rows((0, 10.0), (3, 4.0)), run_id="load-4", batch_id="b4",
+                              now=NOW, insert_first=True)
+    assert (lost.inserted, lost.updated, lost.unchanged) == (0, 1, 1) and len(lost.versions) == 2
     # not empty any more: the keyed MERGE alone
     again = merge_observations(spark, cfg, rows((2, 30.0)), run_id="load-3", batch_id="b3", now=NOW)
-    assert (again.inserted, again.updated) == (0, 1) and len(history("load-3")) == 1
+    assert (again.inserted, again.updated) == (0, 1) and len(history("load-3")) == 1 and len(again.versions) == 1

@@ -102,4 +102,6 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
         if q_version is not None:
             rec.versions_written["quarantine"] = q_version
         rec.details = {"batch_id": rec.run_id}
+        if len(merged.versions) > 1:  # the insert-only MERGE lost a race: both commits are the run's
+            rec.details["observations_versions"] = list(merged.versions)
         return IngestResult(rec.run_id, counts, merged.version, q_version)

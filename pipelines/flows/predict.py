@@ -4,7 +4,8 @@ Data flow: resolve the alias once to a fixed version -> download it once on the 
 load and check it against the configured windows (refuse a mismatch before any work) ->
 choose the precision -> pin the `observations` Delta version -> inference windows ->
 distributed scoring (the model travels as broadcast bytes, no task calls the registry) ->
-count -> one MERGE into `forecasts` -> summary and `job_runs`.
+count -> one write into `forecasts` (a keyed MERGE; for `--changed-only` an overwrite of the
+rescored series' rows) -> summary and `job_runs`.
 """
 
 from __future__ import annotations
@@ -184,11 +185,11 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
                     as_of: datetime | str | None = None, shadow: PinnedModel | None = None,
                     changed_only: bool = False) -> PredictResult:
     """Windows at `as_of` -> forecasts of `model` (and of `shadow`, on the same observations) ->
-    one MERGE; fills `rec` as it goes.
+    one write; fills `rec` as it goes.
 
     With a shadow model the observations are read once (cached) and scored by both; the two
     sets of forecasts differ in `model_version` (part of the key) and `model_role`, so the
-    challenger's sit beside the champion's and one MERGE writes both.
+    challenger's sit beside the champion's and one write carries both.
 
     `changed_only`: score only the series whose observations at or before the origin changed
     since the forecasts already there were scored (`pipelines.scoring.changed_series`); with no
@@ -254,11 +255,13 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             seconds["merge"] = round(time.perf_counter() - t0, 3)
             if merged.source_rows != total:  # Delta's count of the rows it merged
                 raise AccountingError(
-                    f"forecast rows do not add up: scored {total} but the MERGE into "
-                    f"{cfg.table('forecasts')} (version {merged.version}) read {merged.source_rows}")
+                    f"forecast rows do not add up: scored {total} but the write into "
+                    f"{cfg.table('forecasts')} (version {merged.version}) wrote {merged.source_rows}")
             all_counts.update(inserted=merged.inserted, updated=merged.updated)
             result.forecasts_version = merged.version
             rec.versions_written["forecasts"] = merged.version
+            if len(merged.versions) > 1:  # the insert-only MERGE lost a race: both commits are the run's
+                rec.details["forecasts_versions"] = list(merged.versions)
         else:
             log.log(logging.INFO if changed is not None else logging.WARNING, "%s as of %s; forecasts left unchanged",
                     "no series changed since the forecasts were scored" if changed is not None

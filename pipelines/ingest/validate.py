@@ -144,9 +144,9 @@ def _reason_text(code: str, rules: IngestRules, ts: Column, cutoff: datetime) ->
 def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) -> DataFrame:
     """Classify every raw row: the classified frame (one row in, one row out).
 
-    Columns: series_id, ts (UTC), value, source_file, ts_raw, value_raw, series_raw, raw (the
-    source's text: on quarantined rows only, null on the others), status (valid | duplicate |
-    quarantined), reason_code, reason. Exact duplicates of a
+    Columns: series_id, ts (UTC), value, source_file, ts_raw, value_raw, series_raw, raw (these
+    four hold the source's text on quarantined rows only, null on the others), status (valid |
+    duplicate | quarantined), reason_code, reason. Exact duplicates of a
     (series_id, ts, value) within the batch keep one `valid` row; the rest are `duplicate`.
     Different values for one (series_id, ts) are all quarantined as conflicting_duplicate.
     """
@@ -207,10 +207,10 @@ def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) ->
               .otherwise(F.lit(STATUS_VALID)))
     # The source's text is kept only where a quarantine row needs it: the classified rows are
     # cached for the count, the MERGE and the quarantine append, and nulls cost the cache nothing.
-    kept = {c: F.when(F.col("reason_code").isNotNull(), F.col(c)).alias(c)
-            for c in ("series_raw", "ts_raw", "value_raw", "raw")}
+    kept = [F.when(F.col("reason_code").isNotNull(), F.col(c)).alias(c)
+            for c in ("series_raw", "ts_raw", "value_raw", "raw")]
     return df.select(
-        "series_id", "ts", "value", "source_file", *kept.values(),
+        "series_id", "ts", "value", "source_file", *kept,
         status.alias("status"), "reason_code", reason.alias("reason"),
     )
 

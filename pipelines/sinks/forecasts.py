@@ -1,7 +1,9 @@
 """Writer of the governed `forecasts` table (scoring: `lakecast predict`).
 
-One keyed MERGE per run, so a re-run of the same as-of replaces rather than duplicates, and
-a run that fails commits nothing. The commit carries the job run id (Delta userMetadata); its
+One write per run: a keyed MERGE (insert-only at an origin its version has not scored), or for
+`predict --changed-only` one overwrite of the rescored series' rows. A re-run of the same as-of
+replaces rather than duplicates, and a run that fails commits nothing (except on the MERGE's rare
+race path, `tables.keyed_merge`). Each commit carries the job run id (Delta userMetadata); its
 version and counts are read from that commit, found by the run id.
 """
 
@@ -29,16 +31,18 @@ FORECAST_KEY = ("series_id", "forecast_origin", "target_ts", "model_name", "mode
 
 @dataclass(frozen=True)
 class ForecastsMerge:
-    """What one MERGE into forecasts did, by Delta's own metrics of its commit."""
+    """What a run's write into forecasts did, by Delta's own metrics of its commit(s)."""
 
     source_rows: int
     inserted: int
     updated: int
-    version: int
+    version: int                  # the run's last commit
+    versions: tuple[int, ...]     # all of them: two only on the MERGE's race path
 
 
-# At most this many series are named in a changed-only overwrite (`replace_series_forecasts`); above
-# it the list would cost more to plan than the rows it lets the write skip.
+# At most this many series names go into a changed-only overwrite's condition (one per origin and
+# model version); above it the keyed MERGE is used. A bound on the statement's size, not a measured
+# break-even: 20,000 names is about 0.3 MB of SQL, planned once.
 MAX_NAMED_SERIES = 20_000
 
 
@@ -60,8 +64,9 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
     Keyed on (series_id, forecast_origin, target_ts, model_name, model_version): re-running the
     same as-of with the same version replaces the rows (new values and lineage), never duplicates
     them; another version's forecasts (a shadow-scored challenger) sit beside them. A run that fails
-    before or during the MERGE commits nothing, so no partial forecasts are ever visible.
-    The commit carries `run_id`; inserted/updated are its numTargetRowsInserted/Updated.
+    before or during the MERGE commits nothing, so no partial forecasts are ever visible (on the
+    insert-only race path the run is two commits: see `tables.keyed_merge`). The commit carries
+    `run_id`; inserted/updated are Delta's numTargetRowsInserted/Updated, over both commits there.
     The source's distinct origins and model versions are read first (cache it): the origins are
     named in the condition, so the MERGE touches only their partitions, and where none of those
     origins holds a forecast of those versions yet (a scheduled run at a new origin) the MERGE is
@@ -81,7 +86,8 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
                          insert_first=insert_first)
     log.info("merged into %s: %d inserted, %d replaced (version %d)", table, merged.inserted, merged.updated,
              merged.commit.version)
-    return ForecastsMerge(merged.source_rows, merged.inserted, merged.updated, merged.commit.version)
+    return ForecastsMerge(merged.source_rows, merged.inserted, merged.updated, merged.commit.version,
+                          merged.versions)
 
 
 def _holds_any(spark: SparkSession, table: str, scopes: Sequence[tuple[datetime, str, str]]) -> bool:
@@ -130,7 +136,7 @@ def replace_series_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts
     keys = source.select(F.unix_micros("forecast_origin").alias("o"), "model_name", "model_version",
                          "series_id").distinct().collect()
     n_series = len({k["series_id"] for k in keys})
-    if not keys or n_series > MAX_NAMED_SERIES:
+    if not keys or len(keys) > MAX_NAMED_SERIES:  # one name per (origin, version, series)
         return merge_forecasts(spark, cfg, forecasts, run_id=run_id)
     grouped: dict[tuple[int, str, str], list[str]] = {}
     for k in keys:
@@ -144,8 +150,9 @@ def replace_series_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts
     written = commit.metric("numOutputRows") - commit.metric("numCopiedRows")
     replaced = commit.metric("numDeletedRows")
     if replaced > written:  # a row removed with nothing in its place: never expected, so loud
-        raise LineageError(f"overwrite version {commit.version} of {table} (run {run_id}) removed {replaced} "
-                           f"forecast rows but wrote {written}; the named series lost forecasts")
+        raise LineageError(f"overwrite version {commit.version} of {table} (run {run_id}, committed) removed "
+                           f"{replaced} forecast rows but wrote {written}: some rescored series lost "
+                           "forecasts; run a plain `lakecast predict` for this as-of to write them all")
     log.info("replaced the forecasts of %d series in %s: %d inserted, %d replaced (version %d)",
              n_series, table, written - replaced, replaced, commit.version)
-    return ForecastsMerge(written, written - replaced, replaced, commit.version)
+    return ForecastsMerge(written, written - replaced, replaced, commit.version, (commit.version,))

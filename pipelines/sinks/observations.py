@@ -1,7 +1,8 @@
 """Writer of the governed `observations` table: one keyed MERGE per ingest batch.
 
 The MERGE is one Delta transaction keyed on (series_id, ts), so a re-run replaces rather than
-duplicates; a first load into an empty table is an insert-only MERGE, a single pass. Its commit
+duplicates; a first load into an empty table is an insert-only MERGE, a single pass (two commits
+only if another ingest wins a race for the same keys: `tables.keyed_merge`). Its commit
 carries the job run id (Delta userMetadata); what it did (row counts, version) is read from that
 commit's own operation metrics, found by the run id.
 """
@@ -26,13 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ObservationsMerge:
-    """What one MERGE into observations did, by Delta's own metrics of its commit."""
+    """What the batch's MERGE into observations did, by Delta's own metrics of its commit(s)."""
 
     source_rows: int
     inserted: int
     updated: int
     unchanged: int
-    version: int
+    version: int                  # the last commit
+    versions: tuple[int, ...]     # all of them: two only on the insert-only race path
 
 
 def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFrame, *, run_id: str,
@@ -68,7 +70,8 @@ def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFram
         raise LineageError(f"MERGE version {commit.version} of {table} (run {run_id}) deleted "
                            f"{commit.metric('numTargetRowsDeleted')} rows; an ingest never deletes")
     result = ObservationsMerge(merged.source_rows, merged.inserted, merged.updated,
-                               merged.source_rows - merged.inserted - merged.updated, commit.version)
+                               merged.source_rows - merged.inserted - merged.updated, commit.version,
+                               merged.versions)
     log.info("merged into %s: %d source rows, %d inserted, %d updated, %d unchanged (version %d)",
              table, result.source_rows, result.inserted, result.updated, result.unchanged, commit.version)
     return result

@@ -7,6 +7,11 @@ scored by the model) the insert-only form does the same work in about half the t
 another job commit some of the same keys between that check and the MERGE, the insert-only pass
 skips them (its metrics show fewer rows inserted than read); the full MERGE then runs over the same
 source, so nothing is lost, and the counts cover both commits.
+
+Only on that race path is a run two commits rather than one: between them readers see the run's
+new keys beside the other job's rows, and a run that fails after the first (retries spent, the
+process killed) leaves those new keys written and its run failed in `job_runs`. Every row is
+still whole and keyed, and running the job again completes it (the writes are idempotent).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conf.errors import LineageError
 from pipelines.tables.commits import Commit, commit_of_run, commits_tagged
 from pipelines.tables.conflicts import retry_on_conflict
 
@@ -33,6 +39,7 @@ class KeyedMerge:
     source_rows: int
     inserted: int
     updated: int
+    versions: tuple[int, ...]
 
 
 def keyed_merge(spark: SparkSession, table: str, source: DataFrame, on: str, *, run_id: str,
@@ -45,7 +52,10 @@ def keyed_merge(spark: SparkSession, table: str, source: DataFrame, on: str, *, 
     source's keys in the target, so an insert-only MERGE is tried first (see the module).
     Updated counts: Delta's numTargetRowsUpdated; with no `update_condition` every matched row is
     updated, so after an insert-only pass that lost a race it is the source rows not inserted
-    (the second pass also rewrites the rows the first one inserted).
+    (the second pass also rewrites the rows the first one inserted). An `update_condition` must
+    be false where the target row equals the source row (as `NOT (t.value <=> s.value)` is), or
+    the second pass would count the first one's inserts again. `KeyedMerge.versions` lists every
+    commit of the run (two on the race path).
     """
     from delta.tables import DeltaTable
 
@@ -63,17 +73,23 @@ def keyed_merge(spark: SparkSession, table: str, source: DataFrame, on: str, *, 
             retry_on_conflict(write, what=f"MERGE into {table}")  # another job may write at once
         return commit_of_run(spark, table, run_id)
 
-    inserted_first = 0
+    inserted_first, first = 0, None
     if insert_first:
         first = run(insert_only=True)
         rows, inserted_first = first.metric("numSourceRows"), first.metric("numTargetRowsInserted")
         if inserted_first == rows:
-            return KeyedMerge(first, rows, inserted_first, 0)
-        log.info("%s received some of these keys from another job since it was checked: %d of %d rows "
-                 "inserted; a keyed MERGE writes the rest", table, inserted_first, rows)
+            return KeyedMerge(first, rows, inserted_first, 0, (first.version,))
+        log.warning("%s received some of these keys from another job since it was checked: %d of %d rows "
+                    "inserted (version %d); a keyed MERGE writes the rest", table, inserted_first, rows,
+                    first.version)
     last = run(insert_only=False)
     rows = last.metric("numSourceRows")
+    if first is not None and rows != first.metric("numSourceRows"):
+        raise LineageError(f"the two MERGEs of run {run_id} into {table} (versions {first.version} and "
+                           f"{last.version}) read {first.metric('numSourceRows')} and {rows} source rows; "
+                           "the source must not change between them")
     inserted = inserted_first + last.metric("numTargetRowsInserted")
     updated = last.metric("numTargetRowsUpdated") if update_condition is not None or not inserted_first \
         else rows - inserted
-    return KeyedMerge(last, rows, inserted, updated)
+    versions = (last.version,) if first is None else (first.version, last.version)
+    return KeyedMerge(last, rows, inserted, updated, versions)
