@@ -410,10 +410,27 @@ def test_a_first_load_inserts_only_and_a_load_that_lost_the_race_merges_the_rest
     assert raced.versions == tuple(c.version for c in passes) and raced.version == passes[-1].version
     got = {r["ts"].hour: r["value"] for r in collect_utc(spark.table(table))}
     assert got == {0: 1.0, 1: 20.0, 2: 3.0, 3: 4.0} and spark.table(table).count() == 4
-    # every key lost the race: nothing inserted first, the keyed MERGE does it all
+    # every key lost the race: the insert-only pass has nothing to commit, the keyed MERGE does it all
     lost = merge_observations(spark, cfg, rows((0, 10.0), (3, 4.0)), run_id="load-4", batch_id="b4",
                               now=NOW, insert_first=True)
-    assert (lost.inserted, lost.updated, lost.unchanged) == (0, 1, 1) and len(lost.versions) == 2
+    assert (lost.inserted, lost.updated, lost.unchanged) == (0, 1, 1) and lost.versions == (lost.version,)
+    assert [c.version for c in history("load-4")] == [lost.version]
     # not empty any more: the keyed MERGE alone
     again = merge_observations(spark, cfg, rows((2, 30.0)), run_id="load-3", batch_id="b3", now=NOW)
     assert (again.inserted, again.updated) == (0, 1) and len(history("load-3")) == 1 and len(again.versions) == 1
+
+
+def test_a_batch_with_no_valid_row_quarantines_and_writes_no_observation(
+        spark: Any, fresh_db: Callable[..., LakecastConfig], tmp_path: Path) -> None:
+    """Only rows that cannot be used (future stamps are not a fatal pattern) and nothing valid:
+    the quarantine gets them, observations are not touched (Delta would commit nothing for an
+    empty MERGE), and the run succeeds with every row accounted for."""
+    cfg = fresh_db()
+    path = _csv(tmp_path / "future.csv", "s1,2030-01-01T00:00:00Z,1,x\ns1,2030-01-01T01:00:00Z,2,x\n")
+    r = ingest.run(spark, cfg, str(path), now=NOW)
+    c = r.counts
+    assert (c.read, c.inserted, c.updated, c.unchanged, c.quarantined) == (2, 0, 0, 0, 2)
+    assert r.observations_version is None and r.summary()["observations version"] == "unchanged"
+    assert r.quarantine_version is not None and _version(spark, cfg, "observations") == 0
+    run = spark.sql(f"SELECT * FROM {cfg.table('job_runs')} WHERE run_id = '{r.batch_id}'").head()
+    assert run.status == "succeeded" and run.versions_written == {"quarantine": r.quarantine_version}

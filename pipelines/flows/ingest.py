@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class IngestResult:
     """What one ingest did: its counts, batch id and the Delta versions it wrote (its commits,
-    found by run id; `quarantine_version` is None when no row was quarantined)."""
+    found by run id; `observations_version` is None when no row was valid, `quarantine_version`
+    when none was quarantined)."""
 
     batch_id: str
     counts: IngestCounts
-    observations_version: int
+    observations_version: int | None
     quarantine_version: int | None
 
     def summary(self) -> dict[str, Any]:
@@ -51,7 +52,7 @@ class IngestResult:
         for code in REASONS:
             if c.quarantined_by_reason.get(code):
                 facts[f"  {code}"] = c.quarantined_by_reason[code]
-        facts["observations version"] = self.observations_version
+        facts["observations version"] = "unchanged" if self.observations_version is None else self.observations_version
         facts["quarantine version"] = "unchanged" if self.quarantine_version is None else self.quarantine_version
         facts["batch id"] = self.batch_id
         return facts
@@ -86,10 +87,12 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
         try:
             counts = count_outcomes(classified, source, rules)
             # Both commits carry the run id; their counts and versions are Delta's, found by it.
-            merged = merge_observations(spark, cfg, valid_observations(classified), run_id=rec.run_id,
-                                        batch_id=rec.run_id, now=now)
-            counts.inserted, counts.updated = merged.inserted, merged.updated
-            counts.unchanged = merged.unchanged
+            merged = None
+            if counts.valid:  # a batch of only quarantined rows and duplicates changes no observation
+                merged = merge_observations(spark, cfg, valid_observations(classified), run_id=rec.run_id,
+                                            batch_id=rec.run_id, now=now)
+                counts.inserted, counts.updated = merged.inserted, merged.updated
+                counts.unchanged = merged.unchanged
             q_commit = append_quarantine(spark, cfg, quarantine_rows(classified, rec.run_id, now),
                                          n_rows=counts.quarantined, run_id=rec.run_id)
             counts.quarantine_written = 0 if q_commit is None else q_commit.metric("numOutputRows")
@@ -98,10 +101,10 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
         counts.check()
         rec.row_counts = counts.row_counts()
         q_version = None if q_commit is None else q_commit.version
-        rec.versions_written = {"observations": merged.version}
+        rec.versions_written = {} if merged is None else {"observations": merged.version}
         if q_version is not None:
             rec.versions_written["quarantine"] = q_version
         rec.details = {"batch_id": rec.run_id}
-        if len(merged.versions) > 1:  # the insert-only MERGE lost a race: both commits are the run's
+        if merged is not None and len(merged.versions) > 1:  # lost the insert-only race: both commits
             rec.details["observations_versions"] = list(merged.versions)
-        return IngestResult(rec.run_id, counts, merged.version, q_version)
+        return IngestResult(rec.run_id, counts, None if merged is None else merged.version, q_version)

@@ -59,7 +59,9 @@ def keyed_merge(spark: SparkSession, table: str, source: DataFrame, on: str, *, 
     """
     from delta.tables import DeltaTable
 
-    def run(insert_only: bool) -> Commit:
+    def run(insert_only: bool) -> Commit | None:
+        """The pass's commit; None when Delta wrote nothing (an insert-only MERGE whose every key
+        matched, or an empty source: Delta then skips the commit)."""
         def write() -> None:
             merge = DeltaTable.forName(spark, table).alias("t").merge(source.alias("s"), on)
             if not insert_only:
@@ -71,18 +73,24 @@ def keyed_merge(spark: SparkSession, table: str, source: DataFrame, on: str, *, 
 
         with commits_tagged(spark, run_id):
             retry_on_conflict(write, what=f"MERGE into {table}")  # another job may write at once
-        return commit_of_run(spark, table, run_id)
+        try:
+            return commit_of_run(spark, table, run_id)
+        except LineageError:  # the MERGE returned, so it succeeded: it had nothing to commit
+            return None
 
     inserted_first, first = 0, None
     if insert_first:
         first = run(insert_only=True)
-        rows, inserted_first = first.metric("numSourceRows"), first.metric("numTargetRowsInserted")
-        if inserted_first == rows:
-            return KeyedMerge(first, rows, inserted_first, 0, (first.version,))
-        log.warning("%s received some of these keys from another job since it was checked: %d of %d rows "
-                    "inserted (version %d); a keyed MERGE writes the rest", table, inserted_first, rows,
-                    first.version)
+        if first is not None:
+            rows, inserted_first = first.metric("numSourceRows"), first.metric("numTargetRowsInserted")
+            if inserted_first == rows:
+                return KeyedMerge(first, rows, inserted_first, 0, (first.version,))
+        log.warning("%s received some of these keys from another job since it was checked: %d inserted "
+                    "first; a keyed MERGE writes the rest", table, inserted_first)
     last = run(insert_only=False)
+    if last is None:
+        raise LineageError(f"the MERGE of run {run_id} into {table} committed nothing; its source was empty "
+                           "(callers write only non-empty sources)")
     rows = last.metric("numSourceRows")
     if first is not None and rows != first.metric("numSourceRows"):
         raise LineageError(f"the two MERGEs of run {run_id} into {table} (versions {first.version} and "
