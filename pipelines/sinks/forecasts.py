@@ -36,8 +36,12 @@ class ForecastsMerge:
     source_rows: int
     inserted: int
     updated: int
-    version: int                  # the run's last commit
-    versions: tuple[int, ...]     # all of them: two only on the MERGE's race path
+    versions: tuple[int, ...]     # the run's commits: two only on the MERGE's race path
+
+    @property
+    def version(self) -> int:
+        """The run's last commit."""
+        return self.versions[-1]
 
 
 # At most this many series names go into a changed-only overwrite's condition (one per origin and
@@ -86,8 +90,7 @@ def merge_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts: DataFra
                          insert_first=insert_first)
     log.info("merged into %s: %d inserted, %d replaced (version %d)", table, merged.inserted, merged.updated,
              merged.commit.version)
-    return ForecastsMerge(merged.source_rows, merged.inserted, merged.updated, merged.commit.version,
-                          merged.versions)
+    return ForecastsMerge(merged.source_rows, merged.inserted, merged.updated, merged.versions)
 
 
 def _holds_any(spark: SparkSession, table: str, scopes: Sequence[tuple[datetime, str, str]]) -> bool:
@@ -155,4 +158,4 @@ def replace_series_forecasts(spark: SparkSession, cfg: LakecastConfig, forecasts
                            "forecasts; run a plain `lakecast predict` for this as-of to write them all")
     log.info("replaced the forecasts of %d series in %s: %d inserted, %d replaced (version %d)",
              n_series, table, written - replaced, replaced, commit.version)
-    return ForecastsMerge(written, written - replaced, replaced, commit.version, (commit.version,))
+    return ForecastsMerge(written, written - replaced, replaced, (commit.version,))

@@ -32,9 +32,17 @@ class ObservationsMerge:
     source_rows: int
     inserted: int
     updated: int
-    unchanged: int
-    version: int                  # the last commit
-    versions: tuple[int, ...]     # all of them: two only on the insert-only race path
+    versions: tuple[int, ...]     # the batch's commits: two only on the insert-only race path
+
+    @property
+    def unchanged(self) -> int:
+        """Source rows matched but left as they were (unique keys: the rest of the source)."""
+        return self.source_rows - self.inserted - self.updated
+
+    @property
+    def version(self) -> int:
+        """The batch's last commit."""
+        return self.versions[-1]
 
 
 def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFrame, *, run_id: str,
@@ -69,9 +77,7 @@ def merge_observations(spark: SparkSession, cfg: LakecastConfig, valid: DataFram
     if commit.metric("numTargetRowsDeleted"):
         raise LineageError(f"MERGE version {commit.version} of {table} (run {run_id}) deleted "
                            f"{commit.metric('numTargetRowsDeleted')} rows; an ingest never deletes")
-    result = ObservationsMerge(merged.source_rows, merged.inserted, merged.updated,
-                               merged.source_rows - merged.inserted - merged.updated, commit.version,
-                               merged.versions)
+    result = ObservationsMerge(merged.source_rows, merged.inserted, merged.updated, merged.versions)
     log.info("merged into %s: %d source rows, %d inserted, %d updated, %d unchanged (version %d)",
              table, result.source_rows, result.inserted, result.updated, result.unchanged, commit.version)
     return result
