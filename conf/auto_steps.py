@@ -56,6 +56,7 @@ class History:
     typical: int
     longest: int
     series: int
+    lowest: float | None = None  # the smallest valid value (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,17 @@ def blend_power(cfg: LakecastConfig) -> float:
         return float(v)
     freq = parse_freq(cfg.data.freq)
     return SHARP_POWER if freq.is_calendar and freq.months < 12 else 1.0
+
+
+def forecast_floor(cfg: LakecastConfig, history: History | None) -> float | None:
+    """`model.nonnegative` as the model's floor: 0.0 or None (no floor). `auto` floors at zero
+    when the history measured has no negative value: counts, sales and demand cannot go below it,
+    and a forecast that does is wrong by that much (lower quantiles of falling or intermittent
+    series, trends extrapolated past zero)."""
+    v = cfg.model.nonnegative
+    if v == AUTO:
+        return 0.0 if history is not None and history.lowest is not None and history.lowest >= 0 else None
+    return 0.0 if v else None
 
 
 def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:

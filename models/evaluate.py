@@ -150,10 +150,11 @@ def score(y: np.ndarray, q_pred: np.ndarray, scale: np.ndarray, quantiles: Seque
 
 
 def backtest(windows: WindowArrays, q_pred_scaled: np.ndarray, *, season: int,
-             quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> Backtest:
+             quantiles: Sequence[float] = (0.1, 0.5, 0.9), floor: float | None = None) -> Backtest:
     """Backtest the model's scaled quantile forecasts (N, H, 3) and both baselines on `windows`.
 
-    Everything is unscaled to original units first (original = scaled * scale + loc).
+    Everything is unscaled to original units first (original = scaled * scale + loc); the
+    forecasts are then raised to the model's `floor`, as scoring does.
     """
     if windows.y is None:
         raise ValueError("backtest windows need targets")
@@ -163,6 +164,8 @@ def backtest(windows: WindowArrays, q_pred_scaled: np.ndarray, *, season: int,
     history = windows.unscale(windows.X[..., 0].astype(np.float64))        # (N, lookback)
     y = windows.unscale(windows.y.astype(np.float64))                      # (N, horizon)
     q_pred = windows.unscale(q_pred_scaled.astype(np.float64))             # (N, horizon, 3)
+    if floor is not None:
+        q_pred = np.maximum(q_pred, floor)
     pad = padded_steps(windows.X)
     scale = mase_scale(history, season, pad)
     naive, snaive = baselines(history, horizon, season, pad)

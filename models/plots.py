@@ -20,7 +20,7 @@ def pick_windows(windows: WindowArrays, n_series: int) -> np.ndarray:
 
 
 def forecast_figure(windows: WindowArrays, q_pred_scaled: np.ndarray, n_series: int,
-                    history_steps: int | None = None) -> Figure:
+                    history_steps: int | None = None, floor: float | None = None) -> Figure:
     """One panel per series: recent history, actual targets, median and the low..high band.
 
     Uses the object API (no pyplot), so no GUI backend or global state is involved.
@@ -37,6 +37,8 @@ def forecast_figure(windows: WindowArrays, q_pred_scaled: np.ndarray, n_series: 
         hist[:int(padded_steps(sub.X)[0])] = np.nan  # a young series' padding is no history
         hist = hist[-keep:]
         pred = sub.unscale(q_pred_scaled[i:i + 1].astype(np.float64))[0]       # (horizon, 3)
+        if floor is not None:  # as scored
+            pred = np.maximum(pred, floor)
         h = pred.shape[0]
         t_hist, t_fut = np.arange(-keep + 1, 1), np.arange(1, h + 1)
         ax.plot(t_hist, hist, color="0.35", lw=1, label="history")

@@ -123,8 +123,9 @@ def precision_check(
     windows = WindowArrays(np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.float32),
                            np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64))
     quantiles = predictor.meta.quantiles
+    floor = predictor.meta.floor
     full = backtest(windows, predictor.predict(windows.X, batch_size=batch_size), season=season,
-                    quantiles=quantiles).overall[MODEL]
+                    quantiles=quantiles, floor=floor).overall[MODEL]
     tags = {f"{TAG_PREFIX}.tolerance": f"{tolerance:g}", f"{TAG_PREFIX}.windows": str(len(windows)),
             f"{TAG_PREFIX}.fp32.mase": f"{full['mase']:.6g}",
             f"{TAG_PREFIX}.fp32.pinball": f"{full['pinball']:.6g}"}
@@ -134,7 +135,7 @@ def precision_check(
             tags[f"{TAG_PREFIX}.{precision}.reason"] = "fp16 LSTM inference needs a CUDA device"
             continue
         pred = predict_fn(predictor, precision, batch_size)(windows.X)
-        red = backtest(windows, pred, season=season, quantiles=quantiles).overall[MODEL]
+        red = backtest(windows, pred, season=season, quantiles=quantiles, floor=floor).overall[MODEL]
         mase_d, pin_d = _rel_diff(red["mase"], full["mase"]), _rel_diff(red["pinball"], full["pinball"])
         ok = mase_d < tolerance and pin_d < tolerance
         tags.update({

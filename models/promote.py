@@ -99,8 +99,9 @@ def compare(challenger: Predictor, champion: Predictor, windows: WindowArrays, *
         raise registry.RegistryError("no usable backtest windows to compare the models on; "
                                      "check promote.backtest_periods against the data")
     quantiles = challenger.meta.quantiles
-    a = backtest(windows, challenger.predict(windows.X), season=season, quantiles=quantiles)
-    b = backtest(windows, champion.predict(windows.X), season=season, quantiles=quantiles)
+    a = backtest(windows, challenger.predict(windows.X), season=season, quantiles=quantiles,
+                 floor=challenger.meta.floor)
+    b = backtest(windows, champion.predict(windows.X), season=season, quantiles=quantiles, floor=champion.meta.floor)
     origins = windows.forecast_origin
     first = np.datetime_as_string(origins.min(), unit="m") if origins is not None else "?"
     last = np.datetime_as_string(origins.max(), unit="m") if origins is not None else "?"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from conf.auto_steps import (
     blend_local,
     blend_power,
     check_fits,
+    forecast_floor,
     given_steps,
     refit_wanted,
     resolve_steps,
@@ -176,6 +178,18 @@ def test_blend_power_auto_sharpens_monthly_and_quarterly_shares(freq: str, power
             load_config(None, [f"model.statistical_blend_power={bad}"], env={})
 
 
+@pytest.mark.parametrize(("setting", "lowest", "expected"), [
+    ("auto", 0.0, 0.0), ("auto", 12.5, 0.0), ("auto", -0.01, None), ("auto", None, None),
+    ("true", -3.0, 0.0), ("false", 0.0, None)])
+def test_forecasts_are_floored_at_zero_where_no_value_was_negative(setting: str, lowest: float | None,
+                                                                   expected: float | None) -> None:
+    cfg = load_config(None, [f"model.nonnegative={setting}"], env={})
+    assert forecast_floor(cfg, History(100, 100, 3, lowest=lowest)) == expected
+    assert forecast_floor(cfg, None) == (0.0 if setting == "true" else None)
+    with pytest.raises(ConfigError, match=r"model\.nonnegative"):
+        load_config(None, ["model.nonnegative=sometimes"], env={})
+
+
 def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
                  young: int = 0) -> Path:
     """`series` monthly series over `months` months from 2010-01 with yearly seasonality, stamped
@@ -214,7 +228,10 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert (ing.counts.inserted, ing.counts.quarantined) == (6 * 120 + 2 * 12, 0)
 
     out = train.run(spark, cfg)
-    assert out.auto is not None and out.auto.history == History(120, 120, 8)
+    assert out.auto is not None and replace(out.auto.history, lowest=None) == History(120, 120, 8)
+    # the smallest value ingested (no series went below zero): the model floors its forecasts at 0
+    values = [float(ln.split(",")[2]) for ln in (tmp_path / "monthly.csv").read_text().splitlines()[1:]]
+    assert out.auto.history.lowest == pytest.approx(min(values), abs=1e-9) and min(values) > 0
     want = {"windows.lookback": 72, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
             "promote.backtest_periods": 6, "scoring.max_staleness": 3}
     assert out.auto.values == want  # windows.horizon was given, so it is not listed
@@ -244,6 +261,8 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
+    assert shipped_predictor.meta.floor == 0.0 and details["forecast_floor"] == 0.0
+    assert params["forecast_floor"] == "0.0"
     assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")
     refitted, first = out.refit.model.state_dict(), out.result.model.state_dict()
     assert all(torch.equal(shipped[k], refitted[k]) for k in refitted)
@@ -255,6 +274,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
     assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),
                                            datetime(2020, 4, 30), datetime(2020, 5, 31), datetime(2020, 6, 30)}
+    assert min(r.p50 for r in rows) >= 0.0
     young = [r.p50 for r in rows if r.series_id.startswith("y")]
     assert len(young) == 12 and all(np.isfinite(young))
 

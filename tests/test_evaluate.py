@@ -309,6 +309,24 @@ def test_the_stored_scale_is_the_backtests_mase_denominator() -> None:
     np.testing.assert_allclose(padded[1:4], want[1:4], rtol=1e-5)
 
 
+def test_a_backtest_scores_the_forecasts_raised_to_the_models_floor() -> None:
+    """What scoring writes is what the backtest scores: quantiles below the floor count at it."""
+    from models.arrays import WindowArrays
+    from models.evaluate import MODEL, backtest
+
+    rng = np.random.default_rng(3)
+    n, lookback, h = 6, 24, 4
+    X = np.stack([rng.normal(0, 1, (n, lookback)), np.zeros((n, lookback))], axis=2).astype(np.float32)
+    y = np.abs(rng.normal(0, 1, (n, h))).astype(np.float32)        # actuals >= 0 (loc 0, scale 1)
+    q = np.stack([y - 2.0, y - 1.0, y + 0.5], axis=-1).astype(np.float32)   # p10 and p50 often below 0
+    w = WindowArrays(X, y, np.zeros(n), np.ones(n))
+    raw = backtest(w, q, season=12).overall[MODEL]
+    floored = backtest(w, q, season=12, floor=0.0).overall[MODEL]
+    want_mae = float(np.abs(y - np.maximum(q[..., 1], 0.0)).mean())
+    assert floored["mae"] == pytest.approx(want_mae, rel=1e-6) and floored["mae"] < raw["mae"]
+    assert floored["pinball"] < raw["pinball"]
+
+
 def test_season_ago_keeps_month_ends(spark: Any) -> None:
     from pipelines.accuracy.rows import season_ago
 

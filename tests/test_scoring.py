@@ -116,6 +116,19 @@ def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
     assert seen[0].shape == (2, 3, 2) and seen[0][1, :, 0].tolist() == [3.0, 4.0, 5.0]
 
 
+def test_a_models_floor_raises_every_quantile_to_it_and_keeps_their_order() -> None:
+    """A falling series whose forecast crosses zero: with the model's floor 0 no quantile is
+    below it (the ones above are untouched); without a floor the same forecast is kept as is."""
+    def falling(X: np.ndarray) -> np.ndarray:  # scaled: p10 -7, p50 -5.5, p90 -4 -> -4, -1, 2 in units
+        return np.broadcast_to(np.array([-7.0, -5.5, -4.0]), (len(X), 2, 3)).astype(np.float32)
+
+    batch = _batch([[0.0] * 6, [0.0] * 6], [None, None])
+    floored = pa.Table.from_batches(list(forecast_batch(batch, falling, _plan(floor=0.0)))).to_pylist()
+    assert {(r["p10"], r["p50"], r["p90"]) for r in floored} == {(0.0, 0.0, 2.0)}
+    raw = pa.Table.from_batches(list(forecast_batch(batch, falling, _plan()))).to_pylist()
+    assert {(r["p10"], r["p50"], r["p90"]) for r in raw} == {(-4.0, -1.0, 2.0)}
+
+
 def test_non_finite_forecasts_become_skipped_rows() -> None:
     def nan_for_first(X: np.ndarray) -> np.ndarray:
         out = np.zeros((len(X), 2, 3), np.float32)
@@ -150,11 +163,12 @@ def test_series_runs_join_a_series_across_batches() -> None:
 def test_plan_takes_the_precisions_batch_size() -> None:
     from types import SimpleNamespace
 
-    meta = SimpleNamespace(lookback=24, n_features=2, horizon=6, freq="h")
+    meta = SimpleNamespace(lookback=24, n_features=2, horizon=6, freq="h", floor=0.0)
     cfg = make_config(Path("/tmp/unused"), "scoring.arrow_batch_rows=600")
     fp32, bf16 = (plan_for(meta, cfg, model_key="m/1", precision=p) for p in ("fp32", "bf16"))
     assert (fp32.batch_size, bf16.batch_size) == (64, 256)
     assert fp32.gather_windows == 100  # 600 forecast rows per output batch / horizon 6
+    assert fp32.floor == bf16.floor == 0.0  # the model's floor travels to the workers
     fixed = make_config(Path("/tmp/unused"), "scoring.batch_size=8")
     assert plan_for(meta, fixed, model_key="m/1", precision="bf16").batch_size == 8
 

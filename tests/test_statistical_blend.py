@@ -538,9 +538,9 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 6
+    d["format_version"] = 7
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 6 is not supported.*reads 1, 2, 3, 4, 5"):
+    with pytest.raises(ModelLoadError, match=r"format_version 7 is not supported.*reads 1, 2, 3, 4, 5, 6"):
         load_predictor(path)
 
 
@@ -560,6 +560,18 @@ def test_the_airline_member_is_backtested_in_its_seasonal_form_and_saved_as_form
     path = save_predictor(module, replace(META, blend=blend), tmp_path / "airline")
     assert json.loads((path / META_FILE).read_text())["format_version"] == 5
     assert load_predictor(path).meta.blend == blend
+
+
+def test_a_floor_is_saved_as_format_6_and_loads_back(tmp_path: Path) -> None:
+    """A model with a floor is refused by format-5 readers, which would score without it; one
+    without keeps the oldest format that reads it."""
+    module = build_model(SPEC, 4).eval()
+    floored = save_predictor(module, replace(META, floor=0.0), tmp_path / "floored")
+    assert json.loads((floored / META_FILE).read_text())["format_version"] == 6
+    assert load_predictor(floored).meta.floor == 0.0
+    plain = save_predictor(module, META, tmp_path / "plain")
+    assert json.loads((plain / META_FILE).read_text())["format_version"] == 1
+    assert load_predictor(plain).meta.floor is None
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

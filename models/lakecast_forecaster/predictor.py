@@ -36,16 +36,19 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 3: the blend splits the members' share per window (`StatisticalBlend.splits_locally`); written only then.
 # 4: that split weighs the members' backtests by a power other than 1 (`StatisticalBlend.power`).
 # 5: the blend has the airline member (`statistical.airline_forecast`), which format 4 readers do not know.
-FORMAT_VERSION = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+# 6: forecasts have a floor (`ModelMeta.floor`), which format 5 readers would not apply.
+FORMAT_VERSION = 6
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
 
 
-def _format_of(blend: StatisticalBlend | None) -> int:
-    """The oldest format that scores `blend` as written, so older lakecast reads what it can."""
+def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
+    """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if floor is not None:
+        return FORMAT_VERSION
     if blend is None:
         return 1
     if "airline" in blend.members:
-        return FORMAT_VERSION
+        return 5
     if not blend.splits_locally:
         return 2
     return 3 if blend.power == 1.0 else 4
@@ -66,6 +69,9 @@ class ModelMeta:
     calibration: IntervalCalibration | None = None
     # Shares of the median per step: the network's and statistical members'; None (older models): network only.
     blend: StatisticalBlend | None = None
+    # Lowest forecast in original units (0.0 for data that never went negative); None: no floor.
+    # Applied where forecasts are unscaled: scoring (`pipelines.scoring.kernel`) and backtests.
+    floor: float | None = None
 
     def __post_init__(self) -> None:
         for what, part in (("interval calibration", self.calibration), ("statistical blend", self.blend)):
@@ -77,7 +83,7 @@ class ModelMeta:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["blend"] = None if self.blend is None else self.blend.to_dict()
-        d["format_version"] = _format_of(self.blend)
+        d["format_version"] = _format_of(self.blend, self.floor)
         return d
 
     @classmethod
@@ -90,7 +96,8 @@ class ModelMeta:
                    quantiles=tuple(float(q) for q in d["quantiles"]),  # type: ignore[arg-type]
                    freq=str(d["freq"]), network=LSTMSpec(**d["network"]),
                    calibration=IntervalCalibration.from_dict(cal) if (cal := d.get("calibration")) else None,
-                   blend=StatisticalBlend.from_dict(b) if (b := d.get("blend")) else None)
+                   blend=StatisticalBlend.from_dict(b) if (b := d.get("blend")) else None,
+                   floor=None if (f := d.get("floor")) is None else float(f))
 
     def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None:
         """Raise ModelMismatchError naming every difference from the configured windows."""

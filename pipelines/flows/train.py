@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.auto_steps import blend_local, blend_power, refit_wanted, steps
+from conf.auto_steps import blend_local, blend_power, forecast_floor, refit_wanted, steps
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
@@ -114,7 +114,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "n_test_windows": len(test), **steps(cfg).by_key(),  # the step settings as trained
               "auto_settings": auto.line or "none", **(calibration.params() if calibration else {}),
               **(blend.params() if blend else {}),
-              "refit": final is not None,
+              "refit": final is not None, "forecast_floor": "none" if meta.floor is None else meta.floor,
               **({"refit_epochs": final.epochs, "n_refit_windows": final.n_train} if final else {})}
     with mlflow.start_run(run_name=f"train-{rec.run_id}") as run:
         mlflow.set_tags({"lakecast.job_run_id": rec.run_id, "lakecast.table": cfg.table("observations"),
@@ -149,7 +149,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
         per_step = {f: {m: a.tolist() for m, a in ms.items()} for f, ms in bt.per_step.items()}
         mlflow.log_dict({"overall": bt.overall, "columns": cols, "rows": rows, "per_step": per_step,
                          "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
-        fig = forecast_figure(test, test_pred, cfg.train.plot_series)
+        fig = forecast_figure(test, test_pred, cfg.train.plot_series, floor=meta.floor)
         mlflow.log_figure(fig, "forecasts_vs_actuals.png")
         info = log_pyfunc(final.model if final is not None else result.model, meta, test.X[:2])
         return run.info.run_id, info.model_uri
@@ -215,9 +215,11 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                      if do_refit else None)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+        floor = forecast_floor(cfg, auto.history)  # 0.0 when no value read was negative (auto)
+        rec.details["forecast_floor"] = floor
         meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
                          horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
-                         network=result.spec)
+                         network=result.spec, floor=floor)
         blend, calibration = None, None
         if cfg.model.statistical_blend:  # the median blended with the statistical members, shares in meta
             season = parse_freq(cfg.data.freq).season_length()
@@ -232,7 +234,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         predictor = Predictor(shipped, meta, device=result.device)
         test_pred = predictor.predict(test.X)
         bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
-                      quantiles=cfg.model.quantiles)
+                      quantiles=cfg.model.quantiles, floor=meta.floor)
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
                                         obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,

@@ -105,8 +105,9 @@ def window_matrix(batch: pa.RecordBatch, plan: ScoringPlan) -> np.ndarray:
 def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan) -> Iterator[pa.RecordBatch]:
     """Score the usable windows of one batch; pass unusable ones through with their reason.
 
-    Forecasts are unscaled (original = scaled * scale_scale + scale_loc) and, as a last
-    guard for the table's CHECK, the three quantiles are put in order per row.
+    Forecasts are unscaled (original = scaled * scale_scale + scale_loc), raised to the model's
+    floor where it has one, and, as a last guard for the table's CHECK, the three quantiles are
+    put in order per row.
     """
     skip = batch.column(SKIP)
     if skip.null_count < len(batch):
@@ -123,6 +124,8 @@ def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan)
     loc = batch.column(LOC).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     scale = batch.column(SCALE).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     out = q.astype(np.float64) * scale[:, None, None] + loc[:, None, None]
+    if plan.floor is not None:  # NaN stays NaN: the non-finite check below still sees it
+        np.maximum(out, plan.floor, out=out)
     out.sort(axis=-1)
     mase = seasonal_mae(X, scale, plan.freq)
     finite = np.isfinite(out).all(axis=(1, 2))

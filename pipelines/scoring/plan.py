@@ -32,6 +32,8 @@ class ModelShape(Protocol):
     def horizon(self) -> int: ...
     @property
     def freq(self) -> str: ...
+    @property
+    def floor(self) -> float | None: ...
 
     def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None: ...
 
@@ -56,6 +58,8 @@ class ScoringPlan:
     # `scoring.arrow_batch_rows` forecast rows (windows x horizon).
     gather_windows: int = 512
     torch_threads: int = 1
+    # Lowest forecast in original units (the model's `floor`: 0 for data that never went negative).
+    floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,4 +91,4 @@ def plan_for(meta: ModelShape, cfg: LakecastConfig, *, model_key: str, precision
                        horizon=meta.horizon, freq=meta.freq, precision=precision,
                        batch_size=cfg.scoring.batch_size_for(precision),
                        gather_windows=max(1, cfg.scoring.arrow_batch_rows // meta.horizon),
-                       torch_threads=cfg.scoring.torch_threads)
+                       torch_threads=cfg.scoring.torch_threads, floor=meta.floor)

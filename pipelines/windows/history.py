@@ -45,22 +45,25 @@ class AutoSettings:
 
 
 def measure_history(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | None = None) -> History:
-    """Median and longest grid steps per series (first to last valid value, up to `end`)."""
+    """Median and longest grid steps per series (first to last valid value, up to `end`), and the
+    smallest valid value."""
     from pyspark.sql import functions as F
 
     df = select_observations(obs, cfg)
     valid = F.col("value").isNotNull() & ~F.isnan("value")
     if end is not None:
         valid = valid & (F.unix_micros("ts") <= F.lit(to_utc_micros(end)))
-    spans = (df.where(valid).groupBy("series_id").agg(F.min("ts").alias("a"), F.max("ts").alias("b"))
-             .select(step_span_col(GridSpec.from_config(cfg), F.col("a"), F.col("b")).alias("n")))
+    spans = (df.where(valid).groupBy("series_id")
+             .agg(F.min("ts").alias("a"), F.max("ts").alias("b"), F.min("value").alias("lo"))
+             .select(step_span_col(GridSpec.from_config(cfg), F.col("a"), F.col("b")).alias("n"), "lo"))
     row = spans.agg(F.percentile_approx("n", 0.5).alias("typical"), F.max("n").alias("longest"),
-                    F.count(F.lit(1)).alias("series")).head()
+                    F.count(F.lit(1)).alias("series"), F.min("lo").alias("lowest")).head()
     if row is None or not row["series"]:
         raise HistoryTooShortError(
             f"{cfg.table('observations')} holds no values" + (f" at or before {end}" if end else "")
             + "; run `lakecast ingest` first")
-    return History(typical=int(row["typical"]), longest=int(row["longest"]), series=int(row["series"]))
+    return History(typical=int(row["typical"]), longest=int(row["longest"]), series=int(row["series"]),
+                   lowest=float(row["lowest"]))
 
 
 def _settings(cfg: LakecastConfig, keys: tuple[str, ...], history: History | None, source: str = "",
