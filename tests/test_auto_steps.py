@@ -190,6 +190,22 @@ def test_forecasts_are_floored_at_zero_where_no_value_was_negative(setting: str,
         load_config(None, ["model.nonnegative=sometimes"], env={})
 
 
+def test_history_measures_the_smallest_valid_value(spark: Any) -> None:
+    """A negative value anywhere in the history: no floor under `auto`; NaN and NULL are not values."""
+    from datetime import UTC
+
+    from pipelines.windows.history import measure_history
+
+    cfg = load_config(None, ["data.freq=h"], env={})
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [("a", t0 + timedelta(hours=i), v) for i, v in enumerate([3.0, -2.5, float("nan"), 4.0])]
+    rows += [("b", t0 + timedelta(hours=i), v) for i, v in enumerate([None, 7.0, 8.0])]
+    df = spark.createDataFrame(rows, "series_id string, ts timestamp, value double")
+    got = measure_history(df, cfg)
+    assert (got.series, got.lowest) == (2, -2.5) and forecast_floor(cfg, got) is None
+    assert measure_history(df.where("value >= 0"), cfg).lowest == 3.0
+
+
 def _monthly_csv(path: Path, series: int = 6, months: int = 120, month_end: bool = False,
                  young: int = 0) -> Path:
     """`series` monthly series over `months` months from 2010-01 with yearly seasonality, stamped

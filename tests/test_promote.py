@@ -89,6 +89,29 @@ def test_rule_needs_the_margin_and_the_seasonal_naive() -> None:
     assert not promote.rule(1.10, 1.00, 1.2, 0.0)[0]              # worse: never promoted
 
 
+def test_each_version_is_backtested_with_its_own_floor() -> None:
+    """A floored challenger against the same network unfloored: promotion compares what each
+    version writes, so only the challenger's forecasts are raised to the floor."""
+    from dataclasses import replace
+
+    from models.evaluate import MODEL, backtest
+    from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+    from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+
+    windows, _ = seasonal_windows(3)
+    spec = LSTMSpec(n_features=windows.X.shape[2], lookback=LOOKBACK, horizon=HORIZON, hidden_size=8,
+                    num_layers=1, dropout=0.0)
+    module = build_model(spec, 2).eval()
+    meta = ModelMeta(LOOKBACK, spec.n_features, tuple(f"f{i}" for i in range(spec.n_features)), HORIZON,
+                     (0.1, 0.5, 0.9), "h", spec)
+    pred = Predictor(module, meta).predict(windows.X)
+    floor = float(np.median(windows.unscale(pred[..., 1].astype(np.float64))))  # binds for about half
+    cmp = promote.compare(Predictor(module, replace(meta, floor=floor)), Predictor(module, meta), windows, season=24)
+    assert cmp.challenger.overall[MODEL] == backtest(windows, pred, season=24, floor=floor).overall[MODEL]
+    assert cmp.champion.overall[MODEL] == backtest(windows, pred, season=24).overall[MODEL]
+    assert cmp.challenger.overall[MODEL]["mae"] != cmp.champion.overall[MODEL]["mae"]
+
+
 def test_better_challenger_is_promoted_worse_one_is_not(spark: Any, setup: Any) -> None:
     cfg, good, bad = setup
     cfg = named(cfg, "promote_both_ways")

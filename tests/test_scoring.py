@@ -129,6 +129,25 @@ def test_a_models_floor_raises_every_quantile_to_it_and_keeps_their_order() -> N
     assert {(r["p10"], r["p50"], r["p90"]) for r in raw} == {(-4.0, -1.0, 2.0)}
 
 
+def test_a_models_floor_reaches_the_written_forecasts(spark: Any, db: tuple[LakecastConfig, int]) -> None:
+    """The same network registered with and without a floor, scored on the same observations:
+    each forecast of the floored version is the other's raised to the floor (a floor in the
+    middle of the forecasts, so that it binds for some and not for others)."""
+    plain_cfg, floored_cfg = _with_model(db[0]), _with_model(db[0])
+    module, meta = tiny_model(plain_cfg, seed=5)
+    register_model(plain_cfg, module, meta)
+    predict.run(spark, plain_cfg)
+    raw = {(r.series_id, r.horizon_step): (r.p10, r.p50, r.p90) for r in _forecasts(spark, plain_cfg)}
+    floor = float(np.median([q[1] for q in raw.values()]))
+    assert any(q[1] < floor for q in raw.values()) and any(q[1] > floor for q in raw.values())
+    register_model(floored_cfg, module, dataclasses.replace(meta, floor=floor))
+    predict.run(spark, floored_cfg)
+    got = {(r.series_id, r.horizon_step): (r.p10, r.p50, r.p90) for r in _forecasts(spark, floored_cfg)}
+    assert got.keys() == raw.keys()
+    for key, q in raw.items():
+        assert got[key] == pytest.approx(tuple(max(v, floor) for v in q), rel=1e-9), key
+
+
 def test_non_finite_forecasts_become_skipped_rows() -> None:
     def nan_for_first(X: np.ndarray) -> np.ndarray:
         out = np.zeros((len(X), 2, 3), np.float32)

@@ -572,6 +572,11 @@ def test_a_floor_is_saved_as_format_6_and_loads_back(tmp_path: Path) -> None:
     plain = save_predictor(module, META, tmp_path / "plain")
     assert json.loads((plain / META_FILE).read_text())["format_version"] == 1
     assert load_predictor(plain).meta.floor is None
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.3,) * 6, "airline": (0.3,) * 6}, local=0.75, power=2.0)
+    both = save_predictor(module, replace(META, blend=blend, floor=0.0), tmp_path / "both")
+    assert json.loads((both / META_FILE).read_text())["format_version"] == 6
+    with pytest.raises(ModelLoadError, match="forecast floor is nan"):
+        replace(META, floor=float("nan"))
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

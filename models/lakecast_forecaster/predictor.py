@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -44,7 +45,7 @@ READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
     if floor is not None:
-        return FORMAT_VERSION
+        return 6
     if blend is None:
         return 1
     if "airline" in blend.members:
@@ -74,6 +75,8 @@ class ModelMeta:
     floor: float | None = None
 
     def __post_init__(self) -> None:
+        if self.floor is not None and not math.isfinite(self.floor):
+            raise ModelLoadError(f"the model's forecast floor is {self.floor}; retrain the model")
         for what, part in (("interval calibration", self.calibration), ("statistical blend", self.blend)):
             if part is not None and part.horizon != self.horizon:
                 raise ModelLoadError(f"{what} has {part.horizon} steps but the model's "
