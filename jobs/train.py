@@ -33,6 +33,7 @@ def cli(job: JobContext, as_of: str | None) -> None:
         "training time": f"{r.seconds:.1f}s on {r.device}",
         "split": f"train <= {c.train_end} < val <= {c.val_end} < test <= {c.end}",
         "auto settings": out.auto.line.partition(": ")[2] if out.auto and out.auto.line else "none",
+        "forecast floor": "none" if out.floor is None else f"{out.floor:g} (model.nonnegative)",
         "observations version": out.observations_version,
         "mlflow run": out.mlflow_run_id,
         "job run": out.job_run_id,

@@ -277,7 +277,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
-    assert shipped_predictor.meta.floor == 0.0 and details["forecast_floor"] == 0.0
+    assert shipped_predictor.meta.floor == out.floor == 0.0 and details["forecast_floor"] == 0.0
     assert params["forecast_floor"] == "0.0"
     assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")
     refitted, first = out.refit.model.state_dict(), out.result.model.state_dict()

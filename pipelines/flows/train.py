@@ -53,6 +53,7 @@ class TrainOutcome:
     cutoffs: SplitCutoffs
     auto: AutoSettings | None = None  # what `auto` step settings became
     refit: RefitResult | None = None  # the shipped network when `train.refit` retrained it
+    floor: float | None = None  # the lowest forecast the model writes (model.nonnegative)
 
 
 def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFrame, int]:
@@ -217,6 +218,9 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             shutil.rmtree(root, ignore_errors=True)
         floor = forecast_floor(cfg, auto.history)  # 0.0 when no value read was negative (auto)
         rec.details["forecast_floor"] = floor
+        log.info("forecast floor: %s (model.nonnegative=%s, smallest value read %s)",
+                 "none" if floor is None else f"{floor:g}", cfg.model.nonnegative,
+                 "unknown" if auto.history is None or auto.history.lowest is None else f"{auto.history.lowest:g}")
         meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
                          horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec, floor=floor)
@@ -260,4 +264,4 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                             **({"val_coverage_before_calibration": round(calibration.before[0], 4),
                                 "val_coverage_after_calibration": round(calibration.after[0], 4)}
                                if calibration else {})})
-        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto, final)
+        return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto, final, floor)
