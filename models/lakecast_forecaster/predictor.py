@@ -2,10 +2,12 @@
 
 This is what scoring loads on each Spark worker (once, from a local directory) and what the
 MLflow pyfunc wraps. The directory holds `meta.json` (shapes, feature names, frequency,
-network spec, statistical blend, interval calibration) and `weights.pt` (a torch state dict,
+network spec, statistical blend, interval calibration, forecast floor) and `weights.pt` (a torch state dict,
 loaded with `weights_only=True`). The blend with statistical forecasts of each window and then
 the calibration (both fitted on the validation windows at training time) are applied to the
-network's output here, so every path that scores through a Predictor gets them.
+network's output here, so every path that scores through a Predictor gets them. The forecast
+floor (`floor`) is in original units, so it is applied where forecasts are unscaled (scoring's
+kernel, the backtests), not here.
 """
 
 from __future__ import annotations
