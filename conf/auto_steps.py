@@ -51,7 +51,8 @@ class Steps:
 
 @dataclass(frozen=True)
 class History:
-    """Grid steps per series, first to last observation (`typical` is the median series)."""
+    """What the history holds: grid steps per series, first to last observation (`typical` is the
+    median series), and the smallest value (`model.nonnegative: auto` reads it)."""
 
     typical: int
     longest: int
