@@ -234,6 +234,19 @@ def blend_power(cfg: LakecastConfig) -> float:
     return SHARP_POWER if freq.is_calendar and freq.months < 12 else 1.0
 
 
+# Statistical members a model blends only where steps are a day or longer (see `blend_skips`).
+COARSE_ONLY_MEMBERS = ("damped",)
+
+
+def blend_skips(cfg: LakecastConfig) -> tuple[str, ...]:
+    """The statistical members left out of a new model's blend: the damped trend where `data.freq`
+    steps are shorter than a day. It was measured on daily to yearly data (bench/RESULTS.md, "A
+    damped-trend member"), and on four weeks of hours it costs about 84 µs a window at every
+    prediction, half of what the network itself costs in bf16."""
+    freq = parse_freq(cfg.data.freq)
+    return () if freq.is_calendar or freq.step >= timedelta(days=1) else COARSE_ONLY_MEMBERS
+
+
 def forecast_floor(cfg: LakecastConfig, history: History | None) -> float | None:
     """`model.nonnegative` as the model's floor: 0.0 or None (no floor). `auto` floors at zero
     when the history measured has no negative value: counts, sales and demand cannot go below it,

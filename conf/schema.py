@@ -189,8 +189,8 @@ class ModelConfig(_Section):
     # validation windows (split conformal); stored in the model and applied at every prediction.
     calibrate_intervals: bool = True
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
-    # naive with and without drift, the airline model), the shares per horizon step fitted on the
-    # validation windows (before the calibration).
+    # naive with and without drift, the airline model and, for steps of a day or longer, the damped
+    # trend), the shares per horizon step fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its
     # own lookback (0: the split fitted across all series alone; 1: each window's own alone). auto:

@@ -19,6 +19,7 @@ from models.lakecast_forecaster.blend import BlendFit, fit_blend
 from models.lakecast_forecaster.lstm import LSTMForecaster
 from models.lakecast_forecaster.padding import leading_padding
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.lakecast_forecaster.statistical import MEMBERS
 from models.train import WindowSource
 
 log = logging.getLogger(__name__)
@@ -47,16 +48,20 @@ class BlendReport:
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
         max_windows: int = MAX_WINDOWS, seed: int = 0,
         history: tuple[np.ndarray, np.ndarray] | None = None, local: float = 0.0,
-        power: float = 1.0) -> tuple[ModelMeta, BlendReport]:
+        power: float = 1.0, skip: tuple[str, ...] = ()) -> tuple[ModelMeta, BlendReport]:
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
     `history` (training windows, `intervals.sample_history`) also informs how the members split their share;
     `local` is how much of that split each window takes from its own backtest; `power` the exponent
-    on inverse squared error of every share."""
+    on inverse squared error of every share; `skip`: members left out of this model's blend."""
+    unknown = set(skip) - set(MEMBERS)
+    if unknown:
+        raise ValueError(f"unknown statistical members to skip: {sorted(unknown)} (members: {list(MEMBERS)})")
+    members = tuple(m for m in MEMBERS if m not in skip)
     X, y = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
     hist = None if history is None else (history[0][:, :, 0], history[1], leading_padding(history[0]))
-    result = fit_blend(raw, X[:, :, 0], y, season, pad=leading_padding(X), history=hist, local=local,
-                       power=power)
+    result = fit_blend(raw, X[:, :, 0], y, season, members=members, pad=leading_padding(X), history=hist,
+                       local=local, power=power)
     b = result.blend
     log.info("statistical blend (power %g, local %g) on %d validation windows: shares network %s, %s; "
              "validation MAE (scaled) %s", b.power, b.local, result.n_windows,

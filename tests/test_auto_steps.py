@@ -27,6 +27,7 @@ from conf.auto_steps import (
     auto_keys,
     blend_local,
     blend_power,
+    blend_skips,
     check_fits,
     forecast_floor,
     given_steps,
@@ -167,6 +168,12 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
         load_config(None, ["model.statistical_blend_local=1.5"], env={})
 
 
+@pytest.mark.parametrize(("freq", "skips"), [("h", ("damped",)), ("30min", ("damped",)), ("D", ()),
+                                             ("W-MON", ()), ("MS", ()), ("QS", ()), ("YS", ())])
+def test_the_damped_member_blends_from_daily_steps_up(freq: str, skips: tuple[str, ...]) -> None:
+    assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
+
+
 @pytest.mark.parametrize(("freq", "power", "expected"), [
     ("h", "auto", 1.0), ("D", "auto", 1.0), ("W-MON", "auto", 1.0), ("MS", "auto", 2.0), ("ME", "auto", 2.0),
     ("QS", "auto", 2.0), ("YS", "auto", 1.0), ("MS", "1", 1.0), ("h", "3", 3.0)])
@@ -277,6 +284,8 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
+    assert "damped" in blend.members and "val_mae_damped" in registry.client(cfg).get_run(
+        out.mlflow_run_id).data.metrics   # monthly steps blend the damped trend too
     assert shipped_predictor.meta.floor == out.floor == 0.0 and details["forecast_floor"] == 0.0
     assert params["forecast_floor"] == "0.0"
     assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")

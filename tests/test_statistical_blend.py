@@ -39,8 +39,12 @@ from models.lakecast_forecaster.predictor import (
 from models.lakecast_forecaster.statistical import (
     AIRLINE_GRID,
     ALPHAS,
+    DAMPED_ALPHAS,
+    DAMPED_PHIS,
+    DAMPED_TREND_SHARES,
     MEMBERS,
     airline_forecast,
+    damped_forecast,
     member_forecasts,
     seasonal_drift_forecast,
     seasonal_naive_forecast,
@@ -54,8 +58,9 @@ META = ModelMeta(lookback=24, n_features=2, feature_names=("value", "missing"), 
                  quantiles=(0.1, 0.5, 0.9), freq="MS", network=SPEC)
 
 
-def reference_theta(x: list[float], m: int, h: int) -> list[float]:
-    """One window, loops only: classical additive decomposition (if seasonal), SES, half the slope."""
+def reference_profile(x: list[float], m: int) -> list[float]:
+    """One window, loops only: the additive seasonal indices of a classical decomposition (by
+    phase from the window's end), or zeros where the window shows no season."""
     n = len(x)
     profile = [0.0] * max(m, 1)
     if m > 1 and n >= 2 * m:
@@ -83,6 +88,13 @@ def reference_theta(x: list[float], m: int, h: int) -> list[float]:
         if seasonal:
             idx = [s / k for s, k in zip(sums, counts, strict=True)]
             profile = [v - sum(idx) / m for v in idx]
+    return profile
+
+
+def reference_theta(x: list[float], m: int, h: int) -> list[float]:
+    """One window, loops only: classical additive decomposition (if seasonal), SES, half the slope."""
+    n = len(x)
+    profile = reference_profile(x, m)
     w = len(profile)
     adj = [x[t] - profile[(t - n) % w] for t in range(n)]
     best = (math.inf, 0.0, 0.0)
@@ -221,6 +233,59 @@ def test_airline_carries_trend_and_season_forward() -> None:
     assert np.all((f[:, 0] >= walk.min(axis=1)) & (f[:, 0] <= walk.max(axis=1)))
 
 
+def reference_damped(x: list[float], m: int, h: int) -> list[float]:
+    """One window, loops only: Theta's seasonal adjustment, then damped Holt for every (alpha,
+    beta = share·alpha, phi) of the grid from level x0 and the first season's mean growth; the fit
+    with the least one-step squared error forecasts l + (phi + ... + phi^k)·b plus the season."""
+    n = len(x)
+    if n < 3:
+        return [x[-1]] * h
+    profile = reference_profile(x, m)
+    w = len(profile)
+    adj = [x[t] - profile[(t - n) % w] for t in range(n)]
+    k = min(n - 1, max(1, m))
+    best = (math.inf, 0.0, 0.0, 0.0)
+    for a in DAMPED_ALPHAS:
+        for share in DAMPED_TREND_SHARES:
+            for phi in DAMPED_PHIS:
+                a32, b32, p32 = (float(np.float32(v)) for v in (a, a * share, phi))
+                level, trend, sse = adj[0], (adj[k] - adj[0]) / k, 0.0
+                for t in range(1, n):
+                    f = level + p32 * trend
+                    e = adj[t] - f
+                    sse += e * e
+                    level, trend = f + a32 * e, p32 * trend + b32 * e
+                if sse < best[0] - 1e-9:
+                    best = (sse, level, trend, p32)
+    _, level, trend, phi = best
+    return [level + sum(phi ** j for j in range(1, i + 1)) * trend + profile[(i - 1) % w] for i in range(1, h + 1)]
+
+
+@pytest.mark.parametrize(("m", "length"), [(12, 72), (4, 40), (12, 20), (52, 52), (1, 12), (7, 56), (4, 3)])
+def test_damped_equals_the_one_window_reference(m: int, length: int) -> None:
+    """Monthly, quarterly, a monthly window too short for its season, weekly with a one-year window,
+    yearly, daily and a three-step window: the vectorised member is the loop."""
+    x = seasonal_windows(6, length, max(m, 2), seed=m + length) + np.linspace(0, 3, length)
+    got = damped_forecast(x, m, 13)
+    for row, f in zip(x, got, strict=True):
+        np.testing.assert_allclose(f, reference_damped([float(v) for v in row], m, 13), rtol=1e-5, atol=1e-5)
+
+
+def test_damped_follows_a_trend_and_flattens_it() -> None:
+    """On a growing seasonal series the member keeps growing, but each season by phi^season times
+    the season before (phi from the grid, below 1), so the growth falls below the straight line's;
+    the season comes back on top (a season apart, it cancels). A constant window stays constant."""
+    t = np.arange(48)
+    x = (0.3 * t + np.tile([2.0, -1.0, 0.5, -1.5], 12) + np.random.default_rng(3).normal(0, 0.05, 48))[None, :]
+    f = damped_forecast(x, 4, 16)[0]
+    growth = f[4:] - f[:-4]                      # season over season: b·phi^h·(phi + ... + phi^4)
+    ratio = growth[1:] / growth[:-1]
+    assert np.all(growth > 0) and np.allclose(ratio, ratio[0], rtol=1e-6)
+    assert min(abs(ratio[0] - p) for p in DAMPED_PHIS) < 1e-5 and ratio[0] < 1.0
+    assert growth[-1] < 4 * 0.3 and growth[0] > 0.5 * 4 * 0.3   # below the line's 1.2 a season, yet growing
+    np.testing.assert_allclose(damped_forecast(np.full((2, 10), 4.0), 1, 3), 4.0)
+
+
 def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None, power: float = 1.0) -> np.ndarray:
     inv = np.stack([1.0 / ((y - f) ** 2).sum(axis=axis) ** power for f in forecasts])
     return inv / inv.sum(axis=0)
@@ -243,7 +308,7 @@ def test_blend_shares_are_the_inverse_squared_errors(power: float) -> None:
     got = np.array([result.blend.network, *(result.blend.members[k] for k in names)])
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose(got.sum(axis=0), 1.0)
-    assert result.blend.network[0] > 0.85 and result.blend.network[3] < 0.05
+    assert result.blend.network[0] > 0.8 and result.blend.network[3] < 0.05
     assert result.mae["blend"] < min(result.mae[k] for k in ("network", *names))
     few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",), power=power)  # below the minimum: pooled
     want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None, power=power)
@@ -349,7 +414,11 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
         "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_airline",
-        "val_mae_blend"}
+        "val_mae_damped", "val_mae_blend"}
+    _, hourly = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12, skip=("damped",))
+    assert "damped" not in hourly.fit.blend.members and "val_mae_damped" not in hourly.metrics()
+    with pytest.raises(ValueError, match=r"unknown statistical members to skip: \['holt'\]"):
+        fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12, skip=("holt",))
 
 
 def test_members_of_a_padded_window_read_only_its_data() -> None:
@@ -538,9 +607,9 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 7
+    d["format_version"] = 8
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 7 is not supported.*reads 1, 2, 3, 4, 5, 6"):
+    with pytest.raises(ModelLoadError, match=r"format_version 8 is not supported.*reads 1, 2, 3, 4, 5, 6, 7"):
         load_predictor(path)
 
 
@@ -577,6 +646,25 @@ def test_a_floor_is_saved_as_format_6_and_loads_back(tmp_path: Path) -> None:
     assert json.loads((both / META_FILE).read_text())["format_version"] == 6
     with pytest.raises(ModelLoadError, match="forecast floor is nan"):
         replace(META, floor=float("nan"))
+
+
+def test_the_damped_member_is_saved_as_format_7_and_scored_as_saved(tmp_path: Path) -> None:
+    """A blend with the damped-trend member is refused by format-6 readers, which do not know it;
+    it loads back as saved (with or without a floor) and scores the same windows the same."""
+    module = build_model(SPEC, 4).eval()
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.3,) * 6, "damped": (0.3,) * 6}, local=0.75, power=2.0)
+    for name, floor in (("damped", None), ("damped_floored", 0.0)):
+        meta = replace(META, blend=blend, floor=floor)
+        path = save_predictor(module, meta, tmp_path / name)
+        assert json.loads((path / META_FILE).read_text())["format_version"] == 7
+        loaded = load_predictor(path)
+        assert loaded.meta.blend == blend and loaded.meta.floor == floor
+        X = np.zeros((5, 24, 2), dtype=np.float32)
+        X[:, :, 0] = seasonal_windows(5, 24, 12, seed=9) + np.linspace(0, 2, 24)
+        np.testing.assert_array_equal(loaded.predict(X), Predictor(module, meta).predict(X))
+    airline = replace(blend, members={"theta": (0.3,) * 6, "airline": (0.3,) * 6})
+    without = save_predictor(module, replace(META, blend=airline), tmp_path / "airline")
+    assert json.loads((without / META_FILE).read_text())["format_version"] == 5   # the oldest that reads it
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

@@ -1,7 +1,8 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
-seasonal naive with drift and the airline model, all computed on each window's own lookback.
+seasonal naive with drift, the airline model and the damped trend, all computed on each window's
+own lookback; a model blends those it was fitted with (`StatisticalBlend.members`).
 Their shares are fitted at training time on the validation windows (the ones the interval
 calibration uses, before it) by inverse mean squared error (Bates & Granger 1969) raised to a
 `power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the median (p = 1 is Bates & Granger's; p =

@@ -40,12 +40,15 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 4: that split weighs the members' backtests by a power other than 1 (`StatisticalBlend.power`).
 # 5: the blend has the airline member (`statistical.airline_forecast`), which format 4 readers do not know.
 # 6: forecasts have a floor (`ModelMeta.floor`), which format 5 readers would not apply.
-FORMAT_VERSION = 6
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
+# 7: the blend has the damped-trend member (`statistical.damped_forecast`), which format 6 readers do not know.
+FORMAT_VERSION = 7
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if blend is not None and "damped" in blend.members:
+        return 7
     if floor is not None:
         return 6
     if blend is None:

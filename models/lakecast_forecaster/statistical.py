@@ -26,7 +26,10 @@ seasons and a few steps): both differences, then the two moving-average weights 
 from a grid by the conditional sum of squares; it is what AutoARIMA picks on many seasonal
 monthly series. On the benchmark's sets it cut a members-only blend's error by up to 16 %; end to
 end the gain was smaller and mixed, largest where lakecast was furthest behind (bench/RESULTS.md,
-"Four weeks back for hourly data, the airline model as a fourth member, ..."). `Predictor` blends
+"Four weeks back for hourly data, the airline model as a fourth member, ..."). The fifth is the
+damped trend (Holt's linear trend with a damped slope, Gardner & McKenzie 1985) on the window
+Theta adjusts, blended only where steps are a day or longer (`conf.auto_steps.blend_skips`).
+`Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
 """
@@ -42,10 +45,16 @@ FFT_FROM_LAG = 64                    # longer seasons: autocorrelations by FFT (
 FFT_CHUNK_CELLS = 1 << 22            # padded values per FFT call (about 64 MB of spectrum)
 AIRLINE_GRID = np.linspace(-0.95, 0.45, 8)  # the airline model's moving-average weights tried (each of two)
 AIRLINE_CHUNK_CELLS = 1 << 18        # (window, weight pair) cells per pass: the recursion stays in cache
+# The damped-trend member's grid (6 x 4 x 4 = 96 fits per window): level weight, trend weight as a
+# share of it (beta* = beta / alpha, so the trend never reacts faster than the level), damping.
+DAMPED_ALPHAS = (0.05, 0.15, 0.3, 0.5, 0.7, 0.9)
+DAMPED_TREND_SHARES = (0.0, 0.02, 0.08, 0.2)
+DAMPED_PHIS = (0.8, 0.9, 0.95, 0.98)
 # Steps a window needs for each member's seasonal form, as (seasons, extra steps); shorter windows get
 # the member's non-seasonal form. The per-window backtests (`blend.local_member_shares`) refit no
 # shorter than this, so they score the form that forecasts.
-_SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": (2, 0), "airline": (2, 3)}
+_SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": (2, 0), "airline": (2, 3),
+                   "damped": (2, 0)}
 
 
 def seasonal_steps(member: str, season: int) -> int:
@@ -237,15 +246,74 @@ def airline_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarra
     return out
 
 
+def _damped_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha, beta, phi) of every fit the damped member tries, as float32 rows (1, fits)."""
+    a, share, phi = (g.ravel() for g in np.meshgrid(DAMPED_ALPHAS, DAMPED_TREND_SHARES, DAMPED_PHIS, indexing="ij"))
+    return (a.astype(np.float32)[None, :], (a * share).astype(np.float32)[None, :],
+            phi.astype(np.float32)[None, :])
+
+
+def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """Holt's linear trend, damped (Gardner & McKenzie 1985), on the seasonally adjusted window, (N, horizon).
+
+    The window is adjusted as Theta adjusts it (`_seasonal_profile`: none where it shows no season);
+    level ``l`` and trend ``b`` start at the first value and the mean growth over the first season
+    (first step where the season is 1), then ``f = l + phi·b``, ``l = f + alpha·e``,
+    ``b = phi·b + beta·e`` for every (alpha, beta, phi) of the grid at once; the fit with the least
+    one-step squared error forecasts ``l + (phi + ... + phi^h)·b`` plus the season. The damped trend
+    is the M-competitions' most consistent single method: it follows a trend for a while, as Theta's
+    drift and seasonal drift do not, and flattens it, as they do not either. On the accuracy
+    benchmark's fourteen daily to yearly sets it lowered lakecast's MASE on nine (up to 1.8 %) and
+    raised it on four (up to 2.6 %, on sets of one and four series): about even on average, closer
+    to the statistical methods where lakecast trailed them (bench/RESULTS.md, "A damped-trend member")."""
+    x = np.asarray(values, dtype=np.float64)
+    n, length = x.shape
+    if length < 3:
+        return np.repeat(x[:, -1:], horizon, axis=1)
+    profile = _seasonal_profile(x, season)
+    width = profile.shape[1]
+    adjusted = (x - profile[:, (np.arange(length) - length) % width]).astype(np.float32)
+    alpha, beta, phi = _damped_grid()
+    fits = alpha.shape[1]
+    k = min(length - 1, max(1, season))
+    level_out, trend_out, phi_out = np.empty(n), np.empty(n), np.empty(n)
+    chunk = max(1, AIRLINE_CHUNK_CELLS // fits)
+    for lo in range(0, n, chunk):
+        xc = np.ascontiguousarray(adjusted[lo:lo + chunk].T)                  # (steps, windows)
+        rows = xc.shape[1]
+        level = np.repeat(xc[0][:, None], fits, axis=1)
+        trend = np.repeat(((xc[k] - xc[0]) / k)[:, None], fits, axis=1)
+        sse = np.zeros_like(level)
+        err, tmp = np.empty_like(level), np.empty_like(level)
+        for t in range(1, length):  # in place: the (windows, fits) arrays stay in cache
+            np.multiply(phi, trend, out=trend)        # phi·b
+            level += trend                            # the one-step forecast f
+            np.subtract(xc[t][:, None], level, out=err)
+            np.multiply(err, err, out=tmp)
+            sse += tmp
+            np.multiply(alpha, err, out=tmp)
+            level += tmp
+            np.multiply(beta, err, out=tmp)
+            trend += tmp
+        best = sse.argmin(axis=1)
+        r = np.arange(rows)
+        level_out[lo:lo + rows] = level[r, best]
+        trend_out[lo:lo + rows] = trend[r, best]
+        phi_out[lo:lo + rows] = phi[0, best]
+    damp = np.cumsum(phi_out[:, None] ** np.arange(1, horizon + 1)[None, :], axis=1)
+    return level_out[:, None] + damp * trend_out[:, None] + profile[:, np.arange(horizon) % width]
+
+
 def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
     """The shock `lag` steps before column `now` (0 before the first one kept: the recursion's start)."""
     return shocks[:, now - lag] if now - lag >= 0 else 0.0
 
 
 # the statistical forecasts a model may blend with its network
-MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline")
+MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped")
 _FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
-                "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast}
+                "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast,
+                "damped": damped_forecast}
 
 
 def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,

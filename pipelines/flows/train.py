@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.auto_steps import blend_local, blend_power, forecast_floor, refit_wanted, steps
+from conf.auto_steps import blend_local, blend_power, blend_skips, forecast_floor, refit_wanted, steps
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
@@ -230,7 +230,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
-                                                power=blend_power(cfg))
+                                                power=blend_power(cfg), skip=blend_skips(cfg))
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, bounded by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
