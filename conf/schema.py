@@ -189,7 +189,7 @@ class ModelConfig(_Section):
     # validation windows (split conformal); stored in the model and applied at every prediction.
     calibrate_intervals: bool = True
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
-    # naive with and without drift, the airline model and, for steps of a day or longer, the damped
+    # naive with and without drift, the airline model and, for monthly to yearly steps, the damped
     # trend), the shares per horizon step fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its

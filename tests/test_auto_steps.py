@@ -168,9 +168,9 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
         load_config(None, ["model.statistical_blend_local=1.5"], env={})
 
 
-@pytest.mark.parametrize(("freq", "skips"), [("h", ("damped",)), ("30min", ("damped",)), ("D", ()),
-                                             ("W-MON", ()), ("MS", ()), ("QS", ()), ("YS", ())])
-def test_the_damped_member_blends_from_daily_steps_up(freq: str, skips: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("freq", "skips"), [("h", ("damped",)), ("30min", ("damped",)), ("D", ("damped",)),
+                                             ("W-MON", ("damped",)), ("MS", ()), ("ME", ()), ("QS", ()), ("YS", ())])
+def test_the_damped_member_blends_for_monthly_and_longer_steps(freq: str, skips: tuple[str, ...]) -> None:
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 
