@@ -44,7 +44,7 @@ MIN_SEASON_PAIRS = 4                 # detrended (value, value a season earlier)
 FFT_FROM_LAG = 64                    # longer seasons: autocorrelations by FFT (N·L·log L, not N·L·m)
 FFT_CHUNK_CELLS = 1 << 22            # padded values per FFT call (about 64 MB of spectrum)
 AIRLINE_GRID = np.linspace(-0.95, 0.45, 8)  # the airline model's moving-average weights tried (each of two)
-AIRLINE_CHUNK_CELLS = 1 << 18        # (window, weight pair) cells per pass: the recursion stays in cache
+RECURSION_CHUNK_CELLS = 1 << 18      # (window, parameter) cells per pass of the airline and damped recursions: in cache
 # The damped-trend member's grid (6 x 4 x 4 = 96 fits per window): level weight, trend weight as a
 # share of it (beta* = beta / alpha, so the trend never reacts faster than the level), damping.
 DAMPED_ALPHAS = (0.05, 0.15, 0.3, 0.5, 0.7, 0.9)
@@ -205,7 +205,7 @@ def airline_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarra
     steps, pairs, ring = w.shape[1], len(ma), m + 2
     a, s, both = (v.astype(np.float32)[None, :] for v in (ma, sma, ma * sma))
     out = np.empty((n, horizon))
-    chunk = max(1, AIRLINE_CHUNK_CELLS // pairs)
+    chunk = max(1, RECURSION_CHUNK_CELLS // pairs)
     for lo in range(0, n, chunk):
         wc = np.ascontiguousarray(w[lo:lo + chunk].T, dtype=np.float32)   # (steps, windows)
         k = wc.shape[1]
@@ -277,7 +277,7 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray
     fits = alpha.shape[1]
     k = min(length - 1, max(1, season))
     level_out, trend_out, phi_out = np.empty(n), np.empty(n), np.empty(n)
-    chunk = max(1, AIRLINE_CHUNK_CELLS // fits)
+    chunk = max(1, RECURSION_CHUNK_CELLS // fits)
     for lo in range(0, n, chunk):
         xc = np.ascontiguousarray(adjusted[lo:lo + chunk].T)                  # (steps, windows)
         rows = xc.shape[1]
