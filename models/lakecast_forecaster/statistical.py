@@ -141,22 +141,33 @@ def _ses(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return level[rows, best].astype(np.float64), ALPHAS[best]
 
 
+def _deseasonalised(x: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
+    """(adjusted windows, seasonal profile): the windows less their additive season (`_seasonal_profile`),
+    as Theta and the damped trend both fit them; `_season_ahead` puts the season back on a forecast."""
+    profile = _seasonal_profile(x, season)
+    length = x.shape[1]
+    return x - profile[:, (np.arange(length) - length) % profile.shape[1]], profile
+
+
+def _season_ahead(profile: np.ndarray, horizon: int) -> np.ndarray:
+    """(N, horizon) seasonal indices of the steps after the window's end."""
+    return profile[:, np.arange(horizon) % profile.shape[1]]
+
+
 def theta_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
     """Theta point forecasts (N, horizon) of windows `values` (N, lookback), in their units."""
     x = np.asarray(values, dtype=np.float64)
     length = x.shape[1]
     if length < 2:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    profile = _seasonal_profile(x, season)
-    width = profile.shape[1]
-    adjusted = x - profile[:, (np.arange(length) - length) % width]
+    adjusted, profile = _deseasonalised(x, season)
     level, alpha = _ses(adjusted)
     t = np.arange(length) - (length - 1) / 2.0
     slope = (adjusted @ t) / float(t @ t)
     h = np.arange(1, horizon + 1)[None, :]
     a = alpha[:, None]
     drift = 0.5 * slope[:, None] * ((h - 1) + 1.0 / a - (1.0 - a) ** length / a)
-    return level[:, None] + drift + profile[:, np.arange(horizon) % width]
+    return level[:, None] + drift + _season_ahead(profile, horizon)
 
 
 def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
@@ -270,9 +281,8 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray
     n, length = x.shape
     if length < 3:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    profile = _seasonal_profile(x, season)
-    width = profile.shape[1]
-    adjusted = (x - profile[:, (np.arange(length) - length) % width]).astype(np.float32)
+    adjusted64, profile = _deseasonalised(x, season)
+    adjusted = adjusted64.astype(np.float32)
     alpha, beta, phi = _damped_grid()
     fits = alpha.shape[1]
     k = min(length - 1, max(1, season))
@@ -301,7 +311,7 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray
         trend_out[lo:lo + rows] = trend[r, best]
         phi_out[lo:lo + rows] = phi[0, best]
     damp = np.cumsum(phi_out[:, None] ** np.arange(1, horizon + 1)[None, :], axis=1)
-    return level_out[:, None] + damp * trend_out[:, None] + profile[:, np.arange(horizon) % width]
+    return level_out[:, None] + damp * trend_out[:, None] + _season_ahead(profile, horizon)
 
 
 def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
