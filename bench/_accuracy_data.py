@@ -54,6 +54,10 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("vic_elec", "30min", 48, stats_history=4 * 7 * 48),
     BenchSet("electricity_prices", "h", 48, stats_history=8 * 7 * 24),
     BenchSet("us_gasoline", "W-MON", 13),  # one series; the season is 52 weeks, ISO years have 52 or 53
+    # Added after the blend's rules were chosen: an out-of-sample check of them.
+    BenchSet("canadian_gas", "MS", 18),
+    BenchSet("hsales", "MS", 18),
+    BenchSet("gafa_stock", "D", 14),  # trading days: weekends and holidays are gaps
 )}
 
 

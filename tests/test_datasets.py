@@ -29,12 +29,12 @@ def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
 
 @needs_tsdata
 @pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily",
-                                  "air_passengers", "aus_production"])
+                                  "air_passengers", "aus_production", "gafa_stock"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
     series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336,
-              "pedestrian_daily": 4, "air_passengers": 1, "aus_production": 6}
+              "pedestrian_daily": 4, "air_passengers": 1, "aus_production": 6, "gafa_stock": 4}
     assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))

