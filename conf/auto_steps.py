@@ -85,17 +85,17 @@ LONG_SUBDAILY_FROM_DAYS = 365
 def base_steps(freq: Freq) -> _Base:
     """Per frequency class: sub-daily a day ahead from a week back (hourly: 24 from 168),
     daily two weeks from eight, weekly a quarter from a year, monthly a year from six,
-    quarterly two years from ten, yearly six from twelve (hourly and coarser sub-daily steps with a
+    quarterly two years from twenty, yearly six from twelve (hourly and coarser sub-daily steps with a
     year of history: four weeks back, see `resolve_steps`); multiples (2h, 2MS) count the same time
     in fewer steps. Period-end frequencies (ME, QE, YE) resolve as their starts. Monthly and
-    quarterly data look back six and ten years because the statistical members fit on the window
+    quarterly data look back six and twenty years because the statistical members fit on the window
     alone and need the years (bench/RESULTS.md, "A longer monthly lookback" and "Three more
-    quarterly sets and a ten-year quarterly lookback")."""
+    quarterly sets and a ten-year quarterly lookback", "... twenty years back for quarterly data")."""
     if freq.is_calendar and freq.months >= 12:  # yearly: six years ahead (as M4) from twelve
         div, table = freq.months / 12, (6, 12, 1, 1)
     elif freq.is_calendar:
         div = float(freq.months) if freq.months < 3 else freq.months / 3
-        table = (12, 72, 1, 3) if freq.months < 3 else (8, 40, 1, 2)
+        table = (12, 72, 1, 3) if freq.months < 3 else (8, 80, 1, 2)
     elif freq.step < timedelta(days=1):
         day = max(1, int(timedelta(days=1) / freq.step))
         fits = LONG_SUBDAILY_DAYS * day <= LONG_SUBDAILY_MAX_STEPS

@@ -61,8 +61,8 @@ def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
     ("D", (56, 14, 1, 14, 14, 14, 7)),
     ("W", (52, 13, 1, 13, 13, 13, 4)),
     ("MS", (72, 12, 1, 12, 12, 12, 3)),
-    ("QS", (40, 8, 1, 8, 8, 8, 2)),
-    ("2QS", (20, 4, 1, 4, 4, 4, 1)),
+    ("QS", (80, 8, 1, 8, 8, 8, 2)),
+    ("2QS", (40, 4, 1, 4, 4, 4, 1)),
 ])
 def test_auto_per_frequency_with_ample_history(freq: str, expected: tuple[int, ...]) -> None:
     s = resolve_steps(parse_freq(freq), {}, AMPLE)
