@@ -89,8 +89,8 @@ def base_steps(freq: Freq) -> _Base:
     year of history: four weeks back, see `resolve_steps`); multiples (2h, 2MS) count the same time
     in fewer steps. Period-end frequencies (ME, QE, YE) resolve as their starts. Monthly and
     quarterly data look back six and twenty years because the statistical members fit on the window
-    alone and need the years (bench/RESULTS.md, "A longer monthly lookback" and "Three more
-    quarterly sets and a ten-year quarterly lookback", "... twenty years back for quarterly data")."""
+    alone and need the years (bench/RESULTS.md, "A longer monthly lookback" and "Three sets added
+    after the rules were chosen, and twenty years back for quarterly data")."""
     if freq.is_calendar and freq.months >= 12:  # yearly: six years ahead (as M4) from twelve
         div, table = freq.months / 12, (6, 12, 1, 1)
     elif freq.is_calendar:
