@@ -140,6 +140,19 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "daily closing prices of Apple, Amazon, Facebook and Google stock (trading days only: the "
             "other days are gaps), 4 series, 2014-2018 (5,032 rows)",
             "Yahoo Finance, via R tsibbledata"),
+    # Short histories, where every series holds only a few horizons (a test split does not fit).
+    Dataset("us_gas_total", "fpp3/us_gas_total.csv", "YS", ("state",), "year", "y",
+            "yearly natural gas consumption (million cubic feet) of the US states, 52 series, 1997-2019 "
+            "(1,266 rows)",
+            "US Energy Information Administration, via R fpp3", time_format="%Y"),
+    Dataset("hh_budget", "fpp3/hh_budget.csv", "YS", ("Country",), "Year",
+            ("Debt", "DI", "Expenditure", "Savings", "Wealth", "Unemployment"),
+            "yearly household budget indicators (debt, disposable income, expenditure, savings, wealth, "
+            "unemployment) of Australia, Canada, Japan and the USA, 24 series, 1995-2016 (528 rows)",
+            "OECD, via R fpp3", time_format="%Y"),
+    Dataset("souvenirs", "fpp3/souvenirs.csv", "MS", (), "Month", "Sales",
+            "monthly sales of a souvenir shop in Queensland, Australia, 1 series, 1987-1993 (84 rows)",
+            "Makridakis, Wheelwright & Hyndman (1998), via R fpp3", time_format="%Y %b"),
 )}
 
 
