@@ -24,8 +24,9 @@ AUTO = "auto"
 # Public key of each `Steps` field.
 KEYS = {"lookback": "windows.lookback", "horizon": "windows.horizon", "stride": "windows.stride",
         "val_periods": "train.val_periods", "test_periods": "train.test_periods",
-        "backtest_periods": "promote.backtest_periods", "max_staleness": "scoring.max_staleness"}
-TRAINING_KEYS = ("lookback", "horizon", "val_periods", "test_periods")
+        "backtest_periods": "promote.backtest_periods", "max_staleness": "scoring.max_staleness",
+        "min_history": "windows.min_history"}
+TRAINING_KEYS = ("min_history", "horizon", "val_periods", "test_periods")
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,15 @@ class Steps:
     test_periods: int
     backtest_periods: int
     max_staleness: int
+    min_history: int  # steps a (left-padded) window needs; at most the lookback
 
     def by_key(self) -> dict[str, int]:
         return {KEYS[k]: v for k, v in asdict(self).items()}
 
     @property
     def training_need(self) -> int:
-        """Steps a series needs for one training window before validation and test."""
-        return self.lookback + self.horizon + self.val_periods + self.test_periods
+        """Steps a series needs for one (left-padded) training window before validation and test."""
+        return self.min_history + self.horizon + self.val_periods + self.test_periods
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     for sub-daily and daily data) but at least one horizon, and at most a quarter of the typical
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
     lookback + horizon + validation + test fit the typical series.
+
+    Short histories (`short_history_steps`): where the typical series cannot hold a horizon of
+    inputs, a training target, validation and test, the test split goes (0); where not even the
+    longest holds min_history (one horizon) + horizon + validation + test, min_history shrinks to
+    what it leaves.
     """
     b = base_steps(freq)
 
@@ -130,25 +137,59 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     if history is not None:
         ev = max(h, min(ev, history.typical // 4))
     val, test, bt = pick("val_periods", ev), pick("test_periods", ev), pick("backtest_periods", ev)
+    if history is not None and given.get(KEYS["test_periods"], AUTO) == AUTO:
+        test = short_history_test(h, val, test, history)
     lb = max(b.lookback, 2 * h)
     if history is not None and b.long_from and history.typical >= b.long_from:
         lb = max(b.long_lookback, 2 * h)
     if history is not None:
         lb = max(min(h, lb), min(lb, history.typical - h - val - test))
-    return Steps(lookback=pick("lookback", lb), horizon=h, stride=pick("stride", b.stride), val_periods=val,
-                 test_periods=test, backtest_periods=bt, max_staleness=pick("max_staleness", b.max_staleness))
+    lookback = pick("lookback", lb)
+    given_min = given.get(KEYS["min_history"], AUTO)
+    if given_min == AUTO:
+        mh = min(lookback, h)
+        if history is not None:
+            mh = short_history_min(mh, h + val + test, history)
+    else:
+        mh = min(lookback, int(given_min))
+    return Steps(lookback=lookback, horizon=h, stride=pick("stride", b.stride), val_periods=val,
+                 test_periods=test, backtest_periods=bt, max_staleness=pick("max_staleness", b.max_staleness),
+                 min_history=mh)
+
+
+def short_history_test(h: int, val: int, test: int, history: History) -> int:
+    """`train.test_periods` when auto: 0 where the typical series cannot hold a horizon of inputs,
+    a training target, validation and a test split (fewer than four horizons at one horizon each).
+
+    A test split there would leave most series without a training window; the network needs the
+    data more than the run needs test metrics (the backtest is then empty, and `lakecast promote`
+    still compares versions on `promote.backtest_periods`). Seven years of monthly data forecast 18
+    months ahead (66 < 72), or 16 years of yearly data 6 ahead (16 < 24), otherwise do not train
+    their typical series."""
+    return 0 if history.typical < 2 * h + val + test else test
+
+
+def short_history_min(mh: int, after: int, history: History) -> int:
+    """`windows.min_history` when auto: one horizon, or less where not even the longest series
+    holds min_history + `after` (horizon + validation + test) steps: what it leaves, at least one
+    step, so each series of that length still gives one left-padded training window."""
+    if history.longest >= mh + after:
+        return mh
+    return max(1, min(mh, history.longest - after))
 
 
 def workable(steps: Steps, n: int) -> dict[str, int] | None:
-    """Training settings that fit a series of `n` steps, close to `steps` (None below 4 steps).
+    """Training settings that fit a series of `n` steps, close to `steps` (None below 3 steps).
 
-    The horizon shrinks to at most a fifth of the history, validation and test to one horizon
-    each, the lookback to what is left (at most its current value)."""
-    if n < 4:
+    The horizon shrinks to at most a third of the history, validation to one horizon, the test
+    split to none, the lookback to what is left (at most its current value) and min_history to at
+    most one horizon."""
+    if n < 3:
         return None
-    h = max(1, min(steps.horizon, n // 5))
-    lb = max(1, min(steps.lookback, n - 3 * h))
-    return {KEYS["lookback"]: lb, KEYS["horizon"]: h, KEYS["val_periods"]: h, KEYS["test_periods"]: h}
+    h = max(1, min(steps.horizon, n // 3))
+    lb = max(1, min(steps.lookback, n - 2 * h))
+    return {KEYS["lookback"]: lb, KEYS["horizon"]: h, KEYS["val_periods"]: h, KEYS["test_periods"]: 0,
+            KEYS["min_history"]: min(lb, h)}
 
 
 def check_fits(freq: Freq, steps: Steps, history: History) -> None:
@@ -158,7 +199,7 @@ def check_fits(freq: Freq, steps: Steps, history: History) -> None:
     terms = " + ".join(f"{KEYS[k]}" for k in TRAINING_KEYS)
     values = " + ".join(str(getattr(steps, k)) for k in TRAINING_KEYS)
     fit = workable(steps, history.typical)
-    fix = ("ingest more history: training needs at least 4 steps per series" if fit is None
+    fix = ("ingest more history: training needs at least 3 steps per series" if fit is None
            else "try " + " ".join(f"--set {k}={v}" for k, v in fit.items()) + " (or ingest more history)")
     raise HistoryTooShortError(
         f"observations hold {history.typical} steps per series at freq {freq.alias} (median of "
@@ -263,7 +304,7 @@ def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:
     """`cfg` with every step-counted setting set to its concrete value."""
     return cfg.model_copy(update={
         "windows": cfg.windows.model_copy(update={"lookback": s.lookback, "horizon": s.horizon,
-                                                  "stride": s.stride}),
+                                                  "stride": s.stride, "min_history": s.min_history}),
         "train": cfg.train.model_copy(update={"val_periods": s.val_periods, "test_periods": s.test_periods}),
         "promote": cfg.promote.model_copy(update={"backtest_periods": s.backtest_periods}),
         "scoring": cfg.scoring.model_copy(update={"max_staleness": s.max_staleness}),

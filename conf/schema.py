@@ -237,7 +237,9 @@ class TrainConfig(_Section):
     patience: int = Field(default=3, ge=1)
     seed: int = 42
     val_periods: StepCount = "auto"   # auto: a week for sub-daily/daily data, at least one horizon
-    test_periods: StepCount = "auto"
+    # 0: no test split (no test metrics; the refit then trains through the last step). auto: as
+    # val_periods, or 0 where the typical series holds fewer than four horizons of history.
+    test_periods: StepCountOrZero = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     plot_series: int = Field(default=4, ge=0)
     # Training windows up to this size are loaded into memory (full shuffle each epoch);
@@ -265,7 +267,7 @@ class PromoteConfig(_Section):
     """Rules for moving the `champion` alias."""
 
     mase_margin: float = Field(default=0.02, ge=0.0)
-    backtest_periods: StepCount = "auto"   # auto: as train.test_periods
+    backtest_periods: StepCount = "auto"   # auto: as train.val_periods
     # `promote --by live`: refuse when champion and challenger share fewer evaluated targets.
     min_live_targets: int = Field(default=200, ge=1)
 

@@ -23,11 +23,13 @@ def cli(job: JobContext, as_of: str | None) -> None:
     """Train the global LSTM, backtest it against naive baselines, log it to MLflow and register it."""
     out = train.run(job.spark, job.cfg, as_of)
     r, bt, c = out.result, out.backtest, out.cutoffs
-    print_backtest(out.backtest, f"backtest on {out.backtest.n_windows} test windows (original units)")
+    if bt.n_windows:
+        print_backtest(bt, f"backtest on {bt.n_windows} test windows (original units)")
     print_summary("lakecast train", {
         "model": f"{out.model.name} v{out.model.version}",
         "aliases": "challenger, champion (first version)" if out.became_champion else "challenger",
-        "test MASE": f"{bt.mase(MODEL):.4f} (seasonal naive {bt.mase(SEASONAL_NAIVE):.4f})",
+        "test MASE": (f"{bt.mase(MODEL):.4f} (seasonal naive {bt.mase(SEASONAL_NAIVE):.4f})" if bt.n_windows
+                      else "none: no test split (train.test_periods=0, a short history)"),
         "windows train/val/test": f"{r.n_train}/{r.n_val}/{out.backtest.n_windows}",
         "epochs": f"{len(r.history)} (best {r.best_epoch}{', stopped early' if r.stopped_early else ''})",
         "training time": f"{r.seconds:.1f}s on {r.device}",

@@ -36,6 +36,16 @@ class Backtest:
     per_step: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     n_mase_windows: int = 0
 
+    @classmethod
+    def empty(cls, horizon: int, season: int, quantiles: Sequence[float]) -> Backtest:
+        """No windows (a run without a test split): every metric NaN, shown as '-' and not logged."""
+        qs = tuple(float(q) for q in quantiles)
+        nan = {m: float("nan") for m in METRICS}
+        steps = {m: np.full(horizon, np.nan) for m in METRICS}
+        return cls(n_windows=0, horizon=horizon, season=season, quantiles=qs,  # type: ignore[arg-type]
+                   overall={f: dict(nan) for f in (MODEL, SEASONAL_NAIVE, NAIVE)},
+                   per_step={f: dict(steps) for f in (MODEL, SEASONAL_NAIVE, NAIVE)})
+
     @property
     def interval(self) -> int:
         """Nominal coverage of the low..high interval in percent (80 for 0.1..0.9)."""

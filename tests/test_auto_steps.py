@@ -41,7 +41,7 @@ from models.lakecast_forecaster.predictor import load_predictor
 from tests.conftest import collect_utc, make_config
 
 HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
-                        backtest_periods=168, max_staleness=48)
+                        backtest_periods=168, max_staleness=48, min_history=24)
 AMPLE = History(typical=5000, longest=5000, series=10)
 
 
@@ -114,25 +114,55 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     check_fits(parse_freq(freq), s, History(typical, typical, 4))  # fits: no error
 
 
+@pytest.mark.parametrize(("freq", "h", "typical", "longest", "expected"), [
+    #                                     lookback val test min_history
+    # seven years of months, 18 ahead: 66 < 18 + 18 + 18 + 18, so no test split; the lookback is what is left
+    ("MS", 18, 66, 66, (30, 18, 0, 18)),
+    # 16 years, 6 ahead (hh_budget): no test split, and min_history gives way: 4 + 6 + 6 = 16
+    ("YS", 6, 16, 16, (6, 6, 0, 4)),
+    # most series 17 years, one of 66 (us_gas_total): no test split; the longest holds one horizon
+    ("YS", 6, 17, 66, (6, 6, 0, 6)),
+    # 30 months, a year ahead: 6 + 12 + 12 = 30
+    ("MS", 12, 30, 30, (12, 12, 0, 6)),
+    # four horizons exactly: the test split stays
+    ("MS", 12, 48, 48, (12, 12, 12, 12)),
+])
+def test_short_history_drops_the_test_split_then_min_history(
+        freq: str, h: int, typical: int, longest: int, expected: tuple[int, int, int, int]) -> None:
+    hist = History(typical, longest, 4)
+    s = resolve_steps(parse_freq(freq), {"windows.horizon": h}, hist)
+    assert (s.lookback, s.val_periods, s.test_periods, s.min_history) == expected
+    assert s.training_need <= longest
+    check_fits(parse_freq(freq), s, hist)  # fits: no error
+    # a test split asked for stays; min_history gives way further, or the history is too short
+    if s.test_periods == 0:
+        kept = resolve_steps(parse_freq(freq), {"windows.horizon": h, "train.test_periods": h}, hist)
+        assert kept.test_periods == h and kept.min_history == max(1, min(s.min_history, longest - 3 * h))
+        if longest - 3 * h < 1:
+            with pytest.raises(HistoryTooShortError):
+                check_fits(parse_freq(freq), kept, hist)
+
+
 def test_too_short_history_names_keys_and_workable_values() -> None:
     ms = parse_freq("MS")
-    hist = History(typical=30, longest=30, series=3)
-    s = resolve_steps(ms, {}, hist)  # the lookback cannot go below one horizon: 12 + 12 + 12 + 12 > 30
+    hist = History(typical=20, longest=20, series=3)
+    s = resolve_steps(ms, {}, hist)  # even a 1-step min_history: 1 + 12 + 12 > 20
+    assert (s.test_periods, s.min_history) == (0, 1)
     with pytest.raises(HistoryTooShortError) as err:
         check_fits(ms, s, hist)
     msg = str(err.value)
-    assert "observations hold 30 steps per series at freq MS" in msg
-    assert ("windows.lookback + windows.horizon + train.val_periods + train.test_periods <= 30, "
-            "here 12 + 12 + 12 + 12 = 48") in msg
+    assert "observations hold 20 steps per series at freq MS" in msg
+    assert ("windows.min_history + windows.horizon + train.val_periods + train.test_periods <= 20, "
+            "here 1 + 12 + 12 + 0 = 25") in msg
     suggested = dict(re.findall(r"--set ([a-z_.]+)=(\d+)", msg))
-    assert suggested == {"windows.lookback": "12", "windows.horizon": "6", "train.val_periods": "6",
-                         "train.test_periods": "6"}
+    assert suggested == {"windows.lookback": "8", "windows.horizon": "6", "train.val_periods": "6",
+                         "train.test_periods": "0", "windows.min_history": "6"}
     # the suggestion works: resolved with it, training fits this history
     fixed = resolve_steps(ms, {k: int(v) for k, v in suggested.items()}, hist)
-    assert fixed.training_need <= 30
+    assert fixed.training_need <= 20
     check_fits(ms, fixed, hist)
-    with pytest.raises(HistoryTooShortError, match=r"ingest more history: training needs at least 4 steps"):
-        check_fits(ms, s, History(3, 3, 1))
+    with pytest.raises(HistoryTooShortError, match=r"ingest more history: training needs at least 3 steps"):
+        check_fits(ms, s, History(2, 2, 1))
 
 
 def test_config_accepts_auto_or_steps_and_apply_gives_ints() -> None:
@@ -256,7 +286,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     values = [float(ln.split(",")[2]) for ln in (tmp_path / "monthly.csv").read_text().splitlines()[1:]]
     assert out.auto.history.lowest == pytest.approx(min(values), abs=1e-9) and min(values) > 0
     want = {"windows.lookback": 72, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
-            "promote.backtest_periods": 6, "scoring.max_staleness": 3}
+            "promote.backtest_periods": 6, "scoring.max_staleness": 3, "windows.min_history": 6}
     assert out.auto.values == want  # windows.horizon was given, so it is not listed
     assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=72 ")
     assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
@@ -309,11 +339,25 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     with pytest.raises(SourceError, match=r"all 1 rows fail with off_grid 'ME'.*period starts: MS, QS, YS"):
         ingest.run(spark, cfg, str(bad), now=datetime(2024, 1, 1))
 
-    # 20 months of history cannot hold 6 + 6 + 6 + 6 at least: the error names keys and values
-    with pytest.raises(HistoryTooShortError, match=r"observations hold 20 steps per series at freq ME .*"
-                       r"try --set windows\.lookback=6 --set windows\.horizon=4 --set train\.val_periods=4 "
-                       r"--set train\.test_periods=4"):
-        train.run(spark, cfg, as_of="2011-08-31")
+    # 20 months cannot hold 6 + 6 + 6 + 6 (inputs, a training target, validation, test): no test
+    # split, the version is registered without test metrics, the refit trains through the last month
+    short = train.run(spark, cfg, as_of="2011-08-31")
+    assert short.auto is not None and short.auto.values["train.test_periods"] == 0
+    assert (short.auto.values["windows.lookback"], short.auto.values["windows.min_history"]) == (8, 6)
+    assert short.cutoffs.val_end == short.cutoffs.end == datetime(2011, 8, 31)
+    assert short.backtest.n_windows == 0 and (short.result.n_train, short.result.n_val) == (6, 6)
+    assert short.refit is not None and short.refit.n_train == 6 * 7
+    tags = registry.client(cfg).get_model_version(short.model.name, short.model.version).tags
+    assert tags["lakecast.test_windows"] == "0" and "lakecast.test_mase" not in tags
+    short_details = json.loads(spark.table(cfg.table("job_runs")).where(
+        f"run_id = '{short.job_run_id}'").head().details)
+    assert short_details["test_mase"] is None and short_details["auto_settings"]["train.test_periods"] == 0
+
+    # 12 months cannot hold even 1 + 6 + 6: the error names keys and values that fit
+    with pytest.raises(HistoryTooShortError, match=r"observations hold 12 steps per series at freq ME .*"
+                       r"try --set windows\.lookback=4 --set windows\.horizon=4 --set train\.val_periods=4 "
+                       r"--set train\.test_periods=0 --set windows\.min_history=4"):
+        train.run(spark, cfg, as_of="2010-12-31")
 
 
 def test_frequency_aliases() -> None:

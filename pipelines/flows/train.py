@@ -9,6 +9,7 @@ MLflow run (params, config, losses, metrics, figure, model) -> new registered ve
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -70,7 +71,8 @@ def read_observations(spark: SparkSession, cfg: LakecastConfig) -> tuple[DataFra
 def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRecord, root: Path,
              refit: bool = False) -> tuple[SplitCutoffs, dict[str, Snapshot], list[str]]:
     """Build the three splits and write them as Parquet snapshots; counts go into `rec`. With
-    `refit`, a fourth: the training windows whose targets run through the validation period."""
+    `refit`, a fourth: the training windows whose targets run through the validation period.
+    With `train.test_periods` 0 there is no test split (no "test" snapshot)."""
     from pipelines.windows.build import feature_names, split_cutoffs, split_windows, training_windows
     from pipelines.windows.transfer import snapshot
 
@@ -79,7 +81,9 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
     parts = split_windows(obs, cfg, cut)
     shape = dict(lookback=steps(cfg).lookback, n_features=len(names), horizon=steps(cfg).horizon)
     snaps = {}
-    splits = [("train", parts.train), ("val", parts.val), ("test", parts.test)]
+    splits = [("train", parts.train), ("val", parts.val)]
+    if steps(cfg).test_periods:
+        splits.append(("test", parts.test))
     if refit:
         splits.append(("refit", training_windows(obs, cfg, cutoff=cut.val_end)))
     for split, df in splits:
@@ -94,7 +98,8 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
 
 
 def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta: ModelMeta,
-                test: WindowArrays, test_pred: Any, obs_version: int, cutoffs: SplitCutoffs, rec: RunRecord,
+                test: WindowArrays | None, test_pred: Any, example: Any, obs_version: int,
+                cutoffs: SplitCutoffs, rec: RunRecord,
                 names: list[str], as_of: str | None, auto: AutoSettings,
                 calibration: CalibrationReport | None = None,
                 blend: BlendReport | None = None, final: RefitResult | None = None) -> tuple[str, str]:
@@ -112,7 +117,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "as_of": as_of or "latest", "train_end": cutoffs.train_end, "val_end": cutoffs.val_end,
               "test_end": cutoffs.end, "observations_delta_version": obs_version,
               "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
-              "n_test_windows": len(test), **steps(cfg).by_key(),  # the step settings as trained
+              "n_test_windows": bt.n_windows, **steps(cfg).by_key(),  # the step settings as trained
               "auto_settings": auto.line or "none", **(calibration.params() if calibration else {}),
               **(blend.params() if blend else {}),
               "refit": final is not None, "forecast_floor": "none" if meta.floor is None else meta.floor,
@@ -146,13 +151,14 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
         client = mlflow.MlflowClient()
         for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics
             client.log_batch(run.info.run_id, metrics=metrics[i:i + 900])
-        cols, rows = bt.table()
-        per_step = {f: {m: a.tolist() for m, a in ms.items()} for f, ms in bt.per_step.items()}
-        mlflow.log_dict({"overall": bt.overall, "columns": cols, "rows": rows, "per_step": per_step,
-                         "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
-        fig = forecast_figure(test, test_pred, cfg.train.plot_series, floor=meta.floor)
-        mlflow.log_figure(fig, "forecasts_vs_actuals.png")
-        info = log_pyfunc(final.model if final is not None else result.model, meta, test.X[:2])
+        if test is not None:  # no test split (train.test_periods 0): no backtest to keep or draw
+            cols, rows = bt.table()
+            per_step = {f: {m: a.tolist() for m, a in ms.items()} for f, ms in bt.per_step.items()}
+            mlflow.log_dict({"overall": bt.overall, "columns": cols, "rows": rows, "per_step": per_step,
+                             "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
+            fig = forecast_figure(test, test_pred, cfg.train.plot_series, floor=meta.floor)
+            mlflow.log_figure(fig, "forecasts_vs_actuals.png")
+        info = log_pyfunc(final.model if final is not None else result.model, meta, example)
         return run.info.run_id, info.model_uri
 
 
@@ -177,6 +183,11 @@ def _training_source(cfg: LakecastConfig, snap: Snapshot, n_features: int, what:
 def _train_inputs(cfg: LakecastConfig, snaps: dict[str, Snapshot], n_features: int,
                   ) -> tuple[WindowSource, WindowArrays]:
     return _training_source(cfg, snaps["train"], n_features), _in_memory(snaps["val"], cfg, n_features)
+
+
+def _finite(v: float) -> float | None:
+    """A metric for job_runs.details (JSON): None where it is not a number (no test split)."""
+    return v if math.isfinite(v) else None
 
 
 def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> TrainOutcome:
@@ -205,7 +216,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             do_refit = refit_wanted(cfg)
             cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root, refit=do_refit)
             train, val = _train_inputs(cfg, snaps, len(names))
-            test = _in_memory(snaps["test"], cfg, len(names), keys=True)
+            test = _in_memory(snaps["test"], cfg, len(names), keys=True) if "test" in snaps else None
             result = fit(train, val, cfg)
             history = (intervals.sample_history(train, cfg.train.seed)
                        if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
@@ -236,24 +247,33 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                           history=history, shipped=final.model if final is not None else None)
         shipped = final.model if final is not None else result.model
         predictor = Predictor(shipped, meta, device=result.device)
-        test_pred = predictor.predict(test.X)
-        bt = backtest(test, test_pred, season=parse_freq(cfg.data.freq).season_length(),
-                      quantiles=cfg.model.quantiles, floor=meta.floor)
+        season = parse_freq(cfg.data.freq).season_length()
+        if test is not None:
+            test_pred = predictor.predict(test.X)
+            bt = backtest(test, test_pred, season=season, quantiles=cfg.model.quantiles, floor=meta.floor)
+        else:
+            log.warning("no test split (train.test_periods=0): the version is registered without test metrics")
+            test_pred, bt = None, Backtest.empty(meta.horizon, season, cfg.model.quantiles)
+        # The test windows, or the validation ones where there is no test split: the precision check
+        # compares reduced-precision forecasts with fp32's on them (agreement, not accuracy), and two
+        # of them are the pyfunc model's input example.
+        checked = test if test is not None else val
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
-                                        obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
+                                        example=checked.X[:2], obs_version=obs_version, cutoffs=cutoffs,
+                                        rec=rec, names=names,
                                         as_of=as_of, auto=auto, calibration=calibration, blend=blend,
                                         final=final)
-        tags = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
-                "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}",
-                "lakecast.test_windows": str(bt.n_windows),
+        tested = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",
+                  "lakecast.test_seasonal_naive_mase": f"{bt.mase(SEASONAL_NAIVE):.6g}"} if bt.n_windows else {}
+        tags = {**tested, "lakecast.test_windows": str(bt.n_windows),
                 "lakecast.observations_delta_version": str(obs_version),
                 "lakecast.job_run_id": rec.run_id, "lakecast.as_of": as_of or "latest",
-                **precision.check_version(cfg, predictor, test)}  # may scoring use bf16/fp16?
+                **precision.check_version(cfg, predictor, checked)}  # may scoring use bf16/fp16?
         ref, first = registry.register(cfg, model_uri, run_id=run_id, tags=tags)
         rec.details.update({"mlflow_run_id": run_id, "model_name": ref.name, "model_version": ref.version,
-                            "became_champion": first, "test_mase": bt.mase(MODEL),
-                            "test_seasonal_naive_mase": bt.mase(SEASONAL_NAIVE),
+                            "became_champion": first, "test_mase": _finite(bt.mase(MODEL)),
+                            "test_seasonal_naive_mase": _finite(bt.mase(SEASONAL_NAIVE)),
                             "best_epoch": result.best_epoch, "epochs": len(result.history),
                             "train_seconds": round(result.seconds, 2), "device": result.device,
                             **({"refit_epochs": final.epochs, "refit_windows": final.n_train,

@@ -17,9 +17,9 @@ from pipelines.windows.grid import GridSpec
 
 
 def min_history(cfg: LakecastConfig) -> int:
-    """`windows.min_history` in steps: auto is one horizon; never more than the lookback."""
-    s, given = steps(cfg), cfg.windows.min_history
-    return min(s.lookback, s.horizon if given == "auto" else int(given))
+    """`windows.min_history` in steps: auto is one horizon (less for a history too short to train
+    on otherwise, `conf.auto_steps.short_history_min`); never more than the lookback."""
+    return steps(cfg).min_history
 
 
 @dataclass(frozen=True)
