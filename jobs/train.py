@@ -33,7 +33,8 @@ def cli(job: JobContext, as_of: str | None) -> None:
         "windows train/val/test": f"{r.n_train}/{r.n_val}/{out.backtest.n_windows}",
         "epochs": f"{len(r.history)} (best {r.best_epoch}{', stopped early' if r.stopped_early else ''})",
         "training time": f"{r.seconds:.1f}s on {r.device}",
-        "split": f"train <= {c.train_end} < val <= {c.val_end} < test <= {c.end}",
+        "split": f"train <= {c.train_end} < val <= {c.val_end}"
+                 + (f" < test <= {c.end}" if c.end > c.val_end else " (no test split)"),
         "auto settings": out.auto.line.partition(": ")[2] if out.auto and out.auto.line else "none",
         "forecast floor": "none" if out.floor is None else f"{out.floor:g} (model.nonnegative)",
         "observations version": out.observations_version,
