@@ -121,10 +121,10 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
     lookback + horizon + validation + test fit the typical series.
 
-    Short histories (`short_history_steps`): where the typical series cannot hold a horizon of
-    inputs, a training target, validation and test, the test split goes (0); where not even the
-    longest holds min_history (one horizon) + horizon + validation + test, min_history shrinks to
-    what it leaves.
+    Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
+    hold a horizon of inputs, a training target, validation and test, the test split goes (0);
+    where not even the longest holds min_history (one horizon) + horizon + validation + test,
+    min_history shrinks to what it leaves.
     """
     b = base_steps(freq)
 
