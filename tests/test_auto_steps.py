@@ -325,6 +325,10 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
 
     pr = predict.run(spark, cfg)  # auto lookback: the model's own 72
     assert (pr.counts["scored_series"], pr.counts["forecast_rows"]) == (8, 8 * 6)
+    # predict reports the settings scoring reads, not the training split's
+    pr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{pr.run_id}'").head().details)
+    assert pr_details["auto_settings"] == {"windows.lookback": 72, "windows.stride": 1, "windows.min_history": 6,
+                                           "scoring.max_staleness": 3}
     assert pr.as_of == datetime(2019, 12, 31)
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
     assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),

@@ -84,7 +84,7 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
 
     m = predictors[0].meta
     history = measure_history(obs, cfg, as_of) if "promote.backtest_periods" in auto_keys(cfg) else None
-    cfg, auto = resolve_for_model(cfg, m.lookback, m.horizon, history)
+    cfg, auto = resolve_for_model(cfg, m.lookback, m.horizon, history, also=("promote.backtest_periods",))
     if auto.values:
         log.info(auto.line)
         rec.details["auto_settings"] = auto.details()
