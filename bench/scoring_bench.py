@@ -251,11 +251,11 @@ def shipped_loader(shipped: Any) -> LoaderFor:
     return loader_for
 
 
-def null_loader(plan: Any) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
+def null_loader(plan: Any) -> Callable[[], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """Returns zeros at once: scoring with it measures Spark + Arrow + the UDF's own numpy work."""
     horizon = plan.horizon
 
-    def predict(X: np.ndarray) -> np.ndarray:
+    def predict(X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         return np.zeros((len(X), horizon, 3), np.float32)
 
     return lambda: predict

@@ -200,6 +200,10 @@ class ModelConfig(_Section):
     # leans harder on the member that backtests best). auto: 2 for monthly and quarterly steps, 1
     # otherwise (conf/auto_steps.py: blend_power).
     statistical_blend_power: float | Literal["auto"] = "auto"
+    # Theta and the damped trend take a multiplicative season (one that grows with the level) out of
+    # windows whose values are all positive, an additive one elsewhere. auto: for monthly, quarterly
+    # and yearly steps (conf/auto_steps.py: blend_multiplicative).
+    statistical_season_multiplicative: bool | Literal["auto"] = "auto"
     # Forecasts (all three quantiles) floored at zero. auto: when no value `train` read was
     # negative (counts, sales, demand), decided once per model and kept in it; false for data that
     # may go below zero however its history looks.

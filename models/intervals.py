@@ -15,7 +15,7 @@ import numpy as np
 from models.arrays import WindowArrays
 from models.lakecast_forecaster.calibration import MAX_WIDENING, IntervalCalibration, coverage, fit_calibration
 from models.lakecast_forecaster.lstm import LSTMForecaster
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor, window_offsets
 from models.train import TrainingError, WindowSource
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,14 @@ class CalibrationReport:
                 "val_below_low_after_calibration": self.after[1], "val_above_high_after_calibration": self.after[2]}
 
 
-def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `max_windows` validation windows (X, y): a seeded sample when in memory, else the first blocks."""
+Sample = tuple[np.ndarray, np.ndarray, np.ndarray]  # windows X, actuals y, offsets (scale_loc / scale_scale)
+
+
+def sample_windows(val: WindowSource, max_windows: int, seed: int) -> Sample:
+    """Up to `max_windows` validation windows (X, y, offset): a seeded sample when in memory, else
+    the first blocks."""
     blocks = [val] if isinstance(val, WindowArrays) else val()
-    xs, ys, n = [], [], 0
+    xs, ys, cs, n = [], [], [], 0
     for block in blocks:
         if block.y is None or not len(block):
             continue
@@ -59,6 +63,7 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.n
         assert block.y is not None
         xs.append(block.X)
         ys.append(block.y)
+        cs.append(window_offsets(block.loc, block.scale))
         n += len(block)
         if n >= max_windows:
             break
@@ -66,18 +71,18 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> tuple[np.n
         raise TrainingError("no validation windows with targets to fit the statistical blend and the interval "
                             "calibration on; check train.val_periods, or set model.statistical_blend=false and "
                             "model.calibrate_intervals=false")
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
 
 
-def sample_history(train: WindowSource, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A sample of the training windows (X, y) for the blend's member split and the calibration cap:
+def sample_history(train: WindowSource, seed: int = 0) -> Sample:
+    """A sample of the training windows (X, y, offset) for the blend's member split and the calibration cap:
     taken while the training set is still on disk (a streamed set is deleted after fitting)."""
     return sample_windows(train, HISTORY_WINDOWS, seed)
 
 
 def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, device: str = "cpu",
               max_windows: int = MAX_WINDOWS, seed: int = 0,
-              history: tuple[np.ndarray, np.ndarray] | None = None,
+              history: Sample | None = None,
               shipped: LSTMForecaster | None = None) -> tuple[ModelMeta, CalibrationReport]:
     """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there;
     `history` (training windows, `sample_history`) bounds how far one unusual
@@ -87,22 +92,22 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
     validation period too). Its band is sized against `module`'s medians there, which are out of
     sample: the refitted network's own would be in-sample errors, too small, and its band is
     narrower than the first network's (measured 8-14 % on the accuracy benchmark)."""
-    X, y = sample_windows(val, max_windows, seed)
+    X, y, offset = sample_windows(val, max_windows, seed)
     predictor = Predictor(module, replace(meta, calibration=None), device=device)
-    raw = predictor.predict(X)
+    raw = predictor.predict(X, offset=offset)
     if shipped is not None:
         predictor = Predictor(shipped, replace(meta, calibration=None), device=device)
-        band = predictor.predict(X)
+        band = predictor.predict(X, offset=offset)
         raw = np.stack((raw[..., 1] - (band[..., 1] - band[..., 0]), raw[..., 1],
                         raw[..., 1] + (band[..., 2] - band[..., 1])), axis=-1)
     alone = cal = fit_calibration(raw, y, meta.quantiles)
     also = ""
     if history is not None and len(history[0]):
-        hx, hy = history
+        hx, hy, hc = history
         if len(hx) > CAP_WINDOWS:  # the sample is in window order: take a seeded subset, not the first
             keep = np.sort(np.random.default_rng(seed).choice(len(hx), CAP_WINDOWS, replace=False))
-            hx, hy = hx[keep], hy[keep]
-        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx), hy))
+            hx, hy, hc = hx[keep], hy[keep], hc[keep]
+        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx, offset=hc), hy))
         bounded = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
         also = (f", within 1/{MAX_WIDENING:g}x-{MAX_WIDENING:g}x the factors of {len(hx)} training windows "
                 f"({bounded} of {2 * cal.horizon} bounded)")

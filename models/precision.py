@@ -29,7 +29,7 @@ import torch
 from conf.errors import LakecastError
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, backtest
-from models.lakecast_forecaster.predictor import Predictor
+from models.lakecast_forecaster.predictor import Predictor, window_offsets
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,15 @@ def precision_context(precision: str, device: str) -> Iterator[None]:
         yield
 
 
-def predict_fn(predictor: Predictor, precision: str, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """`X (N, lookback, features) -> (N, horizon, 3)` float32 in scaled units, in `precision`."""
+def predict_fn(predictor: Predictor, precision: str,
+               batch_size: int) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    """`(X (N, lookback, features), offset (N,) or None) -> (N, horizon, 3)` float32 in scaled units,
+    in `precision` (offset: each window's scale_loc / scale_scale, see `Predictor.predict`)."""
     device = str(predictor.device)
 
-    def predict(X: np.ndarray) -> np.ndarray:
+    def predict(X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
         with precision_context(precision, device):
-            return predictor.predict(X, batch_size=batch_size)
+            return predictor.predict(X, batch_size=batch_size, offset=offset)
 
     return predict
 
@@ -124,7 +126,8 @@ def precision_check(
                            np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64))
     quantiles = predictor.meta.quantiles
     floor = predictor.meta.floor
-    full = backtest(windows, predictor.predict(windows.X, batch_size=batch_size), season=season,
+    offset = window_offsets(windows.loc, windows.scale)
+    full = backtest(windows, predictor.predict(windows.X, batch_size=batch_size, offset=offset), season=season,
                     quantiles=quantiles, floor=floor).overall[MODEL]
     tags = {f"{TAG_PREFIX}.tolerance": f"{tolerance:g}", f"{TAG_PREFIX}.windows": str(len(windows)),
             f"{TAG_PREFIX}.fp32.mase": f"{full['mase']:.6g}",
@@ -134,7 +137,7 @@ def precision_check(
             tags[f"{TAG_PREFIX}.{precision}.ok"] = "false"
             tags[f"{TAG_PREFIX}.{precision}.reason"] = "fp16 LSTM inference needs a CUDA device"
             continue
-        pred = predict_fn(predictor, precision, batch_size)(windows.X)
+        pred = predict_fn(predictor, precision, batch_size)(windows.X, offset)
         red = backtest(windows, pred, season=season, quantiles=quantiles, floor=floor).overall[MODEL]
         mase_d, pin_d = _rel_diff(red["mase"], full["mase"]), _rel_diff(red["pinball"], full["pinball"])
         ok = mase_d < tolerance and pin_d < tolerance
@@ -183,6 +186,10 @@ def _windows_per_s(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, r
     return len(X) / best
 
 
+# The windows' offset (loc / scale) in the speed calibration: every value positive, as sales are.
+CALIBRATION_OFFSET = 10.0
+
+
 def calibrate(predictor: Predictor, precision: str, *, n_windows: int, batch_size: int,
               threads: int, repeats: int = 3, seed: int = 0, fp32_batch_size: int | None = None) -> float:
     """Speed of `precision` relative to fp32 on this machine (>1: faster), on random windows.
@@ -192,11 +199,14 @@ def calibrate(predictor: Predictor, precision: str, *, n_windows: int, batch_siz
     """
     m = predictor.meta
     X = np.random.default_rng(seed).standard_normal((n_windows, m.lookback, m.n_features)).astype(np.float32)
+    offset = np.full(n_windows, CALIBRATION_OFFSET)  # positive windows: a multiplicative blend's path
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        fp32 = _windows_per_s(predict_fn(predictor, FP32, fp32_batch_size or batch_size), X, repeats)
-        reduced = _windows_per_s(predict_fn(predictor, precision, batch_size), X, repeats)
+        fp32_fn = predict_fn(predictor, FP32, fp32_batch_size or batch_size)
+        reduced_fn = predict_fn(predictor, precision, batch_size)
+        fp32 = _windows_per_s(lambda x: fp32_fn(x, offset[:len(x)]), X, repeats)
+        reduced = _windows_per_s(lambda x: reduced_fn(x, offset[:len(x)]), X, repeats)
     finally:
         torch.set_num_threads(prev)
     log.info("calibration on %d windows, %d thread(s): fp32 %.0f windows/s, %s %.0f windows/s (%.2fx)",

@@ -23,7 +23,7 @@ from conf.errors import PromotionRefusedError
 from models import registry
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest, backtest
-from models.lakecast_forecaster.predictor import Predictor
+from models.lakecast_forecaster.predictor import Predictor, window_offsets
 from models.registry import CHAMPION, ModelRef
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,11 @@ def compare(challenger: Predictor, champion: Predictor, windows: WindowArrays, *
         raise registry.RegistryError("no usable backtest windows to compare the models on; "
                                      "check promote.backtest_periods against the data")
     quantiles = challenger.meta.quantiles
-    a = backtest(windows, challenger.predict(windows.X), season=season, quantiles=quantiles,
+    offset = window_offsets(windows.loc, windows.scale)
+    a = backtest(windows, challenger.predict(windows.X, offset=offset), season=season, quantiles=quantiles,
                  floor=challenger.meta.floor)
-    b = backtest(windows, champion.predict(windows.X), season=season, quantiles=quantiles, floor=champion.meta.floor)
+    b = backtest(windows, champion.predict(windows.X, offset=offset), season=season, quantiles=quantiles,
+                 floor=champion.meta.floor)
     origins = windows.forecast_origin
     first = np.datetime_as_string(origins.min(), unit="m") if origins is not None else "?"
     last = np.datetime_as_string(origins.max(), unit="m") if origins is not None else "?"

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types.schema import Schema, TensorSpec
+from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from models.lakecast_forecaster.lstm import LSTMForecaster
 from models.lakecast_forecaster.predictor import ModelMeta, save_predictor
-from models.lakecast_forecaster.pyfunc import ARTIFACT_KEY
+from models.lakecast_forecaster.pyfunc import ARTIFACT_KEY, OFFSET_PARAM
 
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 FORECASTER_DIR = Path(__file__).with_name("lakecast_forecaster")
@@ -32,15 +32,20 @@ CODE_PACKAGE = FORECASTER_DIR.name  # its top-level name inside the model
 
 
 def signature_for(meta: ModelMeta) -> ModelSignature:
+    """Windows in, quantiles out; the optional `offset` param (one per window, scale_loc / scale_scale)
+    is what a multiplicative blend needs to forecast as lakecast scores."""
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.lookback, meta.n_features))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, meta.horizon, 3))]),
+        params=ParamSchema([ParamSpec(OFFSET_PARAM, "double", [], (-1,))]),
     )
 
 
 def log_pyfunc(module: LSTMForecaster, meta: ModelMeta, input_example: np.ndarray,
-               name: str = "model") -> ModelInfo:
-    """Log the model into the active MLflow run; returns its ModelInfo (uri for registration)."""
+               name: str = "model", offset: np.ndarray | None = None) -> ModelInfo:
+    """Log the model into the active MLflow run; returns its ModelInfo (uri for registration).
+    `offset`: the example windows' scale_loc / scale_scale, logged with them as the param."""
+    example = np.ascontiguousarray(input_example, dtype=np.float32)
     reqs = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
             f"mlflow=={mlflow.__version__}"]
     saved_path, had_package = list(sys.path), CODE_PACKAGE in sys.modules
@@ -53,7 +58,7 @@ def log_pyfunc(module: LSTMForecaster, meta: ModelMeta, input_example: np.ndarra
                 code_paths=[str(FORECASTER_DIR)],
                 artifacts={ARTIFACT_KEY: str(pdir)},
                 signature=signature_for(meta),
-                input_example=np.ascontiguousarray(input_example, dtype=np.float32),
+                input_example=example if offset is None else (example, {OFFSET_PARAM: [float(c) for c in offset]}),
                 pip_requirements=reqs,
                 metadata={"lakecast": {k: v for k, v in meta.to_dict().items() if k != "network"}},
             )

@@ -80,7 +80,7 @@ class ModelLoader:
         log.info("model %s loaded on this worker (%d bytes shipped)", self.key, len(blob))
         return predictor
 
-    def __call__(self) -> Callable[[np.ndarray], np.ndarray]:
+    def __call__(self) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
         import warnings
 
         import torch

@@ -203,7 +203,7 @@ def test_calibrate_fits_on_a_deterministic_sample_of_the_validation_windows() ->
     assert report.n_windows == 300 and meta.calibration == again.calibration
     assert abs(report.after[0] - 0.80) <= 0.03 and abs(report.after[0] - 0.8) < abs(report.before[0] - 0.8)
     assert set(report.params()) >= {"calibration.low_factors", "calibration.high_factors"}
-    streamed_X, _ = sample_windows(lambda: iter([val.take(np.arange(200)), val.take(np.arange(200, 400))]),
+    streamed_X, _, _ = sample_windows(lambda: iter([val.take(np.arange(200)), val.take(np.arange(200, 400))]),
                                    250, seed=0)
     assert len(streamed_X) == 250
 
@@ -238,10 +238,12 @@ def test_a_validation_period_unlike_training_is_warned_about(caplog: pytest.LogC
     assert "would widen the interval band up to" in caplog.text and "train.val_periods" in caplog.text
     few = WindowArrays(X[:40], np.concatenate((y[:10] + 50.0, y[10:40])), calm.loc[:40], calm.scale[:40])
     alone, _ = calibrate(module, META, few)   # a quarter of 40 windows shifted: validation alone says 'far wider'
-    weighed, _ = calibrate(module, META, few, history=(X, y))  # the training history: the band is about right
+    # the training history: the band is about right
+    weighed, _ = calibrate(module, META, few, history=(X, y, np.zeros(len(X))))
     assert alone.calibration is not None and weighed.calibration is not None
     assert max(alone.calibration.high) > 4.0 and max(weighed.calibration.high) < 2.5
-    many = (np.repeat(X, 15, axis=0), np.repeat(y, 15, axis=0))  # 6,000: a seeded subset of 5,000 is predicted
+    # 6,000: a seeded subset of 5,000 is predicted
+    many = (np.repeat(X, 15, axis=0), np.repeat(y, 15, axis=0), np.zeros(15 * len(X)))
     again, _ = calibrate(module, META, few, history=many)
     assert again.calibration is not None and max(again.calibration.high) < 2.5
 

@@ -98,7 +98,8 @@ def _batch(inputs: list[list[float] | None], skip: list[str | None], loc: float 
 def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
     seen: list[np.ndarray] = []
 
-    def crossing(X: np.ndarray) -> np.ndarray:  # quantiles deliberately crossed: high < median < low
+    # quantiles deliberately crossed: high < median < low
+    def crossing(X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         seen.append(X)
         base = X[:, -1, 0][:, None, None]
         return np.broadcast_to(base + np.array([1.0, 0.0, -1.0]), (len(X), 2, 3)).astype(np.float32)
@@ -119,7 +120,8 @@ def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
 def test_a_models_floor_raises_every_quantile_to_it_and_keeps_their_order() -> None:
     """A falling series whose forecast crosses zero: with the model's floor 0 no quantile is
     below it (the ones above are untouched); without a floor the same forecast is kept as is."""
-    def falling(X: np.ndarray) -> np.ndarray:  # scaled: p10 -7, p50 -5.5, p90 -4 -> -4, -1, 2 in units
+    # scaled: p10 -7, p50 -5.5, p90 -4 -> -4, -1, 2 in units
+    def falling(X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.array([-7.0, -5.5, -4.0]), (len(X), 2, 3)).astype(np.float32)
 
     batch = _batch([[0.0] * 6, [0.0] * 6], [None, None])
@@ -149,7 +151,7 @@ def test_a_models_floor_reaches_the_written_forecasts(spark: Any, db: tuple[Lake
 
 
 def test_non_finite_forecasts_become_skipped_rows() -> None:
-    def nan_for_first(X: np.ndarray) -> np.ndarray:
+    def nan_for_first(X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         out = np.zeros((len(X), 2, 3), np.float32)
         out[0, 1, 2] = np.nan
         return out
@@ -162,7 +164,7 @@ def test_non_finite_forecasts_become_skipped_rows() -> None:
 
 def test_window_of_wrong_length_names_the_series() -> None:
     with pytest.raises(ScoringError, match=r"series 's1' has 4 input values.*lookback 3 x 2 features = 6"):
-        list(forecast_batch(_batch([[0.0] * 6, [0.0] * 4], [None, None]), lambda X: X, _plan()))
+        list(forecast_batch(_batch([[0.0] * 6, [0.0] * 4], [None, None]), lambda X, offset: X, _plan()))
 
 
 def test_series_runs_join_a_series_across_batches() -> None:

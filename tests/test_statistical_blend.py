@@ -451,7 +451,7 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
     xh = seasonal_windows(500, 24, 12, seed=13)
     snaive_h = member_forecasts(xh, 12, h)
     yh = snaive_h["seasonal_naive"] + rng.normal(0, 0.05, (500, h))  # the training years: seasonal naive rules
-    both = fit_blend(pred, x, y, 12, history=(xh, yh, None))
+    both = fit_blend(pred, x, y, 12, history=(xh, yh, None, None))
     assert both.blend.network == alone.blend.network  # the network's share is still validation's alone
     rest = 1.0 - np.array(alone.blend.network)
     # 560 windows with an actual at every step: a split per step
@@ -607,9 +607,9 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 8
+    d["format_version"] = 9
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 8 is not supported.*reads 1, 2, 3, 4, 5, 6, 7"):
+    with pytest.raises(ModelLoadError, match=r"format_version 9 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8"):
         load_predictor(path)
 
 

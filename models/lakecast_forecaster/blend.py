@@ -71,6 +71,9 @@ class StatisticalBlend:
     local: float = 0.0
     # The exponent on inverse squared error of that own split (the fitted shares are stored as numbers).
     power: float = 1.0
+    # Whether Theta and the damped trend take a multiplicative season out of positive windows
+    # (`statistical._deseasonalised`); scoring then passes each window's offset (loc / scale).
+    multiplicative: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.members) - set(MEMBERS)
@@ -98,28 +101,40 @@ class StatisticalBlend:
         return any(w < 1.0 for w in self.network)
 
     @property
+    def needs_offset(self) -> bool:
+        """Whether `apply` forecasts differently given the windows' offsets (loc / scale)."""
+        return self.active and self.multiplicative
+
+    @property
     def splits_locally(self) -> bool:
         """Whether windows split the members' share by their own backtests (which older lakecast cannot)."""
         return self.active and self.local > 0.0 and len(self.members) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"season": self.season, "network": list(self.network),
-                "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
-                "power": self.power}
+        d: dict[str, Any] = {"season": self.season, "network": list(self.network),
+                             "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
+                             "power": self.power}
+        if self.multiplicative:  # written only then: older readers refuse the format, see predictor.py
+            d["multiplicative"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
                    members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()},
-                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)))
+                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)),
+                   multiplicative=bool(d.get("multiplicative", False)))
 
-    def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None) -> np.ndarray:
+    def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None,
+              offset: np.ndarray | None = None) -> np.ndarray:
         """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)
-        (the members skip each window's `pad` leading steps, see `padding.py`)."""
+        (the members skip each window's `pad` leading steps, see `padding.py`; `offset`: each
+        window's loc / scale, which a multiplicative blend needs, see `needs_offset`)."""
         if not self.active or not len(q):
             return q
         names = tuple(self.members)
-        forecasts = member_forecasts(values, self.season, self.horizon, names, pad)
+        offset = offset if self.multiplicative else None
+        forecasts = member_forecasts(values, self.season, self.horizon, names, pad, offset)
         mid = q[..., 1].astype(np.float64)
         network = np.asarray(self.network)
         blended = network * mid
@@ -127,7 +142,8 @@ class StatisticalBlend:
         if self.splits_locally:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
-            own = local_member_shares(values, self.season, self.horizon, names, pad, self.power)  # (N, members)
+            own = local_member_shares(values, self.season, self.horizon, names, pad, self.power,
+                                      offset)                                             # (N, members)
             lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
             own = np.nan_to_num(own)[:, :, None]
             shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
@@ -150,7 +166,8 @@ def _refit_floor(length: int, season: int, members: tuple[str, ...] = MEMBERS) -
 
 
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
-                        pad: np.ndarray | None = None, power: float = 1.0) -> np.ndarray:
+                        pad: np.ndarray | None = None, power: float = 1.0,
+                        offset: np.ndarray | None = None) -> np.ndarray:
     """(N, members) split of each window's member share by the members' own backtests in that window.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
@@ -170,6 +187,7 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
     for p in np.unique(pads):
         rows = pads == p
         w = x[rows, int(p):]
+        c = None if offset is None else np.asarray(offset)[rows]
         length = w.shape[1]
         floor = _refit_floor(length, season, members)
         spare = length - floor
@@ -183,7 +201,7 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
             end = length - o * step
             if end - back < floor:
                 break
-            f = member_forecasts(w[:, :end - back], season, back, members)
+            f = member_forecasts(w[:, :end - back], season, back, members, offset=c)
             actual = w[:, end - back:end]
             err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
             done += 1
@@ -204,28 +222,29 @@ class BlendFit:
 
 def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
               members: tuple[str, ...] = MEMBERS, pad: np.ndarray | None = None,
-              history: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
-              local: float = 0.0, power: float = 1.0) -> BlendFit:
+              history: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None] | None = None,
+              local: float = 0.0, power: float = 1.0, offset: np.ndarray | None = None) -> BlendFit:
     """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
     (N, lookback; `pad` leading steps of padding each) against actuals `y` (N, horizon), all in
     the same (scaled) units.
 
     The network's share is its inverse squared error among all on the validation windows. How
-    the rest is split between the members also counts `history`: (values, actuals, pad) of
-    earlier windows (a sample of the training windows), which the network has seen but the
+    the rest is split between the members also counts `history`: (values, actuals, pad, offsets)
+    of earlier windows (a sample of the training windows), which the network has seen but the
     members, fitted on each window alone, have not. Validation is one period, on monthly data one
     window per series: a level shift there makes every member look alike (on the weekly ansett
     set the split went to 0.51 / 0.49 Theta / seasonal naive, where the training years say 0.63 /
     0.37, which forecast the holdout 15 % better). `local`: how much of that split each window
     then takes from its own backtest at prediction (`local_member_shares`). `power`: the exponent
-    on inverse squared error of every share (network, members, own split).
+    on inverse squared error of every share (network, members, own split). `offset`: each window's
+    loc / scale; given, the blend is multiplicative (`StatisticalBlend.multiplicative`).
     """
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
         raise ValueError(f"a blend needs predictions (N, horizon, 3), windows (N, lookback) and actuals "
                          f"(N, horizon) of the same N, got {pred.shape}, {values.shape} and {y.shape}")
     forecasts = {"network": pred[..., 1].astype(np.float64),
-                 **member_forecasts(values, season, horizon, members, pad)}
+                 **member_forecasts(values, season, horizon, members, pad, offset)}
     yy = y.astype(np.float64)
     ok = _finite(yy, forecasts)
     if not ok.any():
@@ -233,8 +252,9 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     per_step = int(ok.sum(axis=0).min()) >= MIN_WINDOWS_PER_STEP
     weights = _inverse_shares(_sse(forecasts, yy, ok, per_step), power)      # (members + 1, horizon)
     if history is not None and len(history[0]) and len(members) > 1:
-        h_values, h_y, h_pad = history
-        h_forecasts = member_forecasts(h_values, season, horizon, members, h_pad)
+        h_values, h_y, h_pad, h_offset = history
+        h_forecasts = member_forecasts(h_values, season, horizon, members, h_pad,
+                                       h_offset if offset is not None else None)
         h_yy = h_y.astype(np.float64)
         h_ok = _finite(h_yy, h_forecasts)
         if h_ok.any():
@@ -244,8 +264,9 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
             weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse, power)
     names = list(forecasts)
     shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(names)}
-    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power)
-    blended = blend.apply(pred.astype(np.float64), values, pad)[..., 1]  # as scoring will blend them
+    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power,
+                             multiplicative=offset is not None)
+    blended = blend.apply(pred.astype(np.float64), values, pad, offset)[..., 1]  # as scoring will blend them
 
     def mae(f: np.ndarray) -> float:
         return float(np.abs(yy - f)[ok].mean())

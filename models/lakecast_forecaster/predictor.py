@@ -41,12 +41,16 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 5: the blend has the airline member (`statistical.airline_forecast`), which format 4 readers do not know.
 # 6: forecasts have a floor (`ModelMeta.floor`), which format 5 readers would not apply.
 # 7: the blend has the damped-trend member (`statistical.damped_forecast`), which format 6 readers do not know.
-FORMAT_VERSION = 7
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7)
+# 8: the blend takes a multiplicative season out of positive windows (`StatisticalBlend.multiplicative`),
+#    which format 7 readers would score as additive.
+FORMAT_VERSION = 8
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if blend is not None and blend.multiplicative:
+        return 8
     if blend is not None and "damped" in blend.members:
         return 7
     if floor is not None:
@@ -135,10 +139,18 @@ class Predictor:
         self.meta = meta
         self._calibration = meta.calibration.arrays() if meta.calibration is not None else None
         self._blend = meta.blend if meta.blend is not None and meta.blend.active else None
+        self._warned = False
 
-    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    @property
+    def needs_offset(self) -> bool:
+        """Whether `predict` needs each window's offset (scale_loc / scale_scale) to forecast as scoring does."""
+        return self._blend is not None and self._blend.needs_offset
+
+    def predict(self, X: np.ndarray, batch_size: int = 4096, offset: np.ndarray | None = None) -> np.ndarray:
         """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3), blended
-        with the statistical members and calibrated."""
+        with the statistical members and calibrated. `offset` (N,): each window's scale_loc /
+        scale_scale (`window_offsets`); a model whose blend takes a multiplicative season out
+        (`needs_offset`) forecasts without it as if the season were additive, and warns."""
         m = self.meta
         if X.ndim != 3 or X.shape[1:] != (m.lookback, m.n_features):
             raise ModelMismatchError(f"model expects windows of shape (N, {m.lookback}, {m.n_features}), "
@@ -152,10 +164,23 @@ class Predictor:
                 x = torch.from_numpy(x_all[start:start + batch_size]).to(self.device)
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()
         if self._blend is not None:
-            self._blend.apply(out, x_all[:, :, 0], leading_padding(x_all))  # feature 0: the scaled value
+            if offset is None and self._blend.needs_offset and not self._warned:
+                log.warning("this model's statistical blend takes a multiplicative season out of positive "
+                            "windows, which needs each window's scale_loc / scale_scale; without them it "
+                            "forecasts with an additive season (pass offset=scale_loc / scale_scale)")
+                self._warned = True
+            if offset is not None and len(offset) != len(X):
+                raise ModelMismatchError(f"{len(offset)} offsets for {len(X)} windows")
+            self._blend.apply(out, x_all[:, :, 0], leading_padding(x_all), offset)  # feature 0: the scaled value
         if self._calibration is not None:
             apply_calibration(out, *self._calibration, out=out)  # one elementwise pass, in place
         return out
+
+
+def window_offsets(loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(N,) each window's offset, ``scale_loc / scale_scale``: its original values over its scale are
+    ``scaled + offset``, all a multiplicative season needs (`Predictor.predict`)."""
+    return np.asarray(loc, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
 
 
 def save_predictor(module: LSTMForecaster, meta: ModelMeta, directory: str | Path) -> Path:

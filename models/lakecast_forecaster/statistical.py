@@ -36,6 +36,9 @@ window's forecast depends on that window only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 ALPHAS = np.linspace(0.05, 1.0, 16)  # the SES smoothing weights tried on every window
@@ -85,6 +88,24 @@ def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
     limit = SEASONALITY_Z * np.sqrt((1.0 + 2.0 * (acf[:, :-1] ** 2).sum(axis=1)) / length)
     seasonal = (np.abs(acf[:, -1]) > limit) | _repeats_after_detrending(detrended, season)
     return np.where(seasonal[:, None], profile, 0.0)
+
+
+def _multiplicative_profile(u: np.ndarray, season: int, seasonal: np.ndarray) -> np.ndarray:
+    """(N, season) multiplicative seasonal indices of positive windows `u` by phase relative to the
+    window's end (mean 1): the ratio of each value to the centred moving average, averaged per
+    phase; 1 on the rows not `seasonal`."""
+    n, length = u.shape
+    csum = np.concatenate((np.zeros((n, 1)), np.cumsum(u, axis=1)), axis=1)
+    ma = (csum[:, season:] - csum[:, :-season]) / season
+    trend = 0.5 * (ma[:, :-1] + ma[:, 1:]) if season % 2 == 0 else ma
+    start = season // 2
+    ratio = u[:, start:start + trend.shape[1]] / trend
+    phase = (np.arange(start, start + trend.shape[1]) - length) % season
+    cells = (np.arange(n)[:, None] * season + phase[None, :]).ravel()
+    sums = np.bincount(cells, weights=ratio.ravel(), minlength=n * season).reshape(n, season)
+    profile = sums / np.bincount(phase, minlength=season)
+    profile /= profile.mean(axis=1, keepdims=True)
+    return np.where(seasonal[:, None], profile, 1.0)
 
 
 def _repeats_after_detrending(detrended: np.ndarray, season: int) -> np.ndarray:
@@ -141,33 +162,72 @@ def _ses(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return level[rows, best].astype(np.float64), ALPHAS[best]
 
 
-def _deseasonalised(x: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
-    """(adjusted windows, seasonal profile): the windows less their additive season (`_seasonal_profile`),
-    as Theta and the damped trend both fit them; `_season_ahead` puts the season back on a forecast."""
+@dataclass(frozen=True)
+class _Season:
+    """A window's season as Theta and the damped trend take it out and put it back: additive indices
+    (0 where none), and for the windows with a multiplicative season, their indices (1 elsewhere)
+    and `offset` (the window's original values over its scale are ``x + offset``)."""
+
+    additive: np.ndarray        # (N, season or 1)
+    factors: np.ndarray         # (N, season or 1)
+    offset: np.ndarray          # (N,) 0 where the season is additive
+
+    def ahead(self, forecast: np.ndarray) -> np.ndarray:
+        """`forecast` (N, horizon) of the adjusted window with the season put back."""
+        h = np.arange(forecast.shape[1])
+        c = self.offset[:, None]
+        return ((forecast + c) * self.factors[:, h % self.factors.shape[1]] - c
+                + self.additive[:, h % self.additive.shape[1]])
+
+
+def multiplicative_rows(x: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """(N,) the windows whose season may be multiplicative: an `offset` is known and every original
+    value is positive (``x + offset > 0``)."""
+    if offset is None:
+        return np.zeros(len(x), dtype=bool)
+    c = np.asarray(offset, dtype=np.float64)
+    return np.isfinite(c) & ((x + c[:, None]) > 0).all(axis=1)
+
+
+def _deseasonalised(x: np.ndarray, season: int, offset: np.ndarray | None = None) -> tuple[np.ndarray, _Season]:
+    """(adjusted windows, season): the windows less their season, as Theta and the damped trend both
+    fit them; `_Season.ahead` puts it back on a forecast. Where the window shows a season
+    (`_seasonal_profile`), its `offset` is given and its original values are all positive, the
+    season is multiplicative (classical decomposition by ratios to the moving average, as
+    statsforecast's Theta does by default): a season that grows with the level, as sales and
+    travel do, is not cut to its average amplitude and put back at the window's mean size."""
     profile = _seasonal_profile(x, season)
     length = x.shape[1]
-    return x - profile[:, (np.arange(length) - length) % profile.shape[1]], profile
+    n = len(x)
+    mult = multiplicative_rows(x, offset) & (np.abs(profile).sum(axis=1) > 0)
+    if not mult.any():
+        season_ = _Season(profile, np.ones((n, 1)), np.zeros(n))
+        return x - profile[:, (np.arange(length) - length) % profile.shape[1]], season_
+    assert offset is not None
+    c = np.where(mult, np.asarray(offset, dtype=np.float64), 0.0)
+    factors = np.ones((n, season))
+    factors[mult] = _multiplicative_profile(x[mult] + c[mult, None], season, np.ones(int(mult.sum()), dtype=bool))
+    additive = np.where(mult[:, None], 0.0, profile)
+    phase = (np.arange(length) - length) % season
+    adjusted = (x + c[:, None]) / factors[:, phase] - c[:, None] - additive[:, phase]
+    return adjusted, _Season(additive, factors, c)
 
 
-def _season_ahead(profile: np.ndarray, horizon: int) -> np.ndarray:
-    """(N, horizon) seasonal indices of the steps after the window's end."""
-    return profile[:, np.arange(horizon) % profile.shape[1]]
-
-
-def theta_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
-    """Theta point forecasts (N, horizon) of windows `values` (N, lookback), in their units."""
+def theta_forecast(values: np.ndarray, season: int, horizon: int, offset: np.ndarray | None = None) -> np.ndarray:
+    """Theta point forecasts (N, horizon) of windows `values` (N, lookback), in their units
+    (`offset`: see `_deseasonalised`)."""
     x = np.asarray(values, dtype=np.float64)
     length = x.shape[1]
     if length < 2:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    adjusted, profile = _deseasonalised(x, season)
+    adjusted, seasonal = _deseasonalised(x, season, offset)
     level, alpha = _ses(adjusted)
     t = np.arange(length) - (length - 1) / 2.0
     slope = (adjusted @ t) / float(t @ t)
     h = np.arange(1, horizon + 1)[None, :]
     a = alpha[:, None]
     drift = 0.5 * slope[:, None] * ((h - 1) + 1.0 / a - (1.0 - a) ** length / a)
-    return level[:, None] + drift + _season_ahead(profile, horizon)
+    return seasonal.ahead(level[:, None] + drift)
 
 
 def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
@@ -264,10 +324,10 @@ def _damped_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             phi.astype(np.float32)[None, :])
 
 
-def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+def damped_forecast(values: np.ndarray, season: int, horizon: int, offset: np.ndarray | None = None) -> np.ndarray:
     """Holt's linear trend, damped (Gardner & McKenzie 1985), on the seasonally adjusted window, (N, horizon).
 
-    The window is adjusted as Theta adjusts it (`_seasonal_profile`: none where it shows no season);
+    The window is adjusted as Theta adjusts it (`_deseasonalised`: none where it shows no season);
     level ``l`` and trend ``b`` start at the first value and the mean growth over the first season
     (first step where the season is 1), then ``f = l + phi·b``, ``l = f + alpha·e``,
     ``b = phi·b + beta·e`` for every (alpha, beta, phi) of the grid at once; the fit with the least
@@ -281,7 +341,7 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray
     n, length = x.shape
     if length < 3:
         return np.repeat(x[:, -1:], horizon, axis=1)
-    adjusted64, profile = _deseasonalised(x, season)
+    adjusted64, seasonal = _deseasonalised(x, season, offset)
     adjusted = adjusted64.astype(np.float32)
     alpha, beta, phi = _damped_grid()
     fits = alpha.shape[1]
@@ -311,7 +371,7 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray
         trend_out[lo:lo + rows] = trend[r, best]
         phi_out[lo:lo + rows] = phi[0, best]
     damp = np.cumsum(phi_out[:, None] ** np.arange(1, horizon + 1)[None, :], axis=1)
-    return level_out[:, None] + damp * trend_out[:, None] + _season_ahead(profile, horizon)
+    return seasonal.ahead(level_out[:, None] + damp * trend_out[:, None])
 
 
 def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
@@ -321,20 +381,26 @@ def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
 
 # the statistical forecasts a model may blend with its network
 MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped")
-_FORECASTERS = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
+# the members that take the season out and put it back (`_deseasonalised`), so take an offset
+_SEASON_TAKERS = ("theta", "damped")
+_FORECASTERS: dict[str, Any] = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
                 "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast,
                 "damped": damped_forecast}
 
 
 def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,
-                     pad: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     pad: np.ndarray | None = None, offset: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Point forecasts (N, horizon) of `values` (N, lookback) by each named member; a window
-    with `pad` leading steps of padding (a short series) is forecast from the steps after them."""
+    with `pad` leading steps of padding (a short series) is forecast from the steps after them.
+    `offset` (N,): each window's ``scale_loc / scale_scale``, with which Theta and the damped trend
+    take a multiplicative season out of positive series (`_deseasonalised`); None: additive only."""
     if pad is None or not np.any(pad):
-        return {name: _FORECASTERS[name](values, season, horizon) for name in members}
+        return {name: (_FORECASTERS[name](values, season, horizon, offset) if name in _SEASON_TAKERS
+                       else _FORECASTERS[name](values, season, horizon)) for name in members}
     out = {name: np.empty((len(values), horizon)) for name in members}
     for p in np.unique(pad):  # windows of one length at a time: the members are vectorised per length
         rows = pad == p
-        for name, f in member_forecasts(values[rows, int(p):], season, horizon, members).items():
+        part = None if offset is None else np.asarray(offset)[rows]
+        for name, f in member_forecasts(values[rows, int(p):], season, horizon, members, offset=part).items():
             out[name][rows] = f
     return out

@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
-from conf.auto_steps import blend_local, blend_power, blend_skips, forecast_floor, refit_wanted, steps
+from conf.auto_steps import (
+    blend_local,
+    blend_multiplicative,
+    blend_power,
+    blend_skips,
+    forecast_floor,
+    refit_wanted,
+    steps,
+)
 from conf.errors import LakecastError
 from conf.freq import parse_freq
 from conf.secrets import redact, redact_text
 from models.arrays import WindowArrays, parquet_source, to_arrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
 from models.intervals import CalibrationReport, calibrate
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor, window_offsets
 from models.registry import ModelRef
 from models.statistical_blend import BlendReport
 from models.train import RefitResult, TrainResult, WindowSource
@@ -98,7 +106,7 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
 
 
 def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta: ModelMeta,
-                test: WindowArrays | None, test_pred: Any, example: Any, obs_version: int,
+                test: WindowArrays | None, test_pred: Any, example: Any, example_offset: Any, obs_version: int,
                 cutoffs: SplitCutoffs, rec: RunRecord,
                 names: list[str], as_of: str | None, auto: AutoSettings,
                 calibration: CalibrationReport | None = None,
@@ -158,7 +166,8 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
                              "n_windows": bt.n_windows, "season": bt.season}, "backtest.json")
             fig = forecast_figure(test, test_pred, cfg.train.plot_series, floor=meta.floor)
             mlflow.log_figure(fig, "forecasts_vs_actuals.png")
-        info = log_pyfunc(final.model if final is not None else result.model, meta, example)
+        info = log_pyfunc(final.model if final is not None else result.model, meta, example,
+                          offset=example_offset if meta.blend is not None and meta.blend.multiplicative else None)
         return run.info.run_id, info.model_uri
 
 
@@ -241,7 +250,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
-                                                power=blend_power(cfg), skip=blend_skips(cfg))
+                                                power=blend_power(cfg), skip=blend_skips(cfg),
+                                                multiplicative=blend_multiplicative(cfg))
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, bounded by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
@@ -249,7 +259,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         predictor = Predictor(shipped, meta, device=result.device)
         season = parse_freq(cfg.data.freq).season_length()
         if test is not None:
-            test_pred = predictor.predict(test.X)
+            test_pred = predictor.predict(test.X, offset=window_offsets(test.loc, test.scale))
             bt = backtest(test, test_pred, season=season, quantiles=cfg.model.quantiles, floor=meta.floor)
         else:
             log.warning("no test split (train.test_periods=0): the version is registered without test metrics")
@@ -260,8 +270,9 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         checked = test if test is not None else val
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
-                                        example=checked.X[:2], obs_version=obs_version, cutoffs=cutoffs,
-                                        rec=rec, names=names,
+                                        example=checked.X[:2],
+                                        example_offset=window_offsets(checked.loc[:2], checked.scale[:2]),
+                                        obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
                                         as_of=as_of, auto=auto, calibration=calibration, blend=blend,
                                         final=final)
         tested = {"lakecast.test_mase": f"{bt.mase(MODEL):.6g}",

@@ -19,8 +19,9 @@ from conf.freq import parse_freq
 from conf.window_contract import INPUTS, LOC, ORIGIN, SCALE, SERIES, SKIP, in_sample_mae, padded_steps
 from pipelines.scoring.plan import ScoringError, ScoringPlan
 
-# X (N, lookback, features) float32, scaled -> (N, horizon, 3) quantiles p10/p50/p90, scaled.
-PredictFn = Callable[[np.ndarray], np.ndarray]
+# (X (N, lookback, features) float32 scaled, offset (N,) = scale_loc / scale_scale) -> (N, horizon, 3)
+# quantiles p10/p50/p90, scaled. The offset is what a blend with a multiplicative season needs.
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 SCORED_SCHEMA = (
     "series_id STRING, forecast_origin TIMESTAMP, target_ts TIMESTAMP, horizon_step INT, "
@@ -118,11 +119,11 @@ def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan)
     if n == 0:
         return
     X = window_matrix(batch, plan)
-    q = predict(X)                                                     # (n, h, 3) scaled
-    if q.shape != (n, h, 3):
-        raise ScoringError(f"model {plan.model_key} returned shape {q.shape}, expected {(n, h, 3)}")
     loc = batch.column(LOC).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     scale = batch.column(SCALE).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    q = predict(X, loc / scale)                                        # (n, h, 3) scaled
+    if q.shape != (n, h, 3):
+        raise ScoringError(f"model {plan.model_key} returned shape {q.shape}, expected {(n, h, 3)}")
     out = q.astype(np.float64) * scale[:, None, None] + loc[:, None, None]
     if plan.floor is not None:  # NaN stays NaN: the non-finite check below still sees it
         np.maximum(out, plan.floor, out=out)
