@@ -190,7 +190,8 @@ class ModelConfig(_Section):
     calibrate_intervals: bool = True
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
     # naive with and without drift, the airline model and, for monthly to yearly steps, the damped
-    # trend), the shares per horizon step fitted on the validation windows (before the calibration).
+    # trend, and Theta and the damped trend with a multiplicative season), the shares per horizon step
+    # fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its
     # own lookback (0: the split fitted across all series alone; 1: each window's own alone). auto:
@@ -200,9 +201,9 @@ class ModelConfig(_Section):
     # leans harder on the member that backtests best). auto: 2 for monthly and quarterly steps, 1
     # otherwise (conf/auto_steps.py: blend_power).
     statistical_blend_power: float | Literal["auto"] = "auto"
-    # Theta and the damped trend take a multiplicative season (one that grows with the level) out of
-    # windows whose values are all positive, an additive one elsewhere. auto: for monthly, quarterly
-    # and yearly steps (conf/auto_steps.py: blend_multiplicative).
+    # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
+    # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:
+    # for monthly, quarterly and yearly steps (conf/auto_steps.py: blend_multiplicative).
     statistical_season_multiplicative: bool | Literal["auto"] = "auto"
     # Forecasts (all three quantiles) floored at zero. auto: when no value `train` read was
     # negative (counts, sales, demand), decided once per model and kept in it; false for data that

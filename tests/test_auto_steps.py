@@ -314,8 +314,11 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
-    assert "damped" in blend.members and "val_mae_damped" in registry.client(cfg).get_run(
-        out.mlflow_run_id).data.metrics   # monthly steps blend the damped trend too
+    metrics = registry.client(cfg).get_run(out.mlflow_run_id).data.metrics
+    assert "damped" in blend.members and "val_mae_damped" in metrics   # monthly steps blend the damped trend too
+    # and Theta and the damped trend with a multiplicative season, which needs the windows' offsets
+    assert {"theta_multiplicative", "damped_multiplicative"} <= set(blend.members) and shipped_predictor.needs_offset
+    assert "val_mae_theta_multiplicative" in metrics
     assert shipped_predictor.meta.floor == out.floor == 0.0 and details["forecast_floor"] == 0.0
     assert params["forecast_floor"] == "0.0"
     assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")

@@ -22,6 +22,7 @@ import torch
 
 from conf import LakecastConfig
 from models import registry
+from models.lakecast_forecaster.blend import StatisticalBlend
 from models.lakecast_forecaster.calibration import IntervalCalibration
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
@@ -29,10 +30,15 @@ from tests.conftest import make_config
 
 torch.set_num_threads(1)
 SPEC = LSTMSpec(n_features=2, lookback=8, horizon=3, hidden_size=4, num_layers=1)
+# Calibrated and blended with a multiplicative season: both must travel too, and the blend needs
+# each window's offset (scale_loc / scale_scale), given as the `offset` predict param.
 META = ModelMeta(lookback=8, n_features=2, feature_names=("value", "missing"), horizon=3,
-                 quantiles=(0.1, 0.5, 0.9), freq="h", network=SPEC,  # calibrated: it must travel too
-                 calibration=IntervalCalibration(low=(2.0, 0.5, 1.0), high=(1.5, 3.0, 0.7), floor=(1e-3,) * 3))
+                 quantiles=(0.1, 0.5, 0.9), freq="QS", network=SPEC,
+                 calibration=IntervalCalibration(low=(2.0, 0.5, 1.0), high=(1.5, 3.0, 0.7), floor=(1e-3,) * 3),
+                 blend=StatisticalBlend(2, (0.5,) * 3, {"theta_multiplicative": (0.5,) * 3}))
 X = np.random.default_rng(1).standard_normal((7, 8, 2)).astype(np.float32)
+X[:, :, 0] += np.tile([1.5, -1.5], 4)   # a season of 2 that Theta finds
+OFFSET = np.linspace(2.0, 8.0, 7)       # every original value positive: the season is taken out by ratios
 FORECASTER_FILES = ["__init__.py", "blend.py", "calibration.py", "errors.py", "lstm.py", "padding.py", "predictor.py",
                     "pyfunc.py", "statistical.py"]
 
@@ -44,7 +50,7 @@ assert all(spec is None for spec in missing.values()), f"lakecast is importable 
 import mlflow, numpy as np
 mlflow.set_tracking_uri(sys.argv[2]); mlflow.set_registry_uri(sys.argv[2])
 model = mlflow.pyfunc.load_model(sys.argv[3])
-np.save(sys.argv[5], model.predict(np.load(sys.argv[4])))
+np.save(sys.argv[5], model.predict(np.load(sys.argv[4]), params={"offset": json.loads(sys.argv[6])}))
 import lakecast_forecaster
 print(json.dumps({"package": lakecast_forecaster.__file__, "lakecast_imported": "models" in sys.modules}))
 """
@@ -62,7 +68,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[LakecastConfig
     module = build_model(SPEC, 7).eval()
     path_before, modules_before = list(sys.path), set(sys.modules)
     with mlflow.start_run() as run:
-        info = log_pyfunc(module, META, X[:2])
+        info = log_pyfunc(module, META, X[:2], offset=OFFSET[:2])
     # logging loads the model once to check the input example; that leaves nothing behind
     assert sys.path == path_before
     assert not {m for m in set(sys.modules) - modules_before if m.split(".")[0] == "lakecast_forecaster"}
@@ -84,11 +90,12 @@ def test_model_code_travels_in_the_model(registered, tmp_path) -> None:
 
 def test_registered_model_loads_and_predicts_without_lakecast(registered, tmp_path) -> None:
     cfg, ref, in_process = registered
-    expected = in_process.predict(X)
+    expected = in_process.predict(X, offset=OFFSET)
+    assert np.abs(expected - in_process.predict(X)).max() > 1e-3   # the offsets count
     np.save(tmp_path / "x.npy", X)
     site = json.dumps(sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}))
     out = subprocess.run([sys.executable, "-S", "-I", "-c", CHILD, site, cfg.tracking_uri, ref.uri,
-                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), json.dumps(OFFSET.tolist())],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-3000:]
@@ -107,7 +114,9 @@ def test_registered_model_also_loads_in_the_lakecast_process(registered, monkeyp
     before = set(sys.modules)
     try:
         model = mlflow.pyfunc.load_model(ref.uri)
-        np.testing.assert_allclose(model.predict(X), in_process.predict(X), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(model.predict(X, params={"offset": OFFSET.tolist()}),
+                                   in_process.predict(X, offset=OFFSET), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(model.predict(X), in_process.predict(X), rtol=0, atol=1e-5)  # none: additive
     finally:
         for m in set(sys.modules) - before:
             if m.split(".")[0] == "lakecast_forecaster":

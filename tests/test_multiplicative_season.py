@@ -1,4 +1,4 @@
-"""A season that grows with the level: Theta and the damped trend take it out by ratios.
+"""A season that grows with the level: Theta and the damped trend as members that take it out by ratios.
 
 Windows reach the members scaled by their own mean and spread, so the members see only the
 scaled values; the window's offset (scale_loc / scale_scale) gives back the original values over
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from conf.auto_steps import blend_multiplicative
+from conf.auto_steps import MULTIPLICATIVE_MEMBERS as CONF_MULTIPLICATIVE
+from conf.auto_steps import blend_multiplicative, blend_skips
 from models.lakecast_forecaster.blend import StatisticalBlend, fit_blend
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
 from models.lakecast_forecaster.predictor import (
@@ -28,7 +29,13 @@ from models.lakecast_forecaster.predictor import (
     save_predictor,
     window_offsets,
 )
-from models.lakecast_forecaster.statistical import damped_forecast, member_forecasts, theta_forecast
+from models.lakecast_forecaster.statistical import (
+    MEMBERS,
+    MULTIPLICATIVE_MEMBERS,
+    damped_forecast,
+    member_forecasts,
+    theta_forecast,
+)
 from tests.conftest import make_config
 from tests.test_statistical_blend import reference_profile, reference_theta
 
@@ -134,40 +141,54 @@ def test_windows_not_all_positive_or_without_a_season_keep_the_additive_season()
     pad = np.array([0, 12] * 6)
     xp = x.copy()
     xp[1::2, :12] = 0.0
-    got = member_forecasts(xp, 12, 6, ("theta",), pad, c)["theta"]
+    got = member_forecasts(xp, 12, 6, ("theta_multiplicative",), pad, c)["theta_multiplicative"]
     np.testing.assert_array_equal(got[1::2], theta_forecast(x[1::2, 12:], 12, 6, c[1::2]))
+
+
+def test_the_multiplicative_members_are_theta_and_the_damped_trend_by_ratios() -> None:
+    """Given offsets, the additive members stay additive and the multiplicative ones take the season
+    out by ratios; without offsets both forms are the same."""
+    v = growing_season(10, 36, 12, seed=13)
+    x, loc, scale = scaled(v)
+    c = window_offsets(loc, scale)
+    given, none = member_forecasts(x, 12, 6, MEMBERS, offset=c), member_forecasts(x, 12, 6, MEMBERS)
+    for additive, f in (("theta", theta_forecast), ("damped", damped_forecast)):
+        np.testing.assert_array_equal(given[additive], f(x, 12, 6))
+        np.testing.assert_array_equal(given[f"{additive}_multiplicative"], f(x, 12, 6, c))
+        np.testing.assert_array_equal(none[f"{additive}_multiplicative"], none[additive])
+    assert CONF_MULTIPLICATIVE == MULTIPLICATIVE_MEMBERS   # conf repeats the names it cannot import
 
 
 def test_a_multiplicative_blend_is_format_8_and_needs_the_offsets(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    """Saved as format 8 (older readers would score it with an additive season), loaded back as
-    saved; scored with the offsets it forecasts as fitted; without them it warns and forecasts
-    as the additive blend would."""
+    """Saved as format 8 (older readers do not know the members), loaded back as saved; scored with
+    the offsets it forecasts as fitted; without them it warns and its multiplicative members
+    forecast as their additive forms."""
     v = growing_season(8, 36, 12, seed=9)
     x, loc, scale = scaled(v)
     X = np.zeros((8, 36, 2), dtype=np.float32)
     X[:, :, 0] = x
     c = window_offsets(loc, scale)
     module = build_model(SPEC, 4).eval()
-    blend = StatisticalBlend(12, (0.2,) * 6, {"theta": (0.5,) * 6, "damped": (0.3,) * 6}, local=0.75, power=2.0,
-                             multiplicative=True)
+    blend = StatisticalBlend(12, (0.2,) * 6, {"theta": (0.2,) * 6, "theta_multiplicative": (0.3,) * 6,
+                                              "damped_multiplicative": (0.3,) * 6}, power=2.0)
     path = save_predictor(module, replace(META, blend=blend), tmp_path / "mult")
     d = json.loads((path / META_FILE).read_text())
-    assert d["format_version"] == 8 and d["blend"]["multiplicative"] is True
+    assert d["format_version"] == 8
     loaded = load_predictor(path)
     assert loaded.meta.blend == blend and loaded.needs_offset
     np.testing.assert_array_equal(loaded.predict(X, offset=c), Predictor(module, replace(META, blend=blend)).predict(
         X, offset=c))
-    additive = Predictor(module, replace(META, blend=replace(blend, multiplicative=False)))
+    # the same shares on the additive forms (Theta's two summed): what it scores as without offsets
+    additive = Predictor(module, replace(META, blend=replace(blend, members={"theta": (0.5,) * 6,
+                                                                            "damped": (0.3,) * 6})))
     assert not additive.needs_offset
+    assert json.loads((save_predictor(module, additive.meta, tmp_path / "add") / META_FILE).read_text())[
+        "format_version"] == 7
     assert np.abs(loaded.predict(X, offset=c) - additive.predict(X)).max() > 1e-3
     with caplog.at_level(logging.WARNING):
-        np.testing.assert_array_equal(loaded.predict(X), additive.predict(X))
+        np.testing.assert_allclose(loaded.predict(X), additive.predict(X), rtol=0, atol=1e-5)
     assert "scale_loc / scale_scale" in caplog.text
-    del d["blend"]["multiplicative"]  # a blend saved before the multiplicative season: additive
-    d["format_version"] = 7
-    (path / META_FILE).write_text(json.dumps(d))
-    assert load_predictor(path).meta.blend == replace(blend, multiplicative=False)
 
 
 def test_fit_blend_with_offsets_is_multiplicative_and_reports_what_scoring_does() -> None:
@@ -177,11 +198,13 @@ def test_fit_blend_with_offsets_is_multiplicative_and_reports_what_scoring_does(
     c = window_offsets(loc, scale)
     rng = np.random.default_rng(12)
     pred = np.stack((y - 1, y + rng.normal(0, 0.5, y.shape), y + 1), axis=-1).astype(np.float32)
-    mult, add = fit_blend(pred, x, y, 12, offset=c), fit_blend(pred, x, y, 12)
-    assert mult.blend.multiplicative and not add.blend.multiplicative
+    mult = fit_blend(pred, x, y, 12, offset=c)
+    assert set(mult.blend.members) == set(MEMBERS) and mult.blend.needs_offset
     blended = mult.blend.apply(pred.astype(np.float64), x, None, c)[..., 1]
     assert mult.mae["blend"] == pytest.approx(np.abs(y - blended).mean())
-    assert mult.mae["theta"] < add.mae["theta"]  # on a growing season, the ratios fit validation better
+    # on a growing season, the ratios fit validation better, and take more of the share
+    assert mult.mae["theta_multiplicative"] < mult.mae["theta"]
+    assert sum(mult.blend.members["theta_multiplicative"]) > sum(mult.blend.members["theta"])
 
 
 @pytest.mark.parametrize(("freq", "auto"), [("MS", True), ("QS", True), ("YS", True), ("W-MON", False),
@@ -189,5 +212,7 @@ def test_fit_blend_with_offsets_is_multiplicative_and_reports_what_scoring_does(
 def test_the_multiplicative_season_is_on_for_calendar_steps(tmp_path: Path, freq: str, auto: bool) -> None:
     cfg = make_config(tmp_path, f"data.freq={freq}")
     assert blend_multiplicative(cfg) is auto
-    assert blend_multiplicative(make_config(tmp_path, f"data.freq={freq}",
-                                            f"model.statistical_season_multiplicative={not auto}")) is (not auto)
+    assert (set(blend_skips(cfg)) & set(MULTIPLICATIVE_MEMBERS) == set()) is auto
+    other = make_config(tmp_path, f"data.freq={freq}", f"model.statistical_season_multiplicative={not auto}")
+    assert blend_multiplicative(other) is (not auto)
+    assert "theta_multiplicative" in blend_skips(other) if auto else "theta_multiplicative" not in blend_skips(other)

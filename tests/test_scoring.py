@@ -97,10 +97,12 @@ def _batch(inputs: list[list[float] | None], skip: list[str | None], loc: float 
 
 def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
     seen: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
 
     # quantiles deliberately crossed: high < median < low
     def crossing(X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         seen.append(X)
+        offsets.append(offset)
         base = X[:, -1, 0][:, None, None]
         return np.broadcast_to(base + np.array([1.0, 0.0, -1.0]), (len(X), 2, 3)).astype(np.float32)
 
@@ -115,6 +117,8 @@ def test_forecast_batch_unscales_orders_quantiles_and_passes_skips() -> None:
     assert s2 == [(18.0, 20.0, 22.0)] * 2
     assert rows[0]["target_ts"] - rows[0]["forecast_origin"] == timedelta(hours=1)
     assert seen[0].shape == (2, 3, 2) and seen[0][1, :, 0].tolist() == [3.0, 4.0, 5.0]
+    # each usable window's offset, scale_loc / scale_scale: what the multiplicative members need
+    assert offsets[0].tolist() == [5.0, 5.0]
 
 
 def test_a_models_floor_raises_every_quantile_to_it_and_keeps_their_order() -> None:

@@ -43,6 +43,7 @@ from models.lakecast_forecaster.statistical import (
     DAMPED_PHIS,
     DAMPED_TREND_SHARES,
     MEMBERS,
+    MULTIPLICATIVE_MEMBERS,
     airline_forecast,
     damped_forecast,
     member_forecasts,
@@ -53,6 +54,7 @@ from models.lakecast_forecaster.statistical import (
 from models.statistical_blend import fit
 
 torch.set_num_threads(1)
+ADDITIVE = tuple(m for m in MEMBERS if m not in MULTIPLICATIVE_MEMBERS)
 SPEC = LSTMSpec(n_features=2, lookback=24, horizon=6, hidden_size=4, num_layers=1)
 META = ModelMeta(lookback=24, n_features=2, feature_names=("value", "missing"), horizon=6,
                  quantiles=(0.1, 0.5, 0.9), freq="MS", network=SPEC)
@@ -301,9 +303,9 @@ def test_blend_shares_are_the_inverse_squared_errors(power: float) -> None:
     y = members["theta"] + rng.normal(0, 1, (n, h))
     net = y + rng.normal(0, 1, (n, h)) * np.array([0.25, 1.0, 2.0, 8.0])  # worse with each step
     pred = np.stack((net - 1, net, net + 1), axis=-1).astype(np.float32)
-    result = fit_blend(pred, x, y, 12, power=power)
+    names = ADDITIVE  # without offsets the multiplicative members are these again
+    result = fit_blend(pred, x, y, 12, members=names, power=power)
     assert result.blend.power == power
-    names = MEMBERS
     want = _inverse_mse(y, [pred[..., 1], *(members[k] for k in names)], axis=0, power=power)
     got = np.array([result.blend.network, *(result.blend.members[k] for k in names)])
     np.testing.assert_allclose(got, want, rtol=1e-9)
@@ -313,7 +315,8 @@ def test_blend_shares_are_the_inverse_squared_errors(power: float) -> None:
     few = fit_blend(pred[:40], x[:40], y[:40], 12, members=("theta",), power=power)  # below the minimum: pooled
     want = _inverse_mse(y[:40], [pred[:40, :, 1], members["theta"][:40]], axis=None, power=power)
     assert few.blend.network == (pytest.approx(want[0], rel=1e-9),) * h and set(few.blend.members) == {"theta"}
-    exact = fit_blend(pred, x, members["theta"], 12, power=power)  # Theta made the actuals: it takes everything
+    # Theta made the actuals: it takes everything
+    exact = fit_blend(pred, x, members["theta"], 12, members=ADDITIVE, power=power)
     assert exact.blend.network == (0.0,) * h and exact.blend.members["theta"] == (1.0,) * h and exact.blend.active
 
 
@@ -338,7 +341,7 @@ def test_blend_ignores_missing_actuals_and_keeps_the_band_ordered() -> None:
     pred = np.stack((mid - rng.uniform(0, 1, (n, h)), mid, mid + rng.uniform(0, 1, (n, h))), -1).astype(np.float32)
     y = theta_forecast(x, 12, h) + rng.normal(0, 0.1, (n, h))
     y[::3, 1] = np.nan
-    result = fit_blend(pred, x, y, 12)
+    result = fit_blend(pred, x, y, 12, members=ADDITIVE)
     assert max(result.blend.network) <= 0.05  # the network is noise here; Theta made the actuals
     out = result.blend.apply(pred.copy(), x)
     assert np.all(out[..., 0] <= out[..., 1]) and np.all(out[..., 1] <= out[..., 2])
@@ -407,7 +410,8 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     X[:, :, 0] = seasonal_windows(n, 24, 12, seed=6, noise=0.05)
     y = theta_forecast(X[:, :, 0], 12, 6).astype(np.float32) + np.float32(0.01)
     stale = replace(META, blend=blend_of((0.0,) * 6, (0.0,) * 6))  # fit ignores any blend already there
-    meta, report = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12)
+    meta, report = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12,
+                       skip=MULTIPLICATIVE_MEMBERS)  # here they would be Theta and the damped trend again
     assert meta.blend is not None and max(meta.blend.network) <= 0.1 and min(meta.blend.members["theta"]) >= 0.8
     assert report.fit.mae["blend"] <= report.fit.mae["network"] and report.fit.n_windows == n
     network_alone = Predictor(module, META).predict(X)[..., 1]  # the stale blend played no part
@@ -415,7 +419,8 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
         "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_airline",
         "val_mae_damped", "val_mae_blend"}
-    _, hourly = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12, skip=("damped",))
+    _, hourly = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12,
+                    skip=("damped", *MULTIPLICATIVE_MEMBERS))
     assert "damped" not in hourly.fit.blend.members and "val_mae_damped" not in hourly.metrics()
     with pytest.raises(ValueError, match=r"unknown statistical members to skip: \['holt'\]"):
         fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12, skip=("holt",))
@@ -447,18 +452,18 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
     rng = np.random.default_rng(12)
     y = 0.5 * (members["theta"] + members["seasonal_naive"]) + rng.normal(0, 0.3, (n, h))
     pred = np.stack((y - 2, y + rng.normal(0, 1, (n, h)), y + 2), axis=-1).astype(np.float32)
-    alone = fit_blend(pred, x, y, 12)
+    alone = fit_blend(pred, x, y, 12, members=ADDITIVE)
     xh = seasonal_windows(500, 24, 12, seed=13)
     snaive_h = member_forecasts(xh, 12, h)
     yh = snaive_h["seasonal_naive"] + rng.normal(0, 0.05, (500, h))  # the training years: seasonal naive rules
-    both = fit_blend(pred, x, y, 12, history=(xh, yh, None, None))
+    both = fit_blend(pred, x, y, 12, members=ADDITIVE, history=(xh, yh, None, None))
     assert both.blend.network == alone.blend.network  # the network's share is still validation's alone
     rest = 1.0 - np.array(alone.blend.network)
     # 560 windows with an actual at every step: a split per step
     sse = np.array([((y - members[k]) ** 2).sum(axis=0) + ((yh - snaive_h[k]) ** 2).sum(axis=0)
-                    for k in MEMBERS])
+                    for k in ADDITIVE])
     split = (1.0 / sse) / (1.0 / sse).sum(axis=0)
-    for k, share in zip(MEMBERS, split, strict=True):
+    for k, share in zip(ADDITIVE, split, strict=True):
         np.testing.assert_allclose(both.blend.members[k], rest * share, rtol=1e-6)
     assert both.blend.members["seasonal_naive"][0] > 2 * both.blend.members["theta"][0]
     assert abs(alone.blend.members["seasonal_naive"][0] - alone.blend.members["theta"][0]) < 0.5 * rest[0]
@@ -541,14 +546,14 @@ def test_local_split_of_short_windows_and_old_models(tmp_path: Path) -> None:
     X[1, :10], X[2, :33] = (0.0, 1.0), (0.0, 1.0)
     pad = leading_padding(X)
     assert pad.tolist() == [0, 10, 33]
-    got = local_member_shares(X[:, :, 0], 12, 6, MEMBERS, pad)
-    want = reference_local_shares([float(v) for v in X[1, 10:, 0]], 12, 6, MEMBERS)
+    got = local_member_shares(X[:, :, 0], 12, 6, ADDITIVE, pad)
+    want = reference_local_shares([float(v) for v in X[1, 10:, 0]], 12, 6, ADDITIVE)
     assert want is not None
     np.testing.assert_allclose(got[1], want, rtol=1e-5)
-    assert got[1].argmax() == MEMBERS.index("seasonal_drift") and got[1].max() > 0.9   # 26 steps: refits of 25 and 24
+    assert got[1].argmax() == ADDITIVE.index("seasonal_drift") and got[1].max() > 0.9   # 26 steps: refits of 25 and 24
     assert np.isnan(got[2]).all() and np.isfinite(got[:2]).all()
     weekly = seasonal_windows(5, 52, 52, seed=24)
-    assert np.isnan(local_member_shares(weekly, 52, 13, MEMBERS)).all()
+    assert np.isnan(local_member_shares(weekly, 52, 13, ADDITIVE)).all()
     blend = StatisticalBlend(12, (0.5,) * 6, {"theta": (0.3,) * 6, "seasonal_naive": (0.1,) * 6,
                                               "seasonal_drift": (0.1,) * 6}, local=1.0)
     pred = np.zeros((3, 6, 3), dtype=np.float32)
@@ -618,9 +623,9 @@ def test_the_airline_member_is_backtested_in_its_seasonal_form_and_saved_as_form
     three steps): its backtests refit on no fewer than 27, so they score that model too, not
     ARIMA(0,1,1). A blend with the airline member is written as format 5 and loads back as saved."""
     x = seasonal_windows(6, 28, 12, seed=44) + np.linspace(0, 2, 28)
-    got = local_member_shares(x, 12, 6, MEMBERS)
+    got = local_member_shares(x, 12, 6, ADDITIVE)
     for row, shares in zip(x, got, strict=True):
-        np.testing.assert_allclose(shares, reference_local_shares([float(v) for v in row], 12, 6, MEMBERS),
+        np.testing.assert_allclose(shares, reference_local_shares([float(v) for v in row], 12, 6, ADDITIVE),
                                    rtol=1e-6)
     three = ("theta", "seasonal_naive", "seasonal_drift")   # without it, refits of 24 steps are kept
     assert not np.allclose(got[:, :3] / got[:, :3].sum(axis=1, keepdims=True), local_member_shares(x, 12, 6, three))

@@ -1,8 +1,10 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
-seasonal naive with drift, the airline model and the damped trend, all computed on each window's
-own lookback; a model blends those it was fitted with (`StatisticalBlend.members`).
+seasonal naive with drift, the airline model and the damped trend, and Theta and the damped trend
+with a multiplicative season, all computed on each window's own lookback (the multiplicative ones
+also from its offset, scale_loc / scale_scale); a model blends those it was fitted with
+(`StatisticalBlend.members`).
 Their shares are fitted at training time on the validation windows (the ones the interval
 calibration uses, before it) by inverse mean squared error (Bates & Granger 1969) raised to a
 `power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the median (p = 1 is Bates & Granger's; p =
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .statistical import MEMBERS, member_forecasts, seasonal_steps
+from .statistical import MEMBERS, MULTIPLICATIVE_MEMBERS, member_forecasts, seasonal_steps
 
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
 LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
@@ -71,9 +73,6 @@ class StatisticalBlend:
     local: float = 0.0
     # The exponent on inverse squared error of that own split (the fitted shares are stored as numbers).
     power: float = 1.0
-    # Whether Theta and the damped trend take a multiplicative season out of positive windows
-    # (`statistical._deseasonalised`); scoring then passes each window's offset (loc / scale).
-    multiplicative: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.members) - set(MEMBERS)
@@ -102,8 +101,9 @@ class StatisticalBlend:
 
     @property
     def needs_offset(self) -> bool:
-        """Whether `apply` forecasts differently given the windows' offsets (loc / scale)."""
-        return self.active and self.multiplicative
+        """Whether `apply` forecasts differently given the windows' offsets (loc / scale): whether
+        the blend has a member that takes a multiplicative season out."""
+        return self.active and bool(set(self.members) & set(MULTIPLICATIVE_MEMBERS))
 
     @property
     def splits_locally(self) -> bool:
@@ -111,29 +111,24 @@ class StatisticalBlend:
         return self.active and self.local > 0.0 and len(self.members) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"season": self.season, "network": list(self.network),
-                             "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
-                             "power": self.power}
-        if self.multiplicative:  # written only then: older readers refuse the format, see predictor.py
-            d["multiplicative"] = True
-        return d
+        return {"season": self.season, "network": list(self.network),
+                "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
+                "power": self.power}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
                    members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()},
-                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)),
-                   multiplicative=bool(d.get("multiplicative", False)))
+                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)))
 
     def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None,
               offset: np.ndarray | None = None) -> np.ndarray:
         """Move `q` (N, horizon, 3) in place to the blended median of windows `values` (N, lookback)
         (the members skip each window's `pad` leading steps, see `padding.py`; `offset`: each
-        window's loc / scale, which a multiplicative blend needs, see `needs_offset`)."""
+        window's loc / scale, which the multiplicative members need, see `needs_offset`)."""
         if not self.active or not len(q):
             return q
         names = tuple(self.members)
-        offset = offset if self.multiplicative else None
         forecasts = member_forecasts(values, self.season, self.horizon, names, pad, offset)
         mid = q[..., 1].astype(np.float64)
         network = np.asarray(self.network)
@@ -237,7 +232,7 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     0.37, which forecast the holdout 15 % better). `local`: how much of that split each window
     then takes from its own backtest at prediction (`local_member_shares`). `power`: the exponent
     on inverse squared error of every share (network, members, own split). `offset`: each window's
-    loc / scale; given, the blend is multiplicative (`StatisticalBlend.multiplicative`).
+    loc / scale, which the `statistical.MULTIPLICATIVE_MEMBERS` need (else they are additive).
     """
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
@@ -264,8 +259,7 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
             weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse, power)
     names = list(forecasts)
     shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(names)}
-    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power,
-                             multiplicative=offset is not None)
+    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power)
     blended = blend.apply(pred.astype(np.float64), values, pad, offset)[..., 1]  # as scoring will blend them
 
     def mae(f: np.ndarray) -> float:

@@ -29,6 +29,7 @@ from .calibration import IntervalCalibration, apply_calibration
 from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
 from .lstm import LSTMForecaster, LSTMSpec
 from .padding import leading_padding
+from .statistical import MULTIPLICATIVE_MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,15 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 5: the blend has the airline member (`statistical.airline_forecast`), which format 4 readers do not know.
 # 6: forecasts have a floor (`ModelMeta.floor`), which format 5 readers would not apply.
 # 7: the blend has the damped-trend member (`statistical.damped_forecast`), which format 6 readers do not know.
-# 8: the blend takes a multiplicative season out of positive windows (`StatisticalBlend.multiplicative`),
-#    which format 7 readers would score as additive.
+# 8: the blend has the members that take a multiplicative season out (`statistical.MULTIPLICATIVE_MEMBERS`),
+#    which format 7 readers do not know.
 FORMAT_VERSION = 8
 READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
-    if blend is not None and blend.multiplicative:
+    if blend is not None and set(blend.members) & set(MULTIPLICATIVE_MEMBERS):
         return 8
     if blend is not None and "damped" in blend.members:
         return 7
@@ -149,8 +150,8 @@ class Predictor:
     def predict(self, X: np.ndarray, batch_size: int = 4096, offset: np.ndarray | None = None) -> np.ndarray:
         """Quantile forecasts (low, median, high) in scaled units, float32 (N, horizon, 3), blended
         with the statistical members and calibrated. `offset` (N,): each window's scale_loc /
-        scale_scale (`window_offsets`); a model whose blend takes a multiplicative season out
-        (`needs_offset`) forecasts without it as if the season were additive, and warns."""
+        scale_scale (`window_offsets`); a model whose blend has members that take a multiplicative
+        season out (`needs_offset`) forecasts without it as if the season were additive, and warns."""
         m = self.meta
         if X.ndim != 3 or X.shape[1:] != (m.lookback, m.n_features):
             raise ModelMismatchError(f"model expects windows of shape (N, {m.lookback}, {m.n_features}), "
@@ -165,9 +166,10 @@ class Predictor:
                 out[start:start + batch_size] = self.module(x).float().cpu().numpy()
         if self._blend is not None:
             if offset is None and self._blend.needs_offset and not self._warned:
-                log.warning("this model's statistical blend takes a multiplicative season out of positive "
-                            "windows, which needs each window's scale_loc / scale_scale; without them it "
-                            "forecasts with an additive season (pass offset=scale_loc / scale_scale)")
+                log.warning("this model's statistical blend has members that take a multiplicative season "
+                            "out of positive windows, which needs each window's scale_loc / scale_scale; "
+                            "without them those members forecast with an additive season (pass "
+                            "offset=scale_loc / scale_scale)")
                 self._warned = True
             if offset is not None and len(offset) != len(X):
                 raise ModelMismatchError(f"{len(offset)} offsets for {len(X)} windows")

@@ -9,9 +9,9 @@ strong and cheap enough to run on every window at scoring time:
 1. Seasonal adjustment, where the window holds two seasons and either its autocorrelation at
    the season lag passes the usual 90 % test or, once the moving average has taken the trend
    out, its values correlate with those a season earlier (the same test; a short trending window
-   hides its season from the first): classical additive decomposition (centred moving
-   average; the mean detrended value per season phase, centred on zero). Additive is right here
-   because windows are already scaled by their own mean and standard deviation.
+   hides its season from the first): classical additive decomposition (centred moving average;
+   the mean detrended value per season phase, centred on zero), or, for the multiplicative form
+   below, the mean ratio to the moving average per phase (mean 1).
 2. Simple exponential smoothing of the adjusted values, its smoothing weight chosen per window
    from a fixed grid by the in-sample one-step squared error.
 3. Half the slope of the least-squares line as drift:
@@ -29,6 +29,16 @@ end the gain was smaller and mixed, largest where lakecast was furthest behind (
 "Four weeks back for hourly data, the airline model as a fourth member, ..."). The fifth is the
 damped trend (Holt's linear trend with a damped slope, Gardner & McKenzie 1985) on the window
 Theta adjusts, blended only where steps are months, quarters or years (`conf.auto_steps.blend_skips`).
+
+Theta and the damped trend come twice: as above, and in a multiplicative form
+(`MULTIPLICATIVE_MEMBERS`) whose season is taken out by ratios where the window's original values
+are all positive (additive elsewhere), as statsforecast's Theta decomposes by default. A season
+that grows with the level (sales, travel) is otherwise put back at the window's average amplitude,
+too small at the end of a growing window; scaling the window by its mean and spread cannot make it
+additive, since it moves every value by the same amount. The offset (scale_loc / scale_scale) is
+what scaling took away: the original values over the spread are ``x + offset``. Both forms, not
+the multiplicative one alone: which fits differs by series and origin, and each window's backtests
+(`blend.local_member_shares`) choose between them (bench/RESULTS.md, "A multiplicative season").
 `Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
@@ -57,7 +67,7 @@ DAMPED_PHIS = (0.8, 0.9, 0.95, 0.98)
 # the member's non-seasonal form. The per-window backtests (`blend.local_member_shares`) refit no
 # shorter than this, so they score the form that forecasts.
 _SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": (2, 0), "airline": (2, 3),
-                   "damped": (2, 0)}
+                   "damped": (2, 0), "theta_multiplicative": (2, 0), "damped_multiplicative": (2, 0)}
 
 
 def seasonal_steps(member: str, season: int) -> int:
@@ -380,22 +390,25 @@ def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
 
 
 # the statistical forecasts a model may blend with its network
-MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped")
-# the members that take the season out and put it back (`_deseasonalised`), so take an offset
-_SEASON_TAKERS = ("theta", "damped")
+MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped", "theta_multiplicative",
+           "damped_multiplicative")
+# Theta and the damped trend again, each window's season taken out by ratios where its original values are
+# all positive (`_deseasonalised`); they need the windows' offsets, and without them are their additive forms.
+MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
 _FORECASTERS: dict[str, Any] = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
                 "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast,
-                "damped": damped_forecast}
+                "damped": damped_forecast, "theta_multiplicative": theta_forecast,
+                "damped_multiplicative": damped_forecast}
 
 
 def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,
                      pad: np.ndarray | None = None, offset: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Point forecasts (N, horizon) of `values` (N, lookback) by each named member; a window
     with `pad` leading steps of padding (a short series) is forecast from the steps after them.
-    `offset` (N,): each window's ``scale_loc / scale_scale``, with which Theta and the damped trend
+    `offset` (N,): each window's ``scale_loc / scale_scale``, with which the `MULTIPLICATIVE_MEMBERS`
     take a multiplicative season out of positive series (`_deseasonalised`); None: additive only."""
     if pad is None or not np.any(pad):
-        return {name: (_FORECASTERS[name](values, season, horizon, offset) if name in _SEASON_TAKERS
+        return {name: (_FORECASTERS[name](values, season, horizon, offset) if name in MULTIPLICATIVE_MEMBERS
                        else _FORECASTERS[name](values, season, horizon)) for name in members}
     out = {name: np.empty((len(values), horizon)) for name in members}
     for p in np.unique(pad):  # windows of one length at a time: the members are vectorised per length

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from conf import LakecastConfig
 from conf.auto_steps import (
     blend_local,
-    blend_multiplicative,
     blend_power,
     blend_skips,
     forecast_floor,
@@ -167,7 +166,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
             fig = forecast_figure(test, test_pred, cfg.train.plot_series, floor=meta.floor)
             mlflow.log_figure(fig, "forecasts_vs_actuals.png")
         info = log_pyfunc(final.model if final is not None else result.model, meta, example,
-                          offset=example_offset if meta.blend is not None and meta.blend.multiplicative else None)
+                          offset=example_offset if meta.blend is not None and meta.blend.needs_offset else None)
         return run.info.run_id, info.model_uri
 
 
@@ -250,8 +249,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             meta, blend = statistical_blend.fit(result.model, meta, val, season=season, device=result.device,
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
-                                                power=blend_power(cfg), skip=blend_skips(cfg),
-                                                multiplicative=blend_multiplicative(cfg))
+                                                power=blend_power(cfg), skip=blend_skips(cfg))
         if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, bounded by training windows; in meta
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None)
