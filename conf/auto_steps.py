@@ -291,7 +291,7 @@ def blend_skips(cfg: LakecastConfig) -> tuple[str, ...]:
     prediction, half of what the network itself costs in bf16. The multiplicative forms of Theta and
     the damped trend unless `blend_multiplicative` (and the damped one wherever the damped trend goes)."""
     skips = () if parse_freq(cfg.data.freq).is_calendar else CALENDAR_ONLY_MEMBERS
-    return skips + (() if blend_multiplicative(cfg) else MULTIPLICATIVE_MEMBERS)
+    return tuple(dict.fromkeys(skips + (() if blend_multiplicative(cfg) else MULTIPLICATIVE_MEMBERS)))
 
 
 def blend_multiplicative(cfg: LakecastConfig) -> bool:

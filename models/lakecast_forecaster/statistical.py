@@ -100,10 +100,9 @@ def _seasonal_profile(x: np.ndarray, season: int) -> np.ndarray:
     return np.where(seasonal[:, None], profile, 0.0)
 
 
-def _multiplicative_profile(u: np.ndarray, season: int, seasonal: np.ndarray) -> np.ndarray:
+def _multiplicative_profile(u: np.ndarray, season: int) -> np.ndarray:
     """(N, season) multiplicative seasonal indices of positive windows `u` by phase relative to the
-    window's end (mean 1): the ratio of each value to the centred moving average, averaged per
-    phase; 1 on the rows not `seasonal`."""
+    window's end (mean 1): the ratio of each value to the centred moving average, averaged per phase."""
     n, length = u.shape
     csum = np.concatenate((np.zeros((n, 1)), np.cumsum(u, axis=1)), axis=1)
     ma = (csum[:, season:] - csum[:, :-season]) / season
@@ -114,8 +113,7 @@ def _multiplicative_profile(u: np.ndarray, season: int, seasonal: np.ndarray) ->
     cells = (np.arange(n)[:, None] * season + phase[None, :]).ravel()
     sums = np.bincount(cells, weights=ratio.ravel(), minlength=n * season).reshape(n, season)
     profile = sums / np.bincount(phase, minlength=season)
-    profile /= profile.mean(axis=1, keepdims=True)
-    return np.where(seasonal[:, None], profile, 1.0)
+    return profile / profile.mean(axis=1, keepdims=True)
 
 
 def _repeats_after_detrending(detrended: np.ndarray, season: int) -> np.ndarray:
@@ -190,7 +188,7 @@ class _Season:
                 + self.additive[:, h % self.additive.shape[1]])
 
 
-def multiplicative_rows(x: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+def _positive_rows(x: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
     """(N,) the windows whose season may be multiplicative: an `offset` is known and every original
     value is positive (``x + offset > 0``)."""
     if offset is None:
@@ -209,14 +207,14 @@ def _deseasonalised(x: np.ndarray, season: int, offset: np.ndarray | None = None
     profile = _seasonal_profile(x, season)
     length = x.shape[1]
     n = len(x)
-    mult = multiplicative_rows(x, offset) & (np.abs(profile).sum(axis=1) > 0)
+    mult = _positive_rows(x, offset) & (np.abs(profile).sum(axis=1) > 0)
     if not mult.any():
         season_ = _Season(profile, np.ones((n, 1)), np.zeros(n))
         return x - profile[:, (np.arange(length) - length) % profile.shape[1]], season_
     assert offset is not None
     c = np.where(mult, np.asarray(offset, dtype=np.float64), 0.0)
     factors = np.ones((n, season))
-    factors[mult] = _multiplicative_profile(x[mult] + c[mult, None], season, np.ones(int(mult.sum()), dtype=bool))
+    factors[mult] = _multiplicative_profile(x[mult] + c[mult, None], season)
     additive = np.where(mult[:, None], 0.0, profile)
     phase = (np.arange(length) - length) % season
     adjusted = (x + c[:, None]) / factors[:, phase] - c[:, None] - additive[:, phase]
