@@ -198,9 +198,14 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
         load_config(None, ["model.statistical_blend_local=1.5"], env={})
 
 
-@pytest.mark.parametrize(("freq", "skips"), [("h", ("damped",)), ("30min", ("damped",)), ("D", ("damped",)),
-                                             ("W-MON", ("damped",)), ("MS", ()), ("ME", ()), ("QS", ()), ("YS", ())])
+SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")
+
+
+@pytest.mark.parametrize(("freq", "skips"), [("h", SUB_MONTHLY_SKIPS), ("30min", SUB_MONTHLY_SKIPS),
+                                             ("D", SUB_MONTHLY_SKIPS), ("W-MON", SUB_MONTHLY_SKIPS), ("MS", ()),
+                                             ("ME", ()), ("QS", ()), ("YS", ())])
 def test_the_damped_member_blends_for_monthly_and_longer_steps(freq: str, skips: tuple[str, ...]) -> None:
+    """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer."""
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 
