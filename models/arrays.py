@@ -44,6 +44,12 @@ class WindowArrays:
     def __len__(self) -> int:
         return int(self.X.shape[0])
 
+    @property
+    def offset(self) -> np.ndarray:
+        """(N,) each window's ``loc / scale``: its original values over its scale are ``scaled + offset``,
+        which the blend's multiplicative members need (`Predictor.predict`'s `offset`)."""
+        return self.loc.astype(np.float64) / self.scale.astype(np.float64)
+
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled values (N, ...) back to original units, per window."""
         shape = (-1,) + (1,) * (scaled.ndim - 1)

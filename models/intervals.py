@@ -15,7 +15,7 @@ import numpy as np
 from models.arrays import WindowArrays
 from models.lakecast_forecaster.calibration import MAX_WIDENING, IntervalCalibration, coverage, fit_calibration
 from models.lakecast_forecaster.lstm import LSTMForecaster
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor, window_offsets
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.train import TrainingError, WindowSource
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> Sample:
         assert block.y is not None
         xs.append(block.X)
         ys.append(block.y)
-        cs.append(window_offsets(block.loc, block.scale))
+        cs.append(block.offset)
         n += len(block)
         if n >= max_windows:
             break

@@ -29,7 +29,7 @@ import torch
 from conf.errors import LakecastError
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, backtest
-from models.lakecast_forecaster.predictor import Predictor, window_offsets
+from models.lakecast_forecaster.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def precision_check(
                            np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64))
     quantiles = predictor.meta.quantiles
     floor = predictor.meta.floor
-    offset = window_offsets(windows.loc, windows.scale)
+    offset = windows.offset
     full = backtest(windows, predictor.predict(windows.X, batch_size=batch_size, offset=offset), season=season,
                     quantiles=quantiles, floor=floor).overall[MODEL]
     tags = {f"{TAG_PREFIX}.tolerance": f"{tolerance:g}", f"{TAG_PREFIX}.windows": str(len(windows)),

@@ -23,7 +23,7 @@ from conf.errors import PromotionRefusedError
 from models import registry
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest, backtest
-from models.lakecast_forecaster.predictor import Predictor, window_offsets
+from models.lakecast_forecaster.predictor import Predictor
 from models.registry import CHAMPION, ModelRef
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def compare(challenger: Predictor, champion: Predictor, windows: WindowArrays, *
         raise registry.RegistryError("no usable backtest windows to compare the models on; "
                                      "check promote.backtest_periods against the data")
     quantiles = challenger.meta.quantiles
-    offset = window_offsets(windows.loc, windows.scale)
+    offset = windows.offset
     a = backtest(windows, challenger.predict(windows.X, offset=offset), season=season, quantiles=quantiles,
                  floor=challenger.meta.floor)
     b = backtest(windows, champion.predict(windows.X, offset=offset), season=season, quantiles=quantiles,

@@ -31,7 +31,7 @@ from conf.secrets import redact, redact_text
 from models.arrays import WindowArrays, parquet_source, to_arrays
 from models.evaluate import MODEL, SEASONAL_NAIVE, Backtest
 from models.intervals import CalibrationReport, calibrate
-from models.lakecast_forecaster.predictor import ModelMeta, Predictor, window_offsets
+from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.registry import ModelRef
 from models.statistical_blend import BlendReport
 from models.train import RefitResult, TrainResult, WindowSource
@@ -257,7 +257,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         predictor = Predictor(shipped, meta, device=result.device)
         season = parse_freq(cfg.data.freq).season_length()
         if test is not None:
-            test_pred = predictor.predict(test.X, offset=window_offsets(test.loc, test.scale))
+            test_pred = predictor.predict(test.X, offset=test.offset)
             bt = backtest(test, test_pred, season=season, quantiles=cfg.model.quantiles, floor=meta.floor)
         else:
             log.warning("no test split (train.test_periods=0): the version is registered without test metrics")
@@ -269,7 +269,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         registry.use_tracking(cfg)
         run_id, model_uri = _log_mlflow(cfg, result=result, bt=bt, meta=meta, test=test, test_pred=test_pred,
                                         example=checked.X[:2],
-                                        example_offset=window_offsets(checked.loc[:2], checked.scale[:2]),
+                                        example_offset=checked.offset[:2],
                                         obs_version=obs_version, cutoffs=cutoffs, rec=rec, names=names,
                                         as_of=as_of, auto=auto, calibration=calibration, blend=blend,
                                         final=final)
