@@ -203,7 +203,8 @@ class ModelConfig(_Section):
     statistical_blend_power: float | Literal["auto"] = "auto"
     # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
     # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:
-    # for monthly, quarterly and yearly steps (conf/auto_steps.py: blend_multiplicative).
+    # for monthly and quarterly steps; never for yearly ones, which have no season
+    # (conf/auto_steps.py: blend_multiplicative, blend_skips).
     statistical_season_multiplicative: bool | Literal["auto"] = "auto"
     # Forecasts (all three quantiles) floored at zero. auto: when no value `train` read was
     # negative (counts, sales, demand), decided once per model and kept in it; false for data that

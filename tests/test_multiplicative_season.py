@@ -207,8 +207,8 @@ def test_fit_blend_with_offsets_is_multiplicative_and_reports_what_scoring_does(
     assert sum(mult.blend.members["theta_multiplicative"]) > sum(mult.blend.members["theta"])
 
 
-@pytest.mark.parametrize(("freq", "auto"), [("MS", True), ("QS", True), ("YS", True), ("W-MON", False),
-                                            ("D", False), ("h", False)])
+@pytest.mark.parametrize(("freq", "auto"), [("MS", True), ("QS", True), ("W-MON", False), ("D", False),
+                                            ("h", False)])
 def test_the_multiplicative_season_is_on_for_calendar_steps(tmp_path: Path, freq: str, auto: bool) -> None:
     cfg = make_config(tmp_path, f"data.freq={freq}")
     assert blend_multiplicative(cfg) is auto
@@ -216,3 +216,18 @@ def test_the_multiplicative_season_is_on_for_calendar_steps(tmp_path: Path, freq
     other = make_config(tmp_path, f"data.freq={freq}", f"model.statistical_season_multiplicative={not auto}")
     assert blend_multiplicative(other) is (not auto)
     assert "theta_multiplicative" in blend_skips(other) if auto else "theta_multiplicative" not in blend_skips(other)
+
+
+@pytest.mark.parametrize("setting", ["auto", "true"])
+def test_yearly_steps_have_no_season_to_multiply_so_no_second_theta_or_damped(tmp_path: Path, setting: str) -> None:
+    # with a season of one step the multiplicative forms forecast exactly as the additive ones, and
+    # as members they would double those forms' share of the blend
+    cfg = make_config(tmp_path, "data.freq=YS", f"model.statistical_season_multiplicative={setting}")
+    assert blend_multiplicative(cfg) is (setting == "true")
+    assert set(MULTIPLICATIVE_MEMBERS) <= set(blend_skips(cfg))
+    assert "damped" not in blend_skips(cfg)   # the damped trend itself stays for yearly steps
+    x = np.cumsum(np.random.default_rng(3).uniform(0.5, 1.5, (6, 20)), axis=1)
+    c = np.full(6, 4.0)
+    f = member_forecasts(x, 1, 5, MEMBERS, offset=c)
+    np.testing.assert_allclose(f["theta_multiplicative"], f["theta"])
+    np.testing.assert_allclose(f["damped_multiplicative"], f["damped"])
