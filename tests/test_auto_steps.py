@@ -203,9 +203,11 @@ SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")
 
 @pytest.mark.parametrize(("freq", "skips"), [("h", SUB_MONTHLY_SKIPS), ("30min", SUB_MONTHLY_SKIPS),
                                              ("D", SUB_MONTHLY_SKIPS), ("W-MON", SUB_MONTHLY_SKIPS), ("MS", ()),
-                                             ("ME", ()), ("QS", ()), ("YS", ())])
+                                             ("ME", ()), ("QS", ()),
+                                             ("YS", ("theta_multiplicative", "damped_multiplicative"))])
 def test_the_damped_member_blends_for_monthly_and_longer_steps(freq: str, skips: tuple[str, ...]) -> None:
-    """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer."""
+    """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer;
+    yearly steps have no season for the multiplicative forms to take out."""
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 
