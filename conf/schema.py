@@ -188,6 +188,12 @@ class ModelConfig(_Section):
     # Rescale the p10/p90 distances per horizon step so the band covers its nominal share of the
     # validation windows (split conformal); stored in the model and applied at every prediction.
     calibrate_intervals: bool = True
+    # Which windows size the band: `validation` (their conformal factors, kept within 1/2x-2x of the
+    # training windows'), or `training` (a sample of the training windows, which span every year of
+    # the history; validation's where there are under 50 of them). auto: training for steps of a week
+    # or longer, whose validation is one period that every series shares (conf/auto_steps.py:
+    # calibrate_from).
+    calibrate_from: Literal["auto", "validation", "training"] = "auto"
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
     # naive with and without drift, the airline model and, for monthly to yearly steps, the damped
     # trend, and Theta and the damped trend with a multiplicative season), the shares per horizon step

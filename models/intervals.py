@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from models.arrays import WindowArrays
-from models.lakecast_forecaster.calibration import MAX_WIDENING, IntervalCalibration, coverage, fit_calibration
+from models.lakecast_forecaster.calibration import (
+    MAX_WIDENING,
+    IntervalCalibration,
+    coverage,
+    enough_history,
+    fit_calibration,
+)
 from models.lakecast_forecaster.lstm import LSTMForecaster
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
 from models.train import TrainingError, WindowSource
@@ -34,12 +40,13 @@ class CalibrationReport:
     n_windows: int
     before: tuple[float, float, float]
     after: tuple[float, float, float]
+    source: str = "validation"   # the windows whose factors sized the band (`fit_calibration`)
 
     def params(self) -> dict[str, str]:
         c = self.calibration
         return {"calibration.low_factors": ",".join(f"{v:.4g}" for v in c.low),
                 "calibration.high_factors": ",".join(f"{v:.4g}" for v in c.high),
-                "calibration.n_val_windows": str(self.n_windows)}
+                "calibration.n_val_windows": str(self.n_windows), "calibration.source": self.source}
 
     def metrics(self) -> dict[str, float]:
         return {"val_coverage_before_calibration": self.before[0], "val_coverage_after_calibration": self.after[0],
@@ -74,6 +81,10 @@ def sample_windows(val: WindowSource, max_windows: int, seed: int) -> Sample:
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
 
 
+def _factors_text(factors: tuple[float, ...]) -> str:
+    return ",".join(f"{v:.4g}" for v in factors)
+
+
 def sample_history(train: WindowSource, seed: int = 0) -> Sample:
     """A sample of the training windows (X, y, offset) for the blend's member split and the calibration cap:
     taken while the training set is still on disk (a streamed set is deleted after fitting)."""
@@ -83,10 +94,12 @@ def sample_history(train: WindowSource, seed: int = 0) -> Sample:
 def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, device: str = "cpu",
               max_windows: int = MAX_WINDOWS, seed: int = 0,
               history: Sample | None = None,
-              shipped: LSTMForecaster | None = None) -> tuple[ModelMeta, CalibrationReport]:
+              shipped: LSTMForecaster | None = None,
+              source: str = "validation") -> tuple[ModelMeta, CalibrationReport]:
     """`meta` with the calibration fitted on (a sample of) `val`, and what it changed there;
     `history` (training windows, `sample_history`) bounds how far one unusual
-    validation period can widen or narrow the band (see `fit_calibration`).
+    validation period can widen or narrow the band, or with `source="training"` sizes it
+    (see `fit_calibration`).
 
     `shipped`: the network that ships when it is not `module` (`train.refit` trained it on the
     validation period too). Its band is sized against `module`'s medians there, which are out of
@@ -101,25 +114,30 @@ def calibrate(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, dev
         raw = np.stack((raw[..., 1] - (band[..., 1] - band[..., 0]), raw[..., 1],
                         raw[..., 1] + (band[..., 2] - band[..., 1])), axis=-1)
     alone = cal = fit_calibration(raw, y, meta.quantiles)
-    also = ""
+    also, used = "", "validation"
     if history is not None and len(history[0]):
         hx, hy, hc = history
         if len(hx) > CAP_WINDOWS:  # the sample is in window order: take a seeded subset, not the first
             keep = np.sort(np.random.default_rng(seed).choice(len(hx), CAP_WINDOWS, replace=False))
             hx, hy, hc = hx[keep], hy[keep], hc[keep]
-        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx, offset=hc), hy))
-        bounded = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
-        also = (f", within 1/{MAX_WIDENING:g}x-{MAX_WIDENING:g}x the factors of {len(hx)} training windows "
-                f"({bounded} of {2 * cal.horizon} bounded)")
-    report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y))
+        cal = fit_calibration(raw, y, meta.quantiles, history=(predictor.predict(hx, offset=hc), hy), source=source)
+        if source == "training" and enough_history(hy):
+            used = "training"
+            also = (f", sized by {len(hx)} training windows (model.calibrate_from=training; validation alone: "
+                    f"low {_factors_text(alone.low)}, high {_factors_text(alone.high)})")
+        else:
+            bounded = sum(a != c for a, c in zip((*alone.low, *alone.high), (*cal.low, *cal.high), strict=True))
+            also = (f", within 1/{MAX_WIDENING:g}x-{MAX_WIDENING:g}x the factors of {len(hx)} training windows "
+                    f"({bounded} of {2 * cal.horizon} bounded)")
+    report = CalibrationReport(cal, len(X), coverage(raw, y), coverage(cal.apply(raw), y), used)
     log.info("interval calibration on %d validation windows%s: p10-p90 coverage %.3f -> %.3f "
              "(factors low %s, high %s)", len(X), also, report.before[0], report.after[0],
              report.params()["calibration.low_factors"], report.params()["calibration.high_factors"])
     widest = max((*alone.low, *alone.high), default=1.0)
     if widest > WIDE_FACTOR:
         log.warning("the validation period alone would widen the interval band up to %.1f times what the network "
-                    "learned (%.1f times after the cap by the training windows): the validation period "
+                    "learned (%.1f times in the factors kept, sized by %s windows): the validation period "
                     "(train.val_periods) holds errors far beyond the training period's (a level shift or an outlier "
                     "period?). Check the series near the end of the history, or set model.calibrate_intervals=false",
-                    widest, max((*cal.low, *cal.high), default=1.0))
+                    widest, max((*cal.low, *cal.high), default=1.0), used)
     return replace(meta, calibration=cal), report

@@ -327,6 +327,8 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert {"theta_multiplicative", "damped_multiplicative"} <= set(blend.members) and shipped_predictor.needs_offset
     assert "val_mae_theta_multiplicative" in metrics
     assert shipped_predictor.meta.floor == out.floor == 0.0 and details["forecast_floor"] == 0.0
+    # monthly validation is one period all series share: the training windows size the band
+    assert details["calibrate_from"] == params["calibration.source"] == "training"
     assert params["forecast_floor"] == "0.0"
     assert (params["blend.power"], params["blend.local"]) == ("2.0", "0.75")
     refitted, first = out.refit.model.state_dict(), out.result.model.state_dict()

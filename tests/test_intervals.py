@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conf.auto_steps import calibrate_from
 from models.arrays import WindowArrays
 from models.intervals import calibrate, sample_windows
 from models.lakecast_forecaster.calibration import (
@@ -29,6 +30,7 @@ from models.lakecast_forecaster.predictor import (
     load_predictor,
     save_predictor,
 )
+from tests.conftest import make_config
 
 torch.set_num_threads(1)
 Z90 = 1.2815516  # standard normal 0.9 quantile
@@ -122,6 +124,44 @@ def test_training_history_keeps_a_one_sided_validation_from_closing_the_band() -
     fresh = gaussian(3, 13, seed=23, lo=0.5, hi=0.5)[0]
     out = bounded.apply(fresh.copy())
     assert (out[..., 0] < out[..., 1]).all() and (out[..., 1] <= out[..., 2]).all()
+
+
+def test_training_windows_size_the_band_when_asked_and_validation_cannot_push_it_to_one_side() -> None:
+    """`source="training"`: a validation period where every series was hit by the same shock (all
+    actuals far above the median, as in a boom year of global GDP) sets neither side; the training
+    windows' factors do, and a fresh period of the same kind as training gets the pinball loss of
+    those factors, not the lopsided band that validation would have set."""
+    pred, y, _ = gaussian(240, 6, seed=51, lo=0.5, hi=0.5)
+    y += 3.0                                                     # one shock shared by all series
+    hist_pred, hist_y, _ = gaussian(5000, 6, seed=52, lo=0.5, hi=0.5)
+    validation = fit_calibration(pred, y, Q, history=(hist_pred, hist_y))
+    training = fit_calibration(pred, y, Q, history=(hist_pred, hist_y), source="training")
+    expected = fit_calibration(hist_pred, hist_y, Q)            # the history's own conformal factors
+    np.testing.assert_allclose(training.low, expected.low, rtol=0.05)
+    np.testing.assert_allclose(training.high, expected.high, rtol=0.05)
+    assert min(validation.high) > 1.5 * max(validation.low)     # validation's band leans to one side
+    fresh, y2, _ = gaussian(50_000, 6, seed=53, lo=0.5, hi=0.5)
+
+    def pinball(q: np.ndarray) -> float:
+        e = y2[..., None] - q
+        return float(np.maximum(np.array(Q) * e, (np.array(Q) - 1.0) * e).mean())
+
+    assert pinball(training.apply(fresh)) < 0.9 * pinball(validation.apply(fresh))
+    assert 0.77 < coverage(training.apply(fresh), y2)[0] < 0.83
+    # too few training windows to size anything: validation's own factors, as without a history
+    few = (hist_pred[:MIN_HISTORY_WINDOWS - 1], hist_y[:MIN_HISTORY_WINDOWS - 1])
+    assert fit_calibration(pred, y, Q, history=few, source="training") == fit_calibration(pred, y, Q)
+    with pytest.raises(ValueError, match="calibration source"):
+        fit_calibration(pred, y, Q, history=(hist_pred, hist_y), source="test")
+
+
+@pytest.mark.parametrize(("freq", "expected"), [("MS", "training"), ("QS", "training"), ("YS", "training"),
+                                                ("W-MON", "training"), ("D", "validation"), ("h", "validation")])
+def test_calibrate_from_auto_uses_training_windows_for_weekly_and_longer_steps(tmp_path: Path, freq: str,
+                                                                      expected: str) -> None:
+    assert calibrate_from(make_config(tmp_path, f"data.freq={freq}")) == expected
+    other = "validation" if expected == "training" else "training"
+    assert calibrate_from(make_config(tmp_path, f"data.freq={freq}", f"model.calibrate_from={other}")) == other
 
 
 def ordered(q: np.ndarray) -> bool:

@@ -123,9 +123,12 @@ def _bounded(factor: float, earlier: float, ratio: float) -> float:
     return min(max(factor, earlier / ratio), earlier * ratio)
 
 
+SOURCES = ("validation", "training")  # which windows' factors size the band (`fit_calibration`'s `source`)
+
+
 def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, float, float],
                     history: tuple[np.ndarray, np.ndarray] | None = None,
-                    max_widening: float = MAX_WIDENING) -> IntervalCalibration:
+                    max_widening: float = MAX_WIDENING, source: str = "validation") -> IntervalCalibration:
     """Factors for `pred` (N, horizon, 3) against actuals `y` (N, horizon), in the same units.
 
     `history`: the same model's (predictions, actuals) on earlier windows (a sample of the
@@ -141,7 +144,14 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, flo
     with an actual than `MIN_HISTORY_WINDOWS` bound nothing: so few (three per series of a short
     quarterly set, one of a single series) are memorised, and their band looks right however
     narrow it is (on aus_accommodation, 48 of them shut the band to 0.39 holdout coverage).
+
+    `source="training"`: the history's factors themselves, where it has enough windows (validation's
+    otherwise; the width floor is validation's either way). Validation is one period that all series
+    share: on monthly to yearly data a common shock there (a crisis year) decides which side of the
+    band widens, while the training windows span the whole history (`conf.auto_steps.calibrate_from`).
     """
+    if source not in SOURCES:
+        raise ValueError(f"calibration source must be one of {SOURCES}, got {source!r}")
     if pred.ndim != 3 or pred.shape[2] != 3 or y.shape != pred.shape[:2]:
         raise ValueError(f"calibration needs predictions (N, horizon, 3) and actuals (N, horizon), "
                          f"got {pred.shape} and {y.shape}")
@@ -161,13 +171,21 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, flo
     if history is not None and (history[0].shape[1:] != pred.shape[1:] or history[1].shape != history[0].shape[:2]):
         raise ValueError(f"calibration history needs predictions (M, {horizon}, 3) and actuals (M, {horizon}), "
                          f"got {history[0].shape} and {history[1].shape}")
-    if history is not None and int(np.isfinite(history[1]).any(axis=1).sum()) >= MIN_HISTORY_WINDOWS:
+    if history is not None and enough_history(history[1]):
         h_low, h_high = _factors(*_scores(history[0].astype(np.float64), history[1].astype(np.float64), floor),
                                  levels, per_step)
-        low = [_bounded(v, h, max_widening) for v, h in zip(low, h_low, strict=True)]
-        high = [_bounded(v, h, max_widening) for v, h in zip(high, h_high, strict=True)]
+        if source == "training":
+            low, high = h_low, h_high
+        else:
+            low = [_bounded(v, h, max_widening) for v, h in zip(low, h_low, strict=True)]
+            high = [_bounded(v, h, max_widening) for v, h in zip(high, h_high, strict=True)]
     return IntervalCalibration(low=tuple(max(v, 0.0) for v in low), high=tuple(max(v, 0.0) for v in high),
                                floor=tuple(float(f) for f in floor))
+
+
+def enough_history(y: np.ndarray) -> bool:
+    """Whether earlier windows with actuals `y` (M, horizon) are enough to bound or size the band."""
+    return int(np.isfinite(y).any(axis=1).sum()) >= MIN_HISTORY_WINDOWS
 
 
 def coverage(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

@@ -21,6 +21,7 @@ from conf.auto_steps import (
     blend_local,
     blend_power,
     blend_skips,
+    calibrate_from,
     forecast_floor,
     refit_wanted,
     steps,
@@ -250,9 +251,10 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
                                                 power=blend_power(cfg), skip=blend_skips(cfg))
-        if cfg.model.calibrate_intervals:  # p10/p90 rescaled on validation, bounded by training windows; in meta
+        if cfg.model.calibrate_intervals:  # p10/p90 sized by validation or training windows (calibrate_from)
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
-                                          history=history, shipped=final.model if final is not None else None)
+                                          history=history, shipped=final.model if final is not None else None,
+                                          source=calibrate_from(cfg))
         shipped = final.model if final is not None else result.model
         predictor = Predictor(shipped, meta, device=result.device)
         season = parse_freq(cfg.data.freq).season_length()
@@ -291,6 +293,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                 **{f"val_mae_{k}": round(v, 5) for k, v in blend.fit.mae.items()}}
                                if blend else {}),
                             **({"val_coverage_before_calibration": round(calibration.before[0], 4),
-                                "val_coverage_after_calibration": round(calibration.after[0], 4)}
+                                "val_coverage_after_calibration": round(calibration.after[0], 4),
+                                "calibrate_from": calibration.source}
                                if calibration else {})})
         return TrainOutcome(ref, first, bt, result, run_id, rec.run_id, obs_version, cutoffs, auto, final, floor)
