@@ -44,8 +44,7 @@ class CalibrationReport:
 
     def params(self) -> dict[str, str]:
         c = self.calibration
-        return {"calibration.low_factors": ",".join(f"{v:.4g}" for v in c.low),
-                "calibration.high_factors": ",".join(f"{v:.4g}" for v in c.high),
+        return {"calibration.low_factors": _factors_text(c.low), "calibration.high_factors": _factors_text(c.high),
                 "calibration.n_val_windows": str(self.n_windows), "calibration.source": self.source}
 
     def metrics(self) -> dict[str, float]:

@@ -147,7 +147,7 @@ def fit_calibration(pred: np.ndarray, y: np.ndarray, quantiles: tuple[float, flo
 
     `source="training"`: the history's factors themselves, where it has enough windows (validation's
     otherwise; the width floor is validation's either way). Validation is one period that all series
-    share: on monthly to yearly data a common shock there (a crisis year) decides which side of the
+    share: on weekly to yearly data a common shock there (a crisis year) decides which side of the
     band widens, while the training windows span the whole history (`conf.auto_steps.calibrate_from`).
     """
     if source not in SOURCES:
