@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from conf.errors import LakecastError
 from conf.window_contract import INPUTS, LOC, ORIGIN, SCALE, SERIES, SKIP, TARGETS
+from models.lakecast_forecaster.predictor import window_offsets
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class WindowArrays:
     def offset(self) -> np.ndarray:
         """(N,) each window's ``loc / scale``: its original values over its scale are ``scaled + offset``,
         which the blend's multiplicative members need (`Predictor.predict`'s `offset`)."""
-        return self.loc.astype(np.float64) / self.scale.astype(np.float64)
+        return window_offsets(self.loc, self.scale)
 
     def unscale(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled values (N, ...) back to original units, per window."""
