@@ -31,7 +31,9 @@ def cli(job: JobContext, as_of: str | None) -> None:
         "test MASE": (f"{bt.mase(MODEL):.4f} (seasonal naive {bt.mase(SEASONAL_NAIVE):.4f})" if bt.n_windows
                       else "none: no test split (train.test_periods=0, a short history)"),
         "windows train/val/test": f"{r.n_train}/{r.n_val}/{out.backtest.n_windows}",
-        "epochs": f"{len(r.history)} (best {r.best_epoch}{', stopped early' if r.stopped_early else ''})",
+        "epochs": f"{len(r.history)} (best {r.best_epoch}{', stopped early' if r.stopped_early else ''})"
+                  + (f", {r.windows_per_epoch} windows each (train.max_windows_per_epoch)"
+                     if r.windows_per_epoch < r.n_train else ""),
         "training time": f"{r.seconds:.1f}s on {r.device}",
         "split": f"train <= {c.train_end} < val <= {c.val_end}"
                  + (f" < test <= {c.end}" if c.end > c.val_end else " (no test split)"),

@@ -5,6 +5,11 @@ as a zero-argument callable that returns a fresh iterator of `WindowArrays` bloc
 epoch (large data: Arrow record batches streamed from storage, shuffled within each
 block), so memory is bounded by a block rather than by the data set. Same code on GPU or
 CPU. No Spark here.
+
+An epoch sees at most `train.max_windows_per_epoch` windows, drawn afresh each epoch: training
+time is linear in the windows an epoch sees (about 0.5 ms per window on two cores), so thousands
+of long series would otherwise train for hours, while a network of this size has learnt what it
+can from a few tens of thousands of windows per epoch (bench/RESULTS.md, "A window budget per epoch").
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class TrainResult:
     seconds: float = 0.0
     n_train: int = 0
     n_val: int = 0
+    windows_per_epoch: int = 0  # the windows one epoch trained on (n_train, or fewer under the budget)
 
     @property
     def best_val_loss(self) -> float:
@@ -112,23 +118,40 @@ def spec_for(cfg: LakecastConfig, sample: WindowArrays) -> LSTMSpec:
     )
 
 
-def _minibatches(block: WindowArrays, batch_size: int, rng: np.random.Generator | None,
+def epoch_share(n_windows: int | None, limit: int) -> float:
+    """The share of the training windows one epoch draws: all of them (1.0) up to `limit` windows
+    (`train.max_windows_per_epoch`; 0: no limit), else `limit / n_windows`. A stream whose size is
+    not known (None) is read whole."""
+    if not limit or not n_windows or n_windows <= limit:
+        return 1.0
+    return limit / n_windows
+
+
+def _count(source: WindowSource, n_windows: int | None) -> int | None:
+    return len(source) if isinstance(source, WindowArrays) else n_windows
+
+
+def _minibatches(block: WindowArrays, batch_size: int, rng: np.random.Generator | None, share: float = 1.0,
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Mini-batches of `block` in a random order (`rng`) or in order; `share` < 1 (needs `rng`):
+    a random subset of that share of the block's windows, a new one on each call."""
     assert block.y is not None
     n = len(block)
     order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
+    if share < 1.0 and rng is not None:
+        order = order[:max(1, round(share * n))]
+    for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         yield block.X[idx], block.y[idx]
 
 
 def _train_epoch(model: LSTMForecaster, source: WindowSource, opt: torch.optim.Optimizer,
                  q: torch.Tensor, batch_size: int, rng: np.random.Generator, device: torch.device,
-                 ) -> tuple[float, int]:
+                 share: float = 1.0) -> tuple[float, int]:
     model.train()
     total, count = 0.0, 0
     for block in _blocks(source):
-        for xb, yb in _minibatches(block, batch_size, rng):
+        for xb, yb in _minibatches(block, batch_size, rng, share):
             x = torch.from_numpy(xb).to(device, non_blocking=True)
             y = torch.from_numpy(yb).to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
@@ -164,11 +187,13 @@ class RefitResult:
     seconds: float
     n_train: int
     train_loss: float
+    windows_per_epoch: int = 0
 
 
-def refit(train: WindowSource, cfg: LakecastConfig, first: TrainResult) -> RefitResult:
+def refit(train: WindowSource, cfg: LakecastConfig, first: TrainResult, n_windows: int | None = None) -> RefitResult:
     """A fresh network of `first`'s shape and seed, trained for `first.best_epoch` epochs on
-    `train`: windows whose targets run through the validation period.
+    `train`: windows whose targets run through the validation period (`n_windows` of them where
+    `train` is a stream: the epoch budget needs the count).
 
     Early stopping needs a validation period the network never trains on, so the first network
     has not seen the most recent `val_periods` steps: on monthly data 18 months, on quarterly two
@@ -187,24 +212,29 @@ def refit(train: WindowSource, cfg: LakecastConfig, first: TrainResult) -> Refit
         opt = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
         rng = np.random.default_rng(tc.seed)
         loss, count = math.nan, 0
+        total = _count(train, n_windows)
+        share = epoch_share(total, tc.max_windows_per_epoch)
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            loss, count = _train_epoch(model, train, opt, q, tc.batch_size, rng, device)
+            loss, count = _train_epoch(model, train, opt, q, tc.batch_size, rng, device, share)
             if not math.isfinite(loss):
                 raise TrainingError(f"the refit diverged at epoch {epoch} (train loss {loss}); lower "
                                     "train.learning_rate or set train.refit=false")
             log.info("refit epoch %d/%d: train loss %.4f (%.1fs)", epoch, epochs, loss, time.perf_counter() - t0)
     model.eval()
     seconds = time.perf_counter() - started
-    log.info("refitted on %d windows (training and validation periods) in %.1fs", count, seconds)
-    return RefitResult(model, epochs, seconds, count, loss)
+    log.info("refitted on %d windows (training and validation periods%s) in %.1fs", total or count,
+             f"; {count} drawn per epoch" if share < 1.0 else "", seconds)
+    return RefitResult(model, epochs, seconds, total or count, loss, count)
 
 
-def fit(train: WindowSource, val: WindowSource, cfg: LakecastConfig) -> TrainResult:
+def fit(train: WindowSource, val: WindowSource, cfg: LakecastConfig, n_windows: int | None = None) -> TrainResult:
     """Train from `train`, stop when `val` loss has not improved for `train.patience` epochs.
 
-    Returns the weights of the best validation epoch. Deterministic for a given thread count and
-    `train.seed` on CPU (global torch RNG state is restored afterwards).
+    Each epoch draws at most `train.max_windows_per_epoch` of the training windows (`n_windows`:
+    their count where `train` is a stream). Returns the weights of the best validation epoch.
+    Deterministic for a given thread count and `train.seed` on CPU (global torch RNG state is
+    restored afterwards).
     """
     tc = cfg.train
     device = resolve_device(tc.device)
@@ -220,9 +250,16 @@ def fit(train: WindowSource, val: WindowSource, cfg: LakecastConfig) -> TrainRes
         rng = np.random.default_rng(tc.seed)
         result = TrainResult(model=model, spec=spec, device=str(device))
         best_state, best, waited = copy.deepcopy(model.state_dict()), math.inf, 0
+        total = _count(train, n_windows)
+        share = epoch_share(total, tc.max_windows_per_epoch)
+        if share < 1.0:
+            log.info("%d training windows: each epoch draws %d of them (train.max_windows_per_epoch)",
+                     total, tc.max_windows_per_epoch)
         for epoch in range(1, tc.max_epochs + 1):
             t0 = time.perf_counter()
-            train_loss, result.n_train = _train_epoch(model, train, opt, q, tc.batch_size, rng, device)
+            train_loss, result.windows_per_epoch = _train_epoch(model, train, opt, q, tc.batch_size, rng, device,
+                                                                share)
+            result.n_train = total or result.windows_per_epoch
             val_loss, n_val = evaluate_loss(model, val, q, tc.batch_size, device)
             if not math.isfinite(train_loss) or not math.isfinite(val_loss):
                 raise TrainingError(f"training diverged at epoch {epoch} (train loss {train_loss}, "

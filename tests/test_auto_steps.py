@@ -280,7 +280,8 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     cfg = make_config(lakecast_home, f"catalog.database=t_{tag}", f"model.name=m_{tag}",
                       f"mlflow.experiment=e_{tag}", "data.freq=M", "windows.horizon=6",
                       "model.hidden_size=8", "model.num_layers=1", "train.max_epochs=2", "train.batch_size=64",
-                      "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32")
+                      "train.device=cpu", "train.plot_series=0", "scoring.precision=fp32",
+                      "train.max_windows_per_epoch=100")
     assert cfg.data.freq == "ME"
     ensure_tables(spark, cfg)
     ing = ingest.run(spark, cfg, str(_monthly_csv(tmp_path / "monthly.csv", month_end=True, young=2)),
@@ -315,6 +316,10 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert (params["refit"], params["refit_epochs"], params["n_refit_windows"]) == (
         "True", str(out.result.best_epoch), str(out.refit.n_train))
     assert (details["refit_epochs"], details["refit_windows"]) == (out.result.best_epoch, out.refit.n_train)
+    # every epoch, the first network's and the refit's, trains on 100 windows drawn from all of them
+    assert details["train_windows"] == out.result.n_train > 100
+    assert details["windows_per_epoch"] == out.result.windows_per_epoch == out.refit.windows_per_epoch == 100
+    assert (params["train.max_windows_per_epoch"], params["n_windows_per_epoch"]) == ("100", "100")
     shipped_predictor = load_predictor(registry.download_version(cfg, out.model, tmp_path / "shipped")
                                        / "artifacts" / "predictor")
     shipped = shipped_predictor.module.state_dict()

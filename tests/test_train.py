@@ -9,7 +9,7 @@ import torch
 from conf import LakecastConfig
 from models.arrays import WindowArrays
 from models.evaluate import MODEL, NAIVE, SEASONAL_NAIVE, backtest, baselines, mase_scale
-from models.train import TrainingError, fit, resolve_device
+from models.train import TrainingError, epoch_share, fit, refit, resolve_device
 from tests.conftest import make_config
 from tests.model_data import SEASON, seasonal_windows, time_split
 
@@ -60,6 +60,54 @@ def test_streamed_blocks_train_like_arrays(tiny_cfg, splits) -> None:
         update={"train": tiny_cfg.train.model_copy(update={"max_epochs": 2})}))
     assert result.n_train == len(train)
     assert len(result.history) == 2
+
+
+def _budget(cfg: LakecastConfig, limit: int, **train: int) -> LakecastConfig:
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_windows_per_epoch": limit, **train})})
+
+
+def test_epoch_share_draws_the_budget_only_where_there_are_more_windows() -> None:
+    assert epoch_share(1000, 0) == 1.0            # 0: no budget
+    assert epoch_share(1000, 1000) == 1.0
+    assert epoch_share(1000, 250) == 0.25
+    assert epoch_share(None, 250) == 1.0          # a stream of unknown size is read whole
+
+
+def test_a_budget_above_the_window_count_changes_nothing(tiny_cfg, splits) -> None:
+    train, val, _ = splits
+    small = train.take(np.arange(300))
+    a = fit(small, val, _budget(tiny_cfg, 0, max_epochs=2))
+    b = fit(small, val, _budget(tiny_cfg, 300, max_epochs=2))
+    assert [h.val_loss for h in a.history] == [h.val_loss for h in b.history]
+    assert a.windows_per_epoch == b.windows_per_epoch == a.n_train == 300
+
+
+def test_each_epoch_trains_on_the_budget_drawn_afresh_and_still_learns(tiny_cfg, splits) -> None:
+    train, val, _ = splits
+    limit = len(train) // 4
+    result = fit(train, val, _budget(tiny_cfg, limit))
+    assert result.n_train == len(train) and result.windows_per_epoch == limit
+    losses = [h.val_loss for h in result.history]
+    assert result.best_val_loss < losses[0] * 0.9
+    # the draws differ by epoch: two epochs at the budget are not the same epoch twice
+    once = fit(train, val, _budget(tiny_cfg, limit, max_epochs=1, patience=1))
+    twice = fit(train, val, _budget(tiny_cfg, limit, max_epochs=2, patience=1))
+    assert twice.history[0].val_loss == once.history[0].val_loss
+    assert twice.history[1].train_loss != twice.history[0].train_loss
+
+
+def test_streamed_blocks_and_the_refit_keep_to_the_budget(tiny_cfg, splits) -> None:
+    train, val, _ = splits
+    blocks = [train.take(np.arange(i, min(i + 100, len(train)))) for i in range(0, len(train), 100)]
+    limit = len(train) // 3
+    cfg = _budget(tiny_cfg, limit, max_epochs=2)
+    result = fit(lambda: iter(blocks), val, cfg, n_windows=len(train))
+    assert result.n_train == len(train)
+    assert abs(result.windows_per_epoch - limit) <= len(blocks)   # each block gives its share, rounded
+    again = refit(lambda: iter(blocks), cfg, result, n_windows=len(train))
+    assert again.n_train == len(train) and abs(again.windows_per_epoch - limit) <= len(blocks)
+    in_memory = refit(train, cfg, result)
+    assert in_memory.windows_per_epoch == limit
 
 
 def test_no_validation_windows_is_a_clear_error(tiny_cfg, splits) -> None:

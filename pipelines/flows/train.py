@@ -125,6 +125,7 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
               "as_of": as_of or "latest", "train_end": cutoffs.train_end, "val_end": cutoffs.val_end,
               "test_end": cutoffs.end, "observations_delta_version": obs_version,
               "device": result.device, "n_train_windows": result.n_train, "n_val_windows": result.n_val,
+              "n_windows_per_epoch": result.windows_per_epoch,
               "n_test_windows": bt.n_windows, **steps(cfg).by_key(),  # the step settings as trained
               "auto_settings": auto.line or "none", **(calibration.params() if calibration else {}),
               **(blend.params() if blend else {}),
@@ -226,13 +227,14 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
             cutoffs, snaps, names = _windows(cfg, obs, as_of, rec, root, refit=do_refit)
             train, val = _train_inputs(cfg, snaps, len(names))
             test = _in_memory(snaps["test"], cfg, len(names), keys=True) if "test" in snaps else None
-            result = fit(train, val, cfg)
+            result = fit(train, val, cfg, n_windows=snaps["train"].counts.get("usable", 0))
             history = (intervals.sample_history(train, cfg.train.seed)
                        if cfg.model.statistical_blend or cfg.model.calibrate_intervals else None)
             del train  # the refit set holds the same windows and more: not both in memory at once
             # The blend and the calibration are fitted below on the first network's validation
             # forecasts (out of sample); the refitted network, which has seen validation, is shipped.
-            final = (refit(_training_source(cfg, snaps["refit"], len(names), "refit"), cfg, result)
+            final = (refit(_training_source(cfg, snaps["refit"], len(names), "refit"), cfg, result,
+                           n_windows=snaps["refit"].counts.get("usable", 0))
                      if do_refit else None)
         finally:
             shutil.rmtree(root, ignore_errors=True)
@@ -287,6 +289,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                             "test_seasonal_naive_mase": _finite(bt.mase(SEASONAL_NAIVE)),
                             "best_epoch": result.best_epoch, "epochs": len(result.history),
                             "train_seconds": round(result.seconds, 2), "device": result.device,
+                            "train_windows": result.n_train, "windows_per_epoch": result.windows_per_epoch,
                             **({"refit_epochs": final.epochs, "refit_windows": final.n_train,
                                 "refit_seconds": round(final.seconds, 2)} if final else {}),
                             **({"blend_network_weights": [round(w, 4) for w in blend.fit.blend.network],
