@@ -249,7 +249,7 @@ class TrainConfig(_Section):
     patience: int = Field(default=3, ge=1)
     # Windows one epoch trains on, drawn afresh each epoch where there are more; 0: all of them.
     # Training time is linear in it (about 0.5 ms per window on two cores): it bounds a run on
-    # thousands of long series, and every recorded benchmark set (at most 54,000 windows) is below it.
+    # thousands of long series, and every recorded benchmark set (about 54,000 windows at most) is below it.
     max_windows_per_epoch: int = Field(default=65536, ge=0)
     seed: int = 42
     val_periods: StepCount = "auto"   # auto: a week for sub-daily/daily data, at least one horizon
