@@ -63,6 +63,13 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("us_gas_total", "YS", 6),
     BenchSet("hh_budget", "YS", 6),
     BenchSet("souvenirs", "MS", 18),
+    # The forecasting competitions, at their own horizons (the held-out steps are their test sets):
+    # many short series, as published results of every standard method are measured on.
+    BenchSet("m3_monthly", "MS", 18),
+    BenchSet("m3_quarterly", "QS", 8),
+    BenchSet("m3_yearly", "YS", 6),
+    BenchSet("tourism_monthly", "MS", 24),
+    BenchSet("tourism_quarterly", "QS", 8),
 )}
 
 

