@@ -71,6 +71,25 @@ def _section(text: str) -> tuple[int, int]:
     return start, start + len(TITLE) + nxt.start() if nxt else len(text)
 
 
+def recorded_rows(path: Path, dataset: str) -> list[tuple[Row, str]]:
+    """The rows a full run recorded for `dataset` in the section, each with the date it was measured:
+    what `--lakecast-only` compares a new lakecast run against (statsforecast's figures depend only
+    on the split, which a full run and a plain `--lakecast-only` run share)."""
+    text = path.read_text() if path.exists() else ""
+    start, end = _section(text)
+    out = []
+    for ln in text[start:end].splitlines():
+        cells = [c.strip() for c in ln.split("|")[1:-1]]
+        if len(cells) != 10 or cells[0] != dataset:
+            continue
+        try:
+            nums = [float(c) for c in cells[3:8]]
+        except ValueError:  # the header or a malformed row
+            continue
+        out.append((Row(cells[0], cells[1], cells[2].strip("*"), *nums, note=cells[9]), cells[8]))
+    return out
+
+
 def update_results(path: Path, rows: list[Row], results: list[str], measured: str) -> None:
     text = path.read_text()
     start, end = _section(text)

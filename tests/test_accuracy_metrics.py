@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bench._accuracy_metrics import coverage, mase, pinball, scaled_pinball, seasonal_naive_scale, smape
-from bench._accuracy_report import Row, update_results
+from bench._accuracy_report import Row, recorded_rows, update_results
+from bench.accuracy_bench import result_lines
 
 # Three series, season 2. A: steady +1 steps (seasonal diffs all 2 -> scale 2); B: constant
 # (no scale: left out of MASE and scaled pinball); C: shorter than a season plus one, so lag 1.
@@ -76,6 +77,28 @@ def test_results_section_keeps_other_datasets_and_sections(tmp_path: Path) -> No
     assert table[0].startswith("| b ") and "| 0.800 |" in table[1]
     assert [ln for ln in text.splitlines() if ln.startswith("RESULT")] == [
         "RESULT accuracy_b_coverage=0.700", "RESULT accuracy_a_coverage=0.750"]
+
+
+def test_lakecast_only_runs_are_compared_with_the_recorded_statistical_rows(tmp_path: Path) -> None:
+    """`--lakecast-only` reads back what a full run recorded: the rows of one dataset, with their
+    date, and the MASE ratio against the best recorded Auto* method (never SeasonalNaive)."""
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n")
+    full = [Row("m", "MS, h=18, 3 series", "lakecast", 0.9, 12.0, 0.3, 0.8, 300.0, "ingest 30 s"),
+            Row("m", "MS, h=18, 3 series", "AutoETS", 0.85, 11.0, 0.28, 0.75, 50.0),
+            Row("m", "MS, h=18, 3 series", "AutoTheta", 0.8, 10.5, 0.29, 0.7, 9.0),
+            Row("m", "MS, h=18, 3 series", "SeasonalNaive", 0.5, 20.0, 0.4, 0.8, 0.7)]
+    update_results(path, full, [], "2026-12-06")
+    update_results(path, [Row("other", "QS, h=8, 1 series", "AutoETS", 0.1, 1.0, 0.1, 0.8, 1.0)], [], "2026-12-07")
+    got = recorded_rows(path, "m")
+    assert got == [(r, "2026-12-06") for r in full]
+    assert recorded_rows(path, "missing") == [] and recorded_rows(tmp_path / "none.md", "m") == []
+    new = [Row("m", "MS, h=18, 3 series", "lakecast", 0.84, 11.0, 0.3, 0.8, 200.0),
+           Row("m", "MS, h=18, 3 series", "SeasonalNaive", 0.5, 20.0, 0.4, 0.8, 0.7)]
+    assert result_lines(new, {"m": [r for r, _ in got]}) == [
+        "RESULT accuracy_m_mase_vs_best_stat=1.050", "RESULT accuracy_m_coverage=0.800"]
+    # nothing recorded: no ratio (SeasonalNaive alone is not a statistical standard), coverage still
+    assert result_lines(new, {}) == ["RESULT accuracy_m_coverage=0.800"]
 
 
 def test_split_holds_out_the_last_horizon_or_an_earlier_one(tmp_path: Path) -> None:
