@@ -7,6 +7,7 @@ so `--datasets pedestrian` does not erase the monthly results.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +81,14 @@ def recorded_rows(path: Path, dataset: str) -> list[tuple[Row, str]]:
     out = []
     for ln in text[start:end].splitlines():
         cells = [c.strip() for c in ln.split("|")[1:-1]]
-        if len(cells) != 10 or cells[0] != dataset:
+        if not cells or cells[0] != dataset:
             continue
         try:
+            if len(cells) != 10:
+                raise ValueError(f"{len(cells)} cells, not 10")
             nums = [float(c) for c in cells[3:8]]
-        except ValueError:  # the header or a malformed row
+        except ValueError as e:  # left out, and said: the comparison then lacks that method
+            print(f"warning: {path.name}: a row of {dataset} left out ({e}): {ln[:100]}", file=sys.stderr)
             continue
         out.append((Row(cells[0], cells[1], cells[2].strip("*"), *nums, note=cells[9]), cells[8]))
     return out

@@ -102,17 +102,32 @@ def print_table(rows: list[Row]) -> None:
               f"{r.coverage:6.3f} {r.seconds:7.1f}  {r.note}", flush=True)
 
 
-def print_recorded(name: str, recorded: list[tuple[Row, str]], same_split: bool) -> None:
-    """What a `--lakecast-only` run is compared with: the rows a full run recorded for this split."""
+def compare_recorded(name: str, data: str, recorded: list[tuple[Row, str]], same_split: bool) -> list[Row]:
+    """What a `--lakecast-only` run is compared with: the rows a full run recorded for this split,
+    printed; none (and why) where the split differs, nothing was recorded, the recorded rows
+    describe other data (`data`: "MS, h=18, 617 series") or lack one of the statistical methods."""
     if not same_split:
         print(f"  {name}: another split than the recorded one (--max-series, --short or --earlier): "
               "no recorded figures to compare with", flush=True)
-    elif not recorded:
-        print(f"  {name}: nothing recorded in {RESULTS.name} yet; run without --lakecast-only once", flush=True)
-    else:
-        dates = ", ".join(sorted({d for _, d in recorded}))
-        print(f"  {name}, as recorded in {RESULTS.name} (measured {dates}):")
-        print_table([r for r, _ in recorded])
+        return []
+    if not recorded:
+        print(f"  {name}: nothing recorded in {RESULTS.name} yet: run it once without --lakecast-only "
+              "and --set", flush=True)
+        return []
+    other = sorted({r.data for r, _ in recorded} - {data})
+    missing = [m for m in STATISTICAL if m not in {r.method for r, _ in recorded}]
+    if other or missing:
+        why = (f"they describe {', '.join(other)}, this run {data}" if other
+               else f"{', '.join(missing)} not among them")
+        print(f"  {name}: the rows recorded in {RESULTS.name} are not comparable ({why}): "
+              "run it once without --lakecast-only and --set", flush=True)
+        return []
+    dates = ", ".join(sorted({d for _, d in recorded}))
+    print(f"  {name}, as recorded in {RESULTS.name} (measured {dates}; the ratio below uses their MASE, "
+          "rounded to 3 decimals):")
+    rows = [r for r, _ in recorded]
+    print_table(rows)
+    return rows
 
 
 def result_lines(rows: list[Row], recorded: dict[str, list[Row]] | None = None) -> list[str]:
@@ -123,6 +138,8 @@ def result_lines(rows: list[Row], recorded: dict[str, list[Row]] | None = None) 
         mine = {r.method: r for r in rows if r.dataset == name}
         stat = [mine[m].mase for m in STATISTICAL if m in mine] or [
             r.mase for r in (recorded or {}).get(name, []) if r.method in STATISTICAL]
+        if len(stat) < len(STATISTICAL):  # best of some, not all three: no ratio
+            stat = []
         if stat:
             out.append(f"RESULT accuracy_{name}_mase_vs_best_stat={mine['lakecast'].mase / min(stat):.3f}")
         out.append(f"RESULT accuracy_{name}_coverage={mine['lakecast'].coverage:.3f}")
@@ -159,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     # the recorded split is the default one: only then are the recorded statistical figures comparable
     same_split = a.max_series is None and not a.short and not a.earlier
     recorded = {n: recorded_rows(RESULTS, n) for n in names} if a.lakecast_only and same_split else {}
+    compared: dict[str, list[Row]] = {}  # the recorded rows each --lakecast-only dataset is compared with
     with tempfile.TemporaryDirectory(prefix="lakecast-accuracy-") as tmp:
         root = a.keep or Path(tmp)
         for name in names:
@@ -171,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             rows += mine
             print_table(mine)
             if a.lakecast_only:
-                print_recorded(name, recorded.get(name, []), same_split)
+                compared[name] = compare_recorded(name, mine[0].data, recorded.get(name, []), same_split)
             elif same_split and not extra:  # after each dataset: keep what it finished
                 update_results(RESULTS, mine, result_lines(mine), datetime.now(UTC).strftime("%Y-%m-%d"))
                 print(f"updated {RESULTS}", flush=True)
     print_table(rows)
-    print("\n" + "\n".join(result_lines(rows, {n: [r for r, _ in v] for n, v in recorded.items()})))
+    print("\n" + "\n".join(result_lines(rows, compared)))
     if failed:
         print(f"\nlakecast failed on {', '.join(failed)} (the errors are above; nothing recorded for them)")
     return 1 if failed else 0

@@ -79,13 +79,15 @@ def test_results_section_keeps_other_datasets_and_sections(tmp_path: Path) -> No
         "RESULT accuracy_b_coverage=0.700", "RESULT accuracy_a_coverage=0.750"]
 
 
-def test_lakecast_only_runs_are_compared_with_the_recorded_statistical_rows(tmp_path: Path) -> None:
+def test_lakecast_only_runs_are_compared_with_the_recorded_statistical_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--lakecast-only` reads back what a full run recorded: the rows of one dataset, with their
     date, and the MASE ratio against the best recorded Auto* method (never SeasonalNaive)."""
     path = tmp_path / "RESULTS.md"
     path.write_text("# Benchmark results\n")
     full = [Row("m", "MS, h=18, 3 series", "lakecast", 0.9, 12.0, 0.3, 0.8, 300.0, "ingest 30 s"),
             Row("m", "MS, h=18, 3 series", "AutoETS", 0.85, 11.0, 0.28, 0.75, 50.0),
+            Row("m", "MS, h=18, 3 series", "AutoARIMA", 0.82, 11.5, 0.3, 0.72, 200.0),
             Row("m", "MS, h=18, 3 series", "AutoTheta", 0.8, 10.5, 0.29, 0.7, 9.0),
             Row("m", "MS, h=18, 3 series", "SeasonalNaive", 0.5, 20.0, 0.4, 0.8, 0.7)]
     update_results(path, full, [], "2026-12-06")
@@ -97,8 +99,58 @@ def test_lakecast_only_runs_are_compared_with_the_recorded_statistical_rows(tmp_
            Row("m", "MS, h=18, 3 series", "SeasonalNaive", 0.5, 20.0, 0.4, 0.8, 0.7)]
     assert result_lines(new, {"m": [r for r, _ in got]}) == [
         "RESULT accuracy_m_mase_vs_best_stat=1.050", "RESULT accuracy_m_coverage=0.800"]
-    # nothing recorded: no ratio (SeasonalNaive alone is not a statistical standard), coverage still
+    # nothing recorded, or not all three Auto* methods: no ratio (SeasonalNaive is not a standard
+    # here, and the best of two is not the best of three); coverage still
     assert result_lines(new, {}) == ["RESULT accuracy_m_coverage=0.800"]
+    assert result_lines(new, {"m": [r for r, _ in got if r.method != "AutoARIMA"]}) == [
+        "RESULT accuracy_m_coverage=0.800"]
+    # a row edited by hand into something unreadable is left out, and said
+    path.write_text(path.read_text().replace("| AutoARIMA | 0.820 |", "| AutoARIMA | n/a |"))
+    assert [r.method for r, _ in recorded_rows(path, "m")] == ["lakecast", "AutoETS", "AutoTheta", "SeasonalNaive"]
+    assert "a row of m left out" in capsys.readouterr().err
+
+
+def test_lakecast_only_never_records_and_compares_only_rows_of_the_same_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The flag's wiring in `main`: only SeasonalNaive is fitted, RESULTS.md is not written, and the
+    ratio uses recorded rows only for the default split and the same data (series count, horizon)."""
+    import bench.accuracy_bench as ab
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n")
+    data = "YS, h=6, 181 series"
+    recorded = [Row("m1_yearly", data, m, v, 10.0, 1.0, 0.5, 1.0)
+                for m, v in (("lakecast", 4.0), ("AutoETS", 3.9), ("AutoARIMA", 3.5), ("AutoTheta", 3.6),
+                             ("SeasonalNaive", 4.9))]
+    update_results(path, recorded, [], "2026-12-06")
+    calls: list[tuple[str, ...]] = []
+
+    def fake(bs, work, max_series, short, extra, earlier, methods=ab.METHODS):  # type: ignore[no-untyped-def]
+        calls.append(methods)
+        return [Row(bs.name, data, "lakecast", 3.85, 18.0, 1.2, 0.8, 100.0),
+                *(Row(bs.name, data, m, 4.9, 22.0, 1.9, 0.46, 0.2) for m in methods)]
+
+    monkeypatch.setattr(ab, "RESULTS", path)
+    monkeypatch.setattr(ab, "bench_dataset", fake)
+    before = path.read_text()
+    assert ab.main(["--datasets", "m1_yearly", "--lakecast-only", "--set", "windows.lookback=12"]) == 0
+    out = capsys.readouterr().out
+    assert calls == [("SeasonalNaive",)] and path.read_text() == before
+    assert "RESULT accuracy_m1_yearly_mase_vs_best_stat=1.100" in out and "measured 2026-12-06" in out
+    # another split: nothing to compare with
+    assert ab.main(["--datasets", "m1_yearly", "--lakecast-only", "--max-series", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "mase_vs_best_stat" not in out and "another split" in out and path.read_text() == before
+    # rows recorded for other data (a different series count) are not compared with
+    update_results(path, [Row("m1_yearly", "YS, h=6, 180 series", r.method, r.mase, 1.0, 1.0, 0.5, 1.0)
+                          for r in recorded], [], "2026-12-07")
+    before = path.read_text()
+    assert ab.main(["--datasets", "m1_yearly", "--lakecast-only"]) == 0
+    out = capsys.readouterr().out
+    assert "mase_vs_best_stat" not in out and "not comparable" in out and path.read_text() == before
+    # without the flag the same run records, with all four methods fitted
+    assert ab.main(["--datasets", "m1_yearly"]) == 0
+    assert calls[-1] == ab.METHODS and "| m1_yearly | YS, h=6, 181 series | **lakecast** | 3.850 |" in path.read_text()
 
 
 def test_split_holds_out_the_last_horizon_or_an_earlier_one(tmp_path: Path) -> None:
