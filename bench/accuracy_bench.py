@@ -132,16 +132,14 @@ def compare_recorded(name: str, data: str, recorded: list[tuple[Row, str]], same
 
 def result_lines(rows: list[Row], recorded: dict[str, list[Row]] | None = None) -> list[str]:
     """The RESULT lines; the statistical methods from `recorded` (a dataset's recorded rows) where
-    this run did not fit them (`--lakecast-only`); no MASE ratio where neither has them."""
+    this run did not fit them (`--lakecast-only`); no MASE ratio unless all three are there."""
     out = []
     for name in dict.fromkeys(r.dataset for r in rows):
         mine = {r.method: r for r in rows if r.dataset == name}
-        stat = [mine[m].mase for m in STATISTICAL if m in mine] or [
-            r.mase for r in (recorded or {}).get(name, []) if r.method in STATISTICAL]
-        if len(stat) < len(STATISTICAL):  # best of some, not all three: no ratio
-            stat = []
-        if stat:
-            out.append(f"RESULT accuracy_{name}_mase_vs_best_stat={mine['lakecast'].mase / min(stat):.3f}")
+        stat = {m: r.mase for m, r in mine.items() if m in STATISTICAL} or {
+            r.method: r.mase for r in (recorded or {}).get(name, []) if r.method in STATISTICAL}
+        if len(stat) == len(STATISTICAL):  # the best of all three, never of some
+            out.append(f"RESULT accuracy_{name}_mase_vs_best_stat={mine['lakecast'].mase / min(stat.values()):.3f}")
         out.append(f"RESULT accuracy_{name}_coverage={mine['lakecast'].coverage:.3f}")
     return out
 
