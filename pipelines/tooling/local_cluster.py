@@ -48,7 +48,11 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def _children(pid: int) -> list[int]:
     """Direct children of `pid`; a JVM forks from its other threads, so read every task's list."""
     out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process ended between its parent's listing and this one
+        return out
+    for task in tasks:
         try:
             out += [int(x) for x in (task / "children").read_text().split()]
         except OSError:
