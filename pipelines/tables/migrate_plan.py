@@ -166,10 +166,9 @@ def _norm(expr: str) -> str:
 
 def _layout(spark: SparkSession, name: str) -> tuple[tuple[str, ...], str, dict[str, str]]:
     """Partition columns, table comment and properties (constraints included) of a Delta table."""
-    d = spark.sql(f"DESCRIBE DETAIL {name}").head()
+    d = spark.sql(f"DESCRIBE DETAIL {name}").head()  # one snapshot: its properties hold the constraints
     assert d is not None
-    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
-    return tuple(d["partitionColumns"] or ()), d["description"] or "", props
+    return tuple(d["partitionColumns"] or ()), d["description"] or "", dict(d["properties"] or {})
 
 
 def _column_steps(name: str, spec: TableSpec, actual: dict[str, Any]) -> tuple[list[Step], list[str]]:
