@@ -110,3 +110,15 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     after = _state(spark, cfg)
     again = migrate.run(spark, cfg)  # idempotent: plans nothing, writes nothing
     assert again.steps == [] and again.job_run_id is None and _state(spark, cfg) == after
+
+
+def test_a_spec_naming_a_protocol_key_is_refused_at_definition() -> None:
+    """The drift check reads a table's configuration, which never lists Delta's protocol keys: a
+    spec naming one would report drift on every run, so it is refused where it is written."""
+    from pipelines.tables.specs import Column, TableSpec
+
+    cols = (Column("a", "STRING", "a column"),)
+    for key in ("delta.feature.deletionVectors", "delta.minWriterVersion"):
+        with pytest.raises(ValueError, match=f"table spec t: protocol keys are not table properties: \\['{key}'\\]"):
+            TableSpec("t", "a table", cols, properties={key: "supported"})
+    assert TableSpec("t", "a table", cols, properties={"delta.enableDeletionVectors": "true"}).properties

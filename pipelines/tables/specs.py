@@ -39,6 +39,14 @@ class TableSpec:
     properties: dict[str, str] = field(default_factory=dict)
     partitioned_by: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The drift check compares these with the table's configuration (DESCRIBE DETAIL), which
+        # never lists protocol keys: one named here would read as drift on every run.
+        protocol = [k for k in self.properties
+                    if k.startswith("delta.feature.") or k in ("delta.minReaderVersion", "delta.minWriterVersion")]
+        if protocol:
+            raise ValueError(f"table spec {self.name}: protocol keys are not table properties: {protocol}")
+
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
