@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conf.errors import MigrationError
-from pipelines.tables.specs import sql_quote
+from pipelines.tables.specs import PROTOCOL_VERSION_KEYS, sql_quote
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
-_PROTOCOL = ("delta.minReaderVersion", "delta.minWriterVersion")  # set by Delta, never by hand
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def replace_sql(spark: SparkSession, table: str, partition_by: tuple[str, ...], 
         comment = f" COMMENT '{sql_quote(f.metadata['comment'])}'" if "comment" in f.metadata else ""
         cols.append(f"`{f.name}` {f.dataType.simpleString()}{null}{comment}")
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
-             if r["key"] not in _PROTOCOL}
+             if r["key"] not in PROTOCOL_VERSION_KEYS}
     part = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
     comment = f" COMMENT '{sql_quote(detail['description'])}'" if detail["description"] else ""
     tblprops = ", ".join(f"'{k}' = '{sql_quote(v)}'" for k, v in props.items())

@@ -30,6 +30,10 @@ class Column:
         return f"`{self.name}` {self.type}{null} COMMENT '{sql_quote(self.comment)}'"
 
 
+# Set by Delta from the features a table uses, never by hand.
+PROTOCOL_VERSION_KEYS = ("delta.minReaderVersion", "delta.minWriterVersion")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -42,8 +46,7 @@ class TableSpec:
     def __post_init__(self) -> None:
         # The drift check compares these with the table's configuration (DESCRIBE DETAIL), which
         # never lists protocol keys: one named here would read as drift on every run.
-        protocol = [k for k in self.properties
-                    if k.startswith("delta.feature.") or k in ("delta.minReaderVersion", "delta.minWriterVersion")]
+        protocol = [k for k in self.properties if k.startswith("delta.feature.") or k in PROTOCOL_VERSION_KEYS]
         if protocol:
             raise ValueError(f"table spec {self.name}: protocol keys are not table properties: {protocol}")
 
