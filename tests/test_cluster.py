@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from conf import LakecastConfig, load_config
+from pipelines.tables.views import latest_runs
 from pipelines.tooling.local_cluster import (
     SPARK_HOME,
     StandaloneCluster,
@@ -92,7 +93,8 @@ class Home:
         return self.table(spark, "forecasts", db).orderBy(*KEY).collect()
 
     def job_runs(self, spark: Any, db: str = DB) -> list[Any]:
-        return self.table(spark, "job_runs", db).orderBy("started_at").collect()
+        """The `job_runs` view's rows, from its event log read by path."""
+        return latest_runs(self.table(spark, "job_run_events", db)).orderBy("started_at").collect()
 
 
 def _ok(res: subprocess.CompletedProcess[str], what: str) -> None:

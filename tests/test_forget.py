@@ -169,7 +169,7 @@ def test_audit_holds_the_salted_hash_never_the_id(spark: Any, forgotten: Forgott
     assert job["status"] == "succeeded" and json.loads(job["parameters"])["series_hashes"] == [h]
     assert job["row_counts"]["rows_removed"] == 19
     assert job["versions_written"]["observations"] == out.tables[0].delete_version
-    for table in ("forget_log", "job_runs"):  # every column of every row, as text
+    for table in ("forget_log", "job_run_events"):  # every column of every row (every run's every event), as text
         text = _all_text(spark, cfg.table(table))
         assert any(h in row for row in text) and not any(SUBJECT in row for row in text), table
     with pytest.raises(ForgetError, match="must not contain a series id"):

@@ -10,6 +10,7 @@ import pytest
 from conf import LakecastConfig
 from conf.errors import SchemaDriftError
 from pipelines.flows import init_tables, migrate
+from pipelines.sinks.job_runs import record_run
 from pipelines.tables.ensure import delta_version
 from pipelines.tables.specs import ALL_TABLES
 
@@ -32,6 +33,24 @@ OLD_FORECASTS_DDL = """CREATE TABLE {table} (
 COMMENT 'Probabilistic forecasts with lineage; one row per (series_id, forecast_origin, target_ts, model_name).'
 TBLPROPERTIES ('data_owner' = 'unknown', 'data_classification' = 'internal', 'pipeline' = 'lakecast',
   'pipeline_version' = '0.15.0', 'delta.enableChangeDataFeed' = 'true')"""
+# The previous release's `job_runs`: a table with one row per run, MERGEd at the run's end.
+OLD_JOB_RUNS_DDL = """CREATE TABLE {table} (
+  `run_id` STRING NOT NULL COMMENT 'Unique run id',
+  `job` STRING NOT NULL COMMENT 'Job name, e.g. ingest, train, predict',
+  `status` STRING NOT NULL COMMENT 'running | succeeded | failed',
+  `parameters` STRING COMMENT 'Run parameters and resolved config as JSON',
+  `started_at` TIMESTAMP NOT NULL COMMENT 'Start time (UTC)',
+  `ended_at` TIMESTAMP COMMENT 'End time (UTC)',
+  `row_counts` MAP<STRING, BIGINT> COMMENT 'Row counts by kind (read, inserted, quarantined...)',
+  `versions_read` MAP<STRING, BIGINT> COMMENT 'Delta versions read, by table',
+  `versions_written` MAP<STRING, BIGINT> COMMENT 'Delta versions written, by table',
+  `details` STRING COMMENT 'Other facts of the run as JSON (model version, precision...)',
+  `error` STRING COMMENT 'Error message of a failed run'
+) USING DELTA
+COMMENT 'One row per lakecast job run: what ran, with which parameters, what it read and wrote.'
+TBLPROPERTIES ('data_owner' = 'unknown', 'data_classification' = 'internal', 'pipeline' = 'lakecast',
+  'pipeline_version' = '0.15.0')"""
+OLD_RUN = "predict-20240101T000000-0ld0ld00"
 OLD_FORECASTS_CHECKS = {
     "quantiles_ordered": "p10 <= p50 AND p50 <= p90",
     "horizon_step_positive": "horizon_step >= 1",
@@ -41,8 +60,18 @@ OLD_FORECASTS_CHECKS = {
 
 def _old_home(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> LakecastConfig:
     """A home of the previous release: its forecasts table (with rows of 3 origins), observations
-    without a Change Data Feed and with an old comment, no forecast_accuracy table."""
+    without a Change Data Feed and with an old comment, no forecast_accuracy table, its runs in a
+    `job_runs` table (one succeeded run, updated in place) and no `job_run_events`."""
     cfg = fresh_db()
+    spark.sql(f"DROP VIEW {cfg.table('job_runs')}")
+    spark.sql(f"DROP TABLE {cfg.table('job_run_events')}")
+    spark.sql(OLD_JOB_RUNS_DDL.format(table=cfg.table("job_runs")))
+    spark.sql(f"ALTER TABLE {cfg.table('job_runs')} ADD CONSTRAINT status_known "
+              "CHECK (status IN ('running', 'succeeded', 'failed'))")
+    spark.sql(f"""INSERT INTO {cfg.table('job_runs')} VALUES ('{OLD_RUN}', 'predict', 'running', '{{}}',
+        TIMESTAMP'2024-01-01 00:00:00Z', NULL, map(), map(), map(), '{{}}', NULL)""")
+    spark.sql(f"""UPDATE {cfg.table('job_runs')} SET status = 'succeeded', ended_at = TIMESTAMP'2024-01-01 00:01:00Z',
+        row_counts = map('scored', 3L) WHERE run_id = '{OLD_RUN}'""")
     spark.sql(f"DROP TABLE {cfg.table('forecast_accuracy')}")
     spark.sql(f"ALTER TABLE {cfg.table('observations')} SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")
     table = cfg.table("forecasts")
@@ -60,7 +89,10 @@ def _old_home(spark: Any, fresh_db: Callable[..., LakecastConfig]) -> LakecastCo
 
 
 def _state(spark: Any, cfg: LakecastConfig) -> dict[str, int]:
-    return {t.name: delta_version(spark, cfg.table(t.name)) for t in ALL_TABLES}
+    """Delta version of every table of the home (the previous release's `job_runs` included)."""
+    names = [t.name for t in ALL_TABLES] + ["job_runs"]
+    return {n: delta_version(spark, cfg.table(n)) for n in names
+            if spark.catalog.tableExists(cfg.table(n)) and spark.catalog.getTable(cfg.table(n)).tableType != "VIEW"}
 
 
 def _rows(spark: Any, cfg: LakecastConfig) -> list[tuple[Any, ...]]:
@@ -73,9 +105,16 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     forecasts = cfg.table("forecasts")
     rows = _rows(spark, cfg)
     with pytest.raises(SchemaDriftError, match=r"(?s)run `lakecast migrate`.*forecasts: table is not "
-                                               r"partitioned, expected partitioned by \(forecast_origin\)"):
+                                               r"partitioned, expected partitioned by \(forecast_origin\).*"
+                                               r"job_run_events: table is missing: \S+\.job_runs, its previous "
+                                               r"release's table, is to be renamed to it"):
         init_tables.run(spark, cfg)
     before = _state(spark, cfg)
+    # A job that checks no table (predict, train, promote) says what to do rather than write elsewhere.
+    with (pytest.raises(SchemaDriftError, match=r"job_run_events is missing.*`lakecast migrate` renames"),
+          record_run(spark, cfg, "predict", {})):
+        pass
+    assert _state(spark, cfg) == before
 
     dry = migrate.run(spark, cfg, dry_run=True)
     assert [(s.table.split(".")[-1], type(s).__name__) for s in dry.steps] == [
@@ -83,7 +122,9 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
         ("forecasts", "Repartition"), ("forecasts", "AddColumn"), ("forecasts", "AddColumn"),
         ("forecasts", "SetTableComment"),  # the key now includes model_version (shadow scoring)
         ("forecasts", "AddConstraint"), ("forecasts", "AddConstraint"),  # init created forecast_accuracy
-        ("forecasts", "SetProperty")]  # deletion vectors: `predict --changed-only` rewrites only what changed
+        ("forecasts", "SetProperty"),  # deletion vectors: `predict --changed-only` rewrites only what changed
+        ("job_run_events", "RenameTable"), ("job_run_events", "SetTableComment"),  # the run event log
+        ("job_run_events", "SetProperty")]  # append-only
     assert _state(spark, cfg) == before and dry.job_run_id is None  # nothing written, not even job_runs
 
     out = migrate.run(spark, cfg)
@@ -100,6 +141,15 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     assert spark.table(forecasts).where("model_role IS NULL AND mase_scale IS NULL").count() == 24
     run = spark.table(cfg.table("job_runs")).where(f"run_id = '{out.job_run_id}'").head()
     assert run["job"] == "migrate" and run["status"] == "succeeded"
+    # The old runs are rows of the event log, history and all, and read through the job_runs view.
+    assert spark.catalog.getTable(cfg.table("job_runs")).tableType == "VIEW"
+    old = spark.table(cfg.table("job_runs")).where(f"run_id = '{OLD_RUN}'").collect()
+    assert [(r["status"], r["row_counts"]) for r in old] == [("succeeded", {"scored": 3})]
+    ops = [r["operation"] for r in spark.sql(f"DESCRIBE HISTORY {cfg.table('job_run_events')}")
+           .orderBy("version").collect()]
+    assert ops[:4] == ["CREATE TABLE", "ADD CONSTRAINT", "WRITE", "UPDATE"], ops
+    with pytest.raises(Exception, match="DELTA_CANNOT_MODIFY_APPEND_ONLY"):
+        spark.sql(f"DELETE FROM {cfg.table('job_run_events')} WHERE run_id = '{OLD_RUN}'")
     assert run["versions_written"]["forecasts"] == out.versions["forecasts"]
     assert spark.table(cfg.table("forecasts_latest")).count() == 24  # views over it keep working
     with pytest.raises(Exception, match=r"(?s)DELTA_VIOLATE_CONSTRAINT.*quantiles_ordered"):

@@ -146,11 +146,11 @@ def test_a_full_run_on_postgres_stores_the_password_nowhere(spark: Any, zone_dem
 
     db = home / "warehouse" / "lakecast.db"
     tables = sorted(p for p in db.iterdir() if (p / "_delta_log").is_dir())
-    assert {"observations", "forecasts", "job_runs", "quarantine"} <= {p.name for p in tables}
+    assert {"observations", "forecasts", "job_run_events", "quarantine"} <= {p.name for p in tables}
     for t in tables:  # every governed table, every row, every column
         hits = spark.sql(f"SELECT count(*) FROM delta.`{t}` WHERE to_json(struct(*)) LIKE '%{secret}%'")
         assert hits.first()[0] == 0, f"{t.name} holds the password"
-    masked = spark.sql(f"SELECT count(*) FROM delta.`{db / 'job_runs'}` "
+    masked = spark.sql(f"SELECT count(*) FROM delta.`{db / 'job_run_events'}` "
                        "WHERE parameters LIKE '%\"jdbc_password\": \"**********\"%'").first()[0]
     assert masked >= 3  # ingest, train, predict... recorded their (masked) configuration
 

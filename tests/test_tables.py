@@ -16,6 +16,7 @@ from pipelines.flows import init_tables
 from pipelines.sinks.job_runs import record_run
 from pipelines.tables.ensure import delta_version, ensure_tables
 from pipelines.tables.specs import ALL_TABLES
+from pipelines.tables.views import latest_runs
 
 
 def _versions(spark: Any, cfg: LakecastConfig) -> dict[str, int]:
@@ -111,3 +112,11 @@ def test_job_runs_records_success_and_failure(spark: Any, fresh_db: Callable[...
     assert all(began - 60 <= r[c] <= time.time() + 60 for r in stamps for c in ("s", "e")), (began, stamps)
     bad = rows[failed.run_id]
     assert bad["status"] == "failed" and bad["error"] == "ValueError: boom"
+    # Underneath, each state change was appended: the log keeps both events of each run, and the
+    # view's rows are what `latest_runs` makes of the log read as a DataFrame (the by-path reader).
+    events = spark.table(cfg.table("job_run_events"))
+    assert sorted((r["run_id"], r["status"]) for r in events.collect()) == sorted(
+        [(run.run_id, "running"), (run.run_id, "succeeded"), (failed.run_id, "running"), (failed.run_id, "failed")])
+    assert sorted(map(tuple, latest_runs(events).collect())) == sorted(map(tuple, rows.values()))
+    ops = {r["operation"] for r in spark.sql(f"DESCRIBE HISTORY {cfg.table('job_run_events')}").collect()}
+    assert ops == {"CREATE TABLE", "WRITE"}, ops  # appends only: no MERGE, no UPDATE

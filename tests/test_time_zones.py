@@ -98,7 +98,7 @@ def test_demo_forecasts_are_identical_in_any_zone(spark: Any, zone_demos: dict[s
         accuracy[tz] = [tuple(r) for r in run.table(spark, "forecast_accuracy").selectExpr(
             "series_id", "unix_micros(forecast_origin)", "unix_micros(target_ts)", "actual", "p50",
             "scaled_abs_error", "snaive_forecast").orderBy("series_id", "target_ts").collect()]
-        started = [r[0] / 1e6 for r in run.table(spark, "job_runs").selectExpr("unix_micros(started_at)")
+        started = [r[0] / 1e6 for r in run.table(spark, "job_run_events").selectExpr("unix_micros(started_at)")
                    .collect()]
         assert len(started) >= 4, tz  # ingest, train, promote, predict
         assert all(run.began - 60 <= s <= run.ended + 60 for s in started), (tz, run.began, started, run.ended)

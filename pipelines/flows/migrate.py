@@ -3,7 +3,9 @@
 Data flow: every governed table -> its plan (tables.migrate_plan: typed steps and blockers)
 -> refuse if anything is blocked -> apply each table's steps in order (a layout or NOT NULL
 change rebuilds the table, every row kept and counted before and after; the rest are ALTERs)
--> views -> job_runs. Idempotent: a home at the current specs plans nothing and nothing is
+-> views -> job_runs. The run event log goes first (a home of a release before it keeps its runs
+in a `job_runs` table, renamed to `job_run_events` with a view in its place), so the migrate run
+itself is recorded in it. Idempotent: a home at the current specs plans nothing and no table is
 written, not even a job_runs row. `dry_run` only plans.
 """
 
@@ -18,10 +20,10 @@ from conf.errors import MigrationError
 from pipelines.sinks.job_runs import record_run
 from pipelines.tables.commits import commits_tagged
 from pipelines.tables.ensure import delta_version
-from pipelines.tables.migrate_plan import Repartition, SetNotNull, Step, TablePlan, plan_table
+from pipelines.tables.migrate_plan import RenameTable, Repartition, SetNotNull, Step, TablePlan, plan_table
 from pipelines.tables.repartition import rewrite_table
 from pipelines.tables.specs import ALL_TABLES
-from pipelines.tables.views import ensure_views
+from pipelines.tables.views import ensure_views, job_runs_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -58,6 +60,11 @@ def plan(spark: SparkSession, cfg: LakecastConfig) -> list[TablePlan]:
 
 def _apply(spark: SparkSession, p: TablePlan, run_id: str, out: MigrateResult) -> None:
     rebuild = [s for s in p.steps if isinstance(s, (Repartition, SetNotNull))]
+    renames = [s for s in p.steps if isinstance(s, RenameTable)]
+    for rename in renames:  # a catalog operation, not a commit; the steps after it were planned on the old table
+        log.info("migrate %s: renaming %s to it (rows and history kept)", p.table, rename.old)
+        for sql in rename.statements():
+            spark.sql(sql)
     with commits_tagged(spark, run_id):
         if rebuild:  # first: the ALTERs after it are metadata only
             log.info("migrate %s: rebuilding it: %s", p.table, "; ".join(s.problem for s in rebuild))
@@ -65,6 +72,8 @@ def _apply(spark: SparkSession, p: TablePlan, run_id: str, out: MigrateResult) -
             not_null = [c.name for c in spec.columns if not c.nullable]
             out.rows_rewritten[p.table] = rewrite_table(spark, p.table, spec.partitioned_by, not_null=not_null).rows
         for step in p.steps:
+            if step in renames:
+                continue
             if step not in rebuild:
                 log.info("migrate %s: %s", p.table, step.problem)
             for sql in step.statements():
@@ -87,16 +96,18 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, dry_run: bool = False) -> M
                              "a new database):\n  " + "\n  ".join(out.blockers))
     if not out.steps:
         log.info("every governed table matches its spec: nothing to migrate")
+        ensure_views(spark, cfg)  # no commit: puts back a view a migrate stopped before creating
         return out
-    # job_runs first: the run is recorded in it, so it must have the current schema.
-    job_runs = cfg.table("job_runs")
-    first = [p for p in out.plans if p.table == job_runs and p.steps]
-    for p in first:
-        _apply(spark, p, f"{JOB}-job_runs", out)
+    # The run event log first: the run is recorded in it, so it must have the current schema.
+    events = cfg.table("job_run_events")
+    for p in out.plans:
+        if p.table == events and p.steps:
+            _apply(spark, p, f"{JOB}-job_run_events", out)
+            spark.sql(job_runs_sql(cfg))  # where a renamed table was: the runs stay readable as job_runs
     with record_run(spark, cfg, JOB, {"dry_run": False}) as rec:
         out.job_run_id = rec.run_id
         for p in out.plans:
-            if p.steps and p.table != job_runs:
+            if p.steps and p.table != events:
                 _apply(spark, p, rec.run_id, out)
         ensure_views(spark, cfg)
         rec.details["steps"] = {p.table: [s.problem for s in p.steps] for p in out.plans if p.steps}

@@ -1,7 +1,9 @@
-"""Record every job run in the `job_runs` table: started, then succeeded or failed.
+"""Record every job run: started, then succeeded or failed, as appends to `job_run_events`.
 
-A run is inserted as `running` before any work, so a crashed process leaves a visible
-trace, and updated once at the end with counts, Delta versions and the error.
+A run's `running` row is appended before any work, so a crashed process leaves a visible
+trace, and its end row (counts, Delta versions, the error) is appended once at the end. The
+`job_runs` view shows each run's latest row. Appends read nothing and do not conflict with
+another job's: a few hundred milliseconds where a keyed MERGE of the end row took about 2 s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conf import LakecastConfig
+from conf.errors import SchemaDriftError
 from conf.secrets import redact, redact_text
 from conf.utc import utc_aware
 from pipelines.tables.conflicts import retry_on_conflict
@@ -63,29 +66,29 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _insert(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
-    """The `running` row of a new run id: a blind append (no scan of job_runs, no conflict with
-    other jobs' appends), a fraction of a keyed MERGE's cost on every run."""
-    table = cfg.table("job_runs")
-    spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema).write.insertInto(table)
-
-
-def _upsert(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
-    table = cfg.table("job_runs")
-    df = spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema)
-    df.createOrReplaceTempView("_lakecast_job_run")
-    # Jobs running at once (PostgreSQL catalog) race on this table; the MERGE is keyed.
-    retry_on_conflict(lambda: spark.sql(
-        f"""MERGE INTO {table} t USING _lakecast_job_run s ON t.run_id = s.run_id
-        WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"""
-    ), what=f"job_runs row {rec.run_id}")
+def _append(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
+    """One event of a run: a blind append (it reads nothing; only a concurrent change of the
+    table's metadata, such as a migrate, can conflict with it, and then it is retried)."""
+    table = cfg.table("job_run_events")
+    try:
+        schema = spark.table(table).schema
+    except Exception as e:
+        if spark.catalog.tableExists(table):
+            raise
+        raise SchemaDriftError(
+            f"table {table} is missing, so run {rec.run_id} cannot be recorded: a new home needs "
+            "`lakecast init`; a home made before the run event log keeps its runs in the table "
+            f"{cfg.table('job_runs')}, which `lakecast migrate` renames to {table} (every row kept)"
+        ) from e
+    row = spark.createDataFrame([rec.as_row()], schema=schema)
+    retry_on_conflict(lambda: row.write.insertInto(table), what=f"{table} row of {rec.run_id}")
 
 
 @contextmanager
 def record_run(
     spark: SparkSession, cfg: LakecastConfig, job: str, parameters: dict[str, Any]
 ) -> Iterator[RunRecord]:
-    """Insert a `running` row, yield the record to fill, then mark it succeeded or failed.
+    """Append a `running` row, yield the record to fill, then append its end: succeeded or failed.
 
     The job's exception is re-raised after the failure is recorded.
     """
@@ -95,16 +98,16 @@ def record_run(
         parameters={**parameters, "config": cfg.model_dump(mode="json")},
         started_at=_now(),
     )
-    _insert(spark, cfg, rec)  # the run id is new: nothing to match
+    _append(spark, cfg, rec)
     try:
         yield rec
     except BaseException as e:
         rec.status, rec.ended_at = "failed", _now()
         rec.error = f"{type(e).__name__}: {e}"[:4000]
         try:
-            _upsert(spark, cfg, rec)
+            _append(spark, cfg, rec)
         except Exception:
             log.exception("could not record the failure of run %s in job_runs", rec.run_id)
         raise
     rec.status, rec.ended_at = "succeeded", _now()
-    _upsert(spark, cfg, rec)
+    _append(spark, cfg, rec)

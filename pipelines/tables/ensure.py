@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
-from pipelines.tables.migrate_plan import create_statements, plan_table
+from pipelines.tables.migrate_plan import CreateTable, plan_table
 from pipelines.tables.specs import ALL_TABLES, TableSpec
 from pipelines.tables.views import ensure_views
 
@@ -46,14 +46,14 @@ def ensure_tables(spark: SparkSession, cfg: LakecastConfig) -> list[TableStatus]
     )
     result: list[TableStatus] = []
     for spec in ALL_TABLES:
-        if table_exists(spark, cfg, spec.name):
-            problems = check_drift(spark, spec, cfg)
-            result.append(TableStatus(cfg.table(spec.name), "drifted" if problems else "ok", tuple(problems)))
-            continue
-        for sql in create_statements(spec, cfg):
-            spark.sql(sql)
-        log.info("created table %s", cfg.table(spec.name))
-        result.append(TableStatus(cfg.table(spec.name), "created"))
+        plan = plan_table(spark, spec, cfg)
+        if len(plan.steps) == 1 and isinstance(plan.steps[0], CreateTable) and not plan.blockers:
+            for sql in plan.steps[0].statements():
+                spark.sql(sql)
+            log.info("created table %s", plan.table)
+            result.append(TableStatus(plan.table, "created"))
+        else:  # a table of the previous release under its old name is drift too: migrate renames it
+            result.append(TableStatus(plan.table, "drifted" if plan.problems else "ok", tuple(plan.problems)))
     if not any(r.status == "drifted" for r in result):  # views over a drifted table wait for `migrate`
         ensure_views(spark, cfg)
     return result

@@ -48,6 +48,21 @@ class CreateTable(Step):
 
 
 @dataclass(frozen=True)
+class RenameTable(Step):
+    """The table of `spec.renamed_from` becomes this one: a catalog rename, rows and history kept.
+    Applied before the table's other steps, which were planned against it."""
+
+    old: str
+
+    @property
+    def problem(self) -> str:
+        return f"table is missing: {self.old}, its previous release's table, is to be renamed to it"
+
+    def statements(self) -> list[str]:
+        return [f"ALTER TABLE {self.old} RENAME TO {self.table}"]
+
+
+@dataclass(frozen=True)
 class Repartition(Step):
     """Rebuild the table with a new partitioning, every row kept (tables.repartition)."""
 
@@ -208,11 +223,31 @@ def _metadata_steps(name: str, spec: TableSpec, comment: str, props: dict[str, s
     return steps
 
 
+def _is_table(spark: SparkSession, name: str) -> bool:
+    """A table (not a view) of that name exists."""
+    return bool(spark.catalog.tableExists(name)) and spark.catalog.getTable(name).tableType != "VIEW"
+
+
 def plan_table(spark: SparkSession, spec: TableSpec, cfg: LakecastConfig) -> TablePlan:
     """Compare the table of `spec` in the home with the spec: steps to apply, blockers to report."""
     name = cfg.table(spec.name)
+    old = cfg.table(spec.renamed_from) if spec.renamed_from else None
     if not spark.catalog.tableExists(name):
-        return TablePlan(name, (CreateTable(name, create_statements(spec, cfg)),))
+        if old is None or not _is_table(spark, old):
+            return TablePlan(name, (CreateTable(name, create_statements(spec, cfg)),))
+        # The previous release's table: renamed, then brought to the spec by the steps planned on it.
+        on_old = _plan_existing(spark, spec, old)
+        return TablePlan(name, (RenameTable(name, old), *(replace(s, table=name) for s in on_old.steps)),
+                         on_old.blockers)
+    plan = _plan_existing(spark, spec, name)
+    if old is not None and _is_table(spark, old):
+        return replace(plan, blockers=(*plan.blockers, f"{old} is still a table of the previous release beside "
+                                       f"it: move its rows into {name} and drop it (a view of that name "
+                                       "takes its place)"))
+    return plan
+
+
+def _plan_existing(spark: SparkSession, spec: TableSpec, name: str) -> TablePlan:
     parts, comment, props = _layout(spark, name)
     layout: list[Step] = [Repartition(name, parts, spec.partitioned_by)] if parts != spec.partitioned_by else []
     columns, blockers = _column_steps(name, spec, {f.name: f for f in spark.table(name).schema.fields})

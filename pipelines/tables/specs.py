@@ -42,6 +42,8 @@ class TableSpec:
     constraints: dict[str, str] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     partitioned_by: tuple[str, ...] = ()
+    # The name this table had in an older release: `lakecast migrate` renames that table to this one.
+    renamed_from: str | None = None
 
     def __post_init__(self) -> None:
         # The drift check compares these with the table's configuration (DESCRIBE DETAIL), which
@@ -179,9 +181,10 @@ FORECAST_ACCURACY = TableSpec(
     partitioned_by=("forecast_origin",),
 )
 
-JOB_RUNS = TableSpec(
-    name="job_runs",
-    comment="One row per lakecast job run: what ran, with which parameters, what it read and wrote.",
+JOB_RUN_EVENTS = TableSpec(
+    name="job_run_events",
+    comment=("Event log of lakecast job runs: a running row when a run starts, a succeeded or failed row "
+             "when it ends (appends only). The job_runs view shows each run's latest row."),
     columns=(
         Column("run_id", "STRING", "Unique run id", nullable=False),
         Column("job", "STRING", "Job name, e.g. ingest, train, predict", nullable=False),
@@ -196,6 +199,10 @@ JOB_RUNS = TableSpec(
         Column("error", "STRING", "Error message of a failed run"),
     ),
     constraints={"status_known": "status IN ('running', 'succeeded', 'failed')"},
+    # An append per state change costs a fraction of a keyed MERGE (which reads every file of the
+    # table) and never conflicts with another job's; nothing ever rewrites a run's history.
+    properties={"delta.appendOnly": "true"},
+    renamed_from="job_runs",  # releases before 2026-12-07 kept one row per run, MERGEd at its end
 )
 
 FORGET_LOG = TableSpec(
@@ -220,7 +227,8 @@ FORGET_LOG = TableSpec(
     properties={"delta.appendOnly": "true"},
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, FORECAST_ACCURACY, JOB_RUNS, FORGET_LOG)
+ALL_TABLES: tuple[TableSpec, ...] = (OBSERVATIONS, QUARANTINE, FORECASTS, FORECAST_ACCURACY, JOB_RUN_EVENTS,
+                                     FORGET_LOG)
 
 
 def series_tables() -> tuple[TableSpec, ...]:

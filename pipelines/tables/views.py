@@ -5,9 +5,42 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
+from pipelines.tables.specs import JOB_RUN_EVENTS, sql_quote
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+
+# Which event of a run is its state: an ended one (succeeded or failed) over `running`, and of two
+# ended ones the later (a row written by hand, or copied in twice).
+LATEST_EVENT_ORDER = "ended_at DESC NULLS LAST, status DESC"
+
+
+def job_runs_sql(cfg: LakecastConfig) -> str:
+    """`job_runs`: one row per run, its latest event in `job_run_events`, with the table's column
+    comments. Re-created by every job that checks the tables, so it follows the spec."""
+    cols = ", ".join(c.name for c in JOB_RUN_EVENTS.columns)
+    described = ",\n  ".join(f"`{c.name}` COMMENT '{sql_quote(c.comment)}'" for c in JOB_RUN_EVENTS.columns)
+    return f"""
+CREATE OR REPLACE VIEW {cfg.table("job_runs")} (
+  {described}
+)
+COMMENT 'One row per lakecast job run: what ran, with which parameters, what it read and wrote
+(the latest row of each run in job_run_events)'
+AS SELECT {cols}
+FROM (
+  SELECT e.*, row_number() OVER (PARTITION BY run_id ORDER BY {LATEST_EVENT_ORDER}) AS rn
+  FROM {cfg.table("job_run_events")} e
+) WHERE rn = 1
+"""
+
+
+def latest_runs(events: DataFrame) -> DataFrame:
+    """The `job_runs` view over `job_run_events` read some other way (by path, from another
+    catalog): one row per run, its latest event."""
+    from pyspark.sql import functions as F
+
+    rank = F.expr(f"row_number() OVER (PARTITION BY run_id ORDER BY {LATEST_EVENT_ORDER})")
+    return events.withColumn("rn", rank).where("rn = 1").select(*JOB_RUN_EVENTS.column_names)
 
 
 def forecasts_latest_sql(cfg: LakecastConfig) -> str:
@@ -72,6 +105,7 @@ GROUP BY a.model_name, a.model_version, a.series_id
 
 
 def ensure_views(spark: SparkSession, cfg: LakecastConfig) -> None:
+    spark.sql(job_runs_sql(cfg))
     spark.sql(forecasts_latest_sql(cfg))
     spark.sql(accuracy_by_version_sql(cfg))
     spark.sql(accuracy_by_series_sql(cfg))
