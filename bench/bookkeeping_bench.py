@@ -1,26 +1,25 @@
-"""What a command pays for its bookkeeping: the `job_runs` rows and the tables' drift check.
+"""What a command pays for its bookkeeping: its `job_runs` rows and the tables' drift check.
 
     python -m bench.bookkeeping_bench              # 8 measured rounds after 2 warm-up rounds
     python -m bench.bookkeeping_bench --rounds 15 --warmup 3
 
-Every job records its run in `job_runs` (a `running` row, then its end state); init, ingest,
-evaluate, forget and demo also check every governed table for drift first (`ensure_tables`;
-predict, train, promote and backfill do not). In one SparkSession on a temporary home (the
-embedded defaults), each round times:
-  - `record_run` around an empty job (its `running` row, an append, then its end state, a keyed
-    MERGE);
-  - the two writes apart: the `running` append (`_insert`) and the end MERGE (`_upsert`);
-  - two other ways to write the end state, each on a `job_runs` of its own database so the
-    home's table keeps one row per run: a Delta UPDATE of the run's row (columns set from
-    literals), and a second append (what an append-only event log with a view for each run's
-    latest row would write; issue 17, "Small runs");
+Every job records its run: a `running` row, then its end state, each an append to the event log
+`job_run_events` (the `job_runs` view shows each run's latest row); until 2026-12-07 `job_runs`
+was a table whose end row was a keyed MERGE. init, ingest, evaluate, forget and demo also check
+every governed table for drift first (`ensure_tables`; predict, train, promote and backfill do
+not). In one SparkSession on a temporary home (the embedded defaults), each round times:
+  - `record_run` around an empty job (two appends);
+  - the two appends apart: the `running` row and the end row;
+  - the previous release's end row, a keyed MERGE into a one-row-per-run table of the same
+    columns in a database of its own (the baseline the append is measured against);
+  - a read through the `job_runs` view: the newest succeeded run of a job (what evaluate does);
   - `ensure_tables` on the existing home (the drift check of the six tables, then the views).
 The operations alternate so each sees the same machine load. Every tenth commit to a Delta table
 also writes a checkpoint (about a second on these small tables); which operation pays it depends
 only on how many commits came before, so a write that wrote one is counted apart: the RESULT
 lines are medians over the rounds without a checkpoint, and the checkpoints' extra time is
-printed beside them. A real command makes two commits to `job_runs`: one command in five pays one.
-The home is new: `job_runs` holds a few dozen rows, one small file each (a MERGE reads them all).
+printed beside them. A real command makes two commits to the log: one command in five pays one.
+The home is new: the tables hold a few dozen rows, one small file each (a MERGE reads them all).
 """
 
 from __future__ import annotations
@@ -36,22 +35,12 @@ from pathlib import Path
 from typing import Any
 
 
-def _update_end(spark: Any, table: str, row: tuple[Any, ...]) -> None:
-    """The run's end state as a Delta UPDATE of its row, every column from a literal."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    def lit(v: Any, dtype: Any) -> Any:
-        if isinstance(v, dict):
-            pairs = [c for k, x in v.items() for c in (F.lit(k), F.lit(x))]
-            return F.create_map(*pairs).cast(dtype)
-        return F.lit(v).cast(dtype)
-
-    schema = spark.table(table).schema  # read each time, as `_insert` and `_upsert` do
-    values = dict(zip(schema.fieldNames(), row, strict=True))
-    run_id = values.pop("run_id")
-    sets = {k: lit(v, schema[k].dataType) for k, v in values.items()}
-    DeltaTable.forName(spark, table).update(F.col("run_id") == run_id, sets)
+def _merge_end(spark: Any, table: str, rec: Any) -> None:
+    """The previous release's end row: a keyed MERGE into a table of one row per run."""
+    df = spark.createDataFrame([rec.as_row()], schema=spark.table(table).schema)
+    df.createOrReplaceTempView("_bench_job_run")
+    spark.sql(f"""MERGE INTO {table} t USING _bench_job_run s ON t.run_id = s.run_id
+        WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *""")
 
 
 @dataclass
@@ -69,16 +58,17 @@ class _Op:
 
 
 class _Writes:
-    """The timed operations, on one session: the home's own tables and two scratch databases."""
+    """The timed operations, on one session: the home's own tables and the baseline's database."""
 
-    def __init__(self, spark: Any, cfg: Any, alt: dict[str, Any]) -> None:
+    def __init__(self, spark: Any, cfg: Any, merge_table: str) -> None:
         from pipelines.sinks import job_runs
 
-        self.spark, self.cfg, self.alt, self.jr = spark, cfg, alt, job_runs
+        self.spark, self.cfg, self.merge_table, self.jr = spark, cfg, merge_table, job_runs
         self.pending: dict[str, Any] = {}
 
-    def log(self, c: Any) -> Path:
-        return Path(c.home) / "warehouse" / f"{c.catalog.database}.db" / "job_runs" / "_delta_log"
+    def log(self, table: str) -> Path:
+        db, name = table.split(".")
+        return Path(self.cfg.home) / "warehouse" / f"{db}.db" / name / "_delta_log"
 
     def record(self) -> Any:
         return self.jr.RunRecord(run_id=f"bench-{uuid.uuid4().hex[:12]}", job="bench",
@@ -95,7 +85,10 @@ class _Writes:
         """Untimed: the `running` row the timed write then ends."""
         def go() -> None:
             self.pending[key] = self.record()
-            self.jr._insert(self.spark, self.alt.get(key, self.cfg), self.pending[key])
+            if key == "merge":
+                _merge_end(self.spark, self.merge_table, self.pending[key])
+            else:
+                self.jr._append(self.spark, self.cfg, self.pending[key])
         return go
 
     def whole(self) -> None:
@@ -103,16 +96,17 @@ class _Writes:
             pass
 
     def start(self) -> None:
-        self.jr._insert(self.spark, self.cfg, self.record())
-
-    def end_merge(self) -> None:
-        self.jr._upsert(self.spark, self.cfg, self.ended("merge"))
-
-    def end_update(self) -> None:
-        _update_end(self.spark, self.alt["update"].table("job_runs"), self.ended("update").as_row())
+        self.jr._append(self.spark, self.cfg, self.record())
 
     def end_append(self) -> None:
-        self.jr._insert(self.spark, self.alt["append"], self.ended("append"))
+        self.jr._append(self.spark, self.cfg, self.ended("append"))
+
+    def end_merge(self) -> None:
+        _merge_end(self.spark, self.merge_table, self.ended("merge"))
+
+    def read_view(self) -> None:
+        self.spark.table(self.cfg.table("job_runs")).where("job = 'bench' AND status = 'succeeded'") \
+            .orderBy("started_at", ascending=False).limit(1).collect()
 
     def ensure(self) -> None:
         from pipelines.tables.ensure import ensure_tables
@@ -120,14 +114,14 @@ class _Writes:
         ensure_tables(self.spark, self.cfg)
 
     def ops(self) -> dict[str, _Op]:
-        home_log = self.log(self.cfg)
+        events = self.log(self.cfg.table("job_run_events"))
         return {
-            "record_run (start append + end MERGE)": _Op(self.whole, log=home_log),
-            "start: append of the running row": _Op(self.start, log=home_log),
-            "end: keyed MERGE (lakecast today)": _Op(self.end_merge, self.prepare("merge"), home_log),
-            "end: UPDATE of the run's row": _Op(self.end_update, self.prepare("update"), self.log(self.alt["update"])),
-            "end: a second append (event log)": _Op(self.end_append, self.prepare("append"),
-                                                    self.log(self.alt["append"])),
+            "record_run (two appends)": _Op(self.whole, log=events),
+            "start: append of the running row": _Op(self.start, log=events),
+            "end: append of the end row (lakecast)": _Op(self.end_append, self.prepare("append"), events),
+            "end: keyed MERGE (before 2026-12-07)": _Op(self.end_merge, self.prepare("merge"),
+                                                        self.log(self.merge_table)),
+            "read: a job's newest run via job_runs": _Op(self.read_view),
             "ensure_tables on the existing home": _Op(self.ensure),
         }
 
@@ -166,28 +160,25 @@ def main(argv: list[str] | None = None) -> None:
 
     home = Path(tempfile.mkdtemp(prefix="lakecast_bookkeeping_bench_"))
     cfg = load_config(None, [f"home={home}", *args.set], env={})
-    alt = {name: load_config(None, [f"home={home}", *args.set, f"catalog.database={cfg.catalog.database}_{name}"],
-                             env={}) for name in ("update", "append")}
     spark = build_session(cfg)
     try:
-        for c in (cfg, *alt.values()):
-            ensure_tables(spark, c)
-        ops = _Writes(spark, cfg, alt).ops()
+        ensure_tables(spark, cfg)
+        merge_table = _baseline_table(spark, cfg)
+        writes = _Writes(spark, cfg, merge_table)
+        ops = writes.ops()
         print("columns: " + " | ".join(ops), flush=True)
         _measure(ops, args.rounds, args.warmup)
-        _check(spark, cfg, alt, args.rounds + args.warmup)
+        _check(spark, cfg, merge_table, args.rounds + args.warmup)
         med: dict[str, float] = {}
         for label, op in ops.items():
             med[label] = statistics.median(op.plain) if op.plain else float("nan")
             extra = (f"; {len(op.checkpointed)} round(s) wrote a checkpoint, median "
                      f"{statistics.median(op.checkpointed):.3f} s") if op.checkpointed else ""
             print(f"{label:40s} median {med[label]:.3f} s without a checkpoint{extra}", flush=True)
-        names = {"job_runs_record_run_s": "record_run (start append + end MERGE)",
-                 "job_runs_start_append_s": "start: append of the running row",
-                 "job_runs_end_merge_s": "end: keyed MERGE (lakecast today)",
-                 "job_runs_end_update_s": "end: UPDATE of the run's row",
-                 "job_runs_end_append_s": "end: a second append (event log)",
-                 "ensure_tables_existing_s": "ensure_tables on the existing home"}
+        labels = list(ops)
+        names = dict(zip(("job_runs_record_run_s", "job_runs_start_append_s", "job_runs_end_append_s",
+                          "job_runs_end_merge_s", "job_runs_view_read_s", "ensure_tables_existing_s"),
+                         labels, strict=True))
         for key, label in names.items():
             print(f"RESULT {key}={med[label]:.3f}")
         merge, append = med[names["job_runs_end_merge_s"]], med[names["job_runs_end_append_s"]]
@@ -196,15 +187,29 @@ def main(argv: list[str] | None = None) -> None:
         stop_session(spark)
 
 
-def _check(spark: Any, cfg: Any, alt: dict[str, Any], n: int) -> None:
-    """Every timed write took effect: one row per run in the home, `n` ended runs in each scratch table."""
-    dupes = spark.table(cfg.table("job_runs")).groupBy("run_id").count().where("count > 1").count()
-    assert dupes == 0, f"{dupes} run ids with more than one row in {cfg.table('job_runs')}"
-    for name, rows in (("update", n), ("append", 2 * n)):  # the append keeps the running row beside the end
-        table = alt[name].table("job_runs")
-        got = spark.table(table).count()
-        ended = spark.table(table).where("status = 'succeeded'").count()
-        assert (got, ended) == (rows, n), f"{table}: {got} rows, {ended} succeeded; expected {rows} and {n}"
+def _baseline_table(spark: Any, cfg: Any) -> str:
+    """The previous release's `job_runs`: the event log's columns, one row per run, not append-only."""
+    from dataclasses import replace
+
+    from pipelines.tables.specs import JOB_RUN_EVENTS, create_table_sql
+
+    db = f"{cfg.catalog.database}_merge"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+    base = cfg.model_copy(update={"catalog": cfg.catalog.model_copy(update={"database": db})})
+    spec = replace(JOB_RUN_EVENTS, name="job_runs", properties={}, renamed_from=None)
+    spark.sql(create_table_sql(spec, base))
+    return base.table("job_runs")
+
+
+def _check(spark: Any, cfg: Any, merge_table: str, n: int) -> None:
+    """Every timed write took effect. Each round adds three runs to the home's log: record_run's
+    (two events), the timed start's (a running row that is never ended) and the timed end's (two
+    events); and one ended row per run to the baseline's table."""
+    events, runs = spark.table(cfg.table("job_run_events")).count(), spark.table(cfg.table("job_runs"))
+    got = (events, runs.count(), runs.where("status = 'succeeded'").count())
+    assert got == (5 * n, 3 * n, 2 * n), f"{cfg.table('job_run_events')}: (events, runs, ended) {got} for {n} rounds"
+    base = spark.table(merge_table)
+    assert (base.count(), base.where("status = 'succeeded'").count()) == (n, n), f"{merge_table}: not {n} ended rows"
 
 
 if __name__ == "__main__":
