@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conf import LakecastConfig
-from conf.errors import SchemaDriftError
+from conf.errors import MigrationError, SchemaDriftError
 from pipelines.flows import init_tables, migrate
 from pipelines.sinks.job_runs import record_run
 from pipelines.tables.ensure import delta_version
@@ -160,6 +160,45 @@ def test_migrate_brings_an_old_home_to_the_spec(spark: Any, fresh_db: Callable[.
     after = _state(spark, cfg)
     again = migrate.run(spark, cfg)  # idempotent: plans nothing, writes nothing
     assert again.steps == [] and again.job_run_id is None and _state(spark, cfg) == after
+
+
+def test_migrate_finishes_an_interrupted_move_to_the_event_log(
+        spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
+    """A migrate stopped between renaming the old `job_runs` table and creating the view has nothing
+    left to plan; running it again puts the view back, and writes no table."""
+    cfg = fresh_db()
+    with record_run(spark, cfg, "predict", {}) as rec:
+        pass
+    spark.sql(f"DROP VIEW {cfg.table('job_runs')}")
+    assert migrate.run(spark, cfg, dry_run=True).steps == []
+    before = _state(spark, cfg)
+    again = migrate.run(spark, cfg)
+    assert again.steps == [] and again.job_run_id is None and _state(spark, cfg) == before
+    assert [r["status"] for r in spark.table(cfg.table("job_runs")).collect()] == ["succeeded"]
+    comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {cfg.table('job_runs')}").collect()}
+    assert comments["status"] == "running | succeeded | failed" and comments["run_id"] == "Unique run id"
+    assert rec.run_id in {r["run_id"] for r in spark.table(cfg.table("job_runs")).collect()}
+
+
+def test_an_old_job_runs_table_beside_the_event_log_is_refused(
+        spark: Any, fresh_db: Callable[..., LakecastConfig]) -> None:
+    """Two places for the runs (the log, and an old `job_runs` table where the view should be):
+    migrate cannot know which rows to keep, so it changes nothing and says what to do; an old
+    table's own blockers name that table, not the log it is to become."""
+    cfg = fresh_db()
+    spark.sql(f"DROP VIEW {cfg.table('job_runs')}")
+    spark.sql(OLD_JOB_RUNS_DDL.format(table=cfg.table("job_runs")))
+    before = _state(spark, cfg)
+    with pytest.raises(MigrationError, match=r"job_run_events: \S+\.job_runs is still a table of the previous "
+                                             r"release beside it: move its rows into"):
+        migrate.run(spark, cfg)
+    assert _state(spark, cfg) == before
+    spark.sql(f"DROP TABLE {cfg.table('job_run_events')}")
+    spark.sql(f"ALTER TABLE {cfg.table('job_runs')} ADD COLUMNS (host STRING)")
+    with pytest.raises(MigrationError, match=r"job_run_events: in \S+\.job_runs, to be renamed to it: "
+                                             r"unexpected column host"):
+        migrate.run(spark, cfg)
+    assert not spark.catalog.tableExists(cfg.table("job_run_events"))  # nothing renamed
 
 
 def test_a_spec_naming_a_protocol_key_is_refused_at_definition() -> None:

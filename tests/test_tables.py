@@ -47,7 +47,10 @@ def test_governance_lives_in_the_table(spark: Any, fresh_db: Callable[..., Lakec
     assert schema["series_id"] is False and schema["ts"] is False and schema["value"] is True
     detail = spark.sql(f"DESCRIBE TABLE EXTENDED {cfg.table('job_runs')}").collect()
     comment = next(r["data_type"] for r in detail if r["col_name"] == "Comment")
-    assert "One row per lakecast job run" in comment
+    assert "One row per lakecast job run" in comment  # the view analysts query
+    log = spark.sql(f"DESCRIBE DETAIL {cfg.table('job_run_events')}").head()  # the table under it
+    assert log["description"].startswith("Event log of lakecast job runs")
+    assert log["properties"]["delta.appendOnly"] == "true" and log["properties"]["data_owner"] == "forecasting-team"
 
 
 def _forecast_row(p10: float, p50: float, p90: float, step: int = 1, role: str = "champion") -> str:

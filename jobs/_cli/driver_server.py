@@ -255,7 +255,7 @@ class DriverServer:
         try:
             for module in WARM_MODULES:
                 importlib.import_module(module)
-            table = self.cfg.table("job_runs")
+            table = self.cfg.table("job_run_events")  # the table every run appends to (job_runs is its view)
             if self.spark.catalog.tableExists(table):
                 self.spark.table(table).select("job").limit(1).collect()
             self.spark.range(1, numPartitions=1).mapInPandas(_import_torch, "id long").collect()

@@ -22,7 +22,7 @@ from pipelines.tables.commits import commits_tagged
 from pipelines.tables.ensure import delta_version
 from pipelines.tables.migrate_plan import RenameTable, Repartition, SetNotNull, Step, TablePlan, plan_table
 from pipelines.tables.repartition import rewrite_table
-from pipelines.tables.specs import ALL_TABLES
+from pipelines.tables.specs import ALL_TABLES, JOB_RUN_EVENTS
 from pipelines.tables.views import ensure_views, job_runs_sql
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, *, dry_run: bool = False) -> M
         ensure_views(spark, cfg)  # no commit: puts back a view a migrate stopped before creating
         return out
     # The run event log first: the run is recorded in it, so it must have the current schema.
-    events = cfg.table("job_run_events")
+    events = cfg.table(JOB_RUN_EVENTS.name)
     for p in out.plans:
         if p.table == events and p.steps:
             _apply(spark, p, f"{JOB}-job_run_events", out)

@@ -22,6 +22,7 @@ from conf.errors import SchemaDriftError
 from conf.secrets import redact, redact_text
 from conf.utc import utc_aware
 from pipelines.tables.conflicts import retry_on_conflict
+from pipelines.tables.specs import JOB_RUN_EVENTS, JOB_RUNS_VIEW
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -69,7 +70,7 @@ def _now() -> datetime:
 def _append(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
     """One event of a run: a blind append (it reads nothing; only a concurrent change of the
     table's metadata, such as a migrate, can conflict with it, and then it is retried)."""
-    table = cfg.table("job_run_events")
+    table = cfg.table(JOB_RUN_EVENTS.name)
     try:
         schema = spark.table(table).schema
     except Exception as e:
@@ -78,7 +79,7 @@ def _append(spark: SparkSession, cfg: LakecastConfig, rec: RunRecord) -> None:
         raise SchemaDriftError(
             f"table {table} is missing, so run {rec.run_id} cannot be recorded: a new home needs "
             "`lakecast init`; a home made before the run event log keeps its runs in the table "
-            f"{cfg.table('job_runs')}, which `lakecast migrate` renames to {table} (every row kept)"
+            f"{cfg.table(JOB_RUNS_VIEW)}, which `lakecast migrate` renames to {table} (every row kept)"
         ) from e
     row = spark.createDataFrame([rec.as_row()], schema=schema)
     retry_on_conflict(lambda: row.write.insertInto(table), what=f"{table} row of {rec.run_id}")
@@ -107,7 +108,7 @@ def record_run(
         try:
             _append(spark, cfg, rec)
         except Exception:
-            log.exception("could not record the failure of run %s in job_runs", rec.run_id)
+            log.exception("could not record the failure of run %s in %s", rec.run_id, cfg.table(JOB_RUN_EVENTS.name))
         raise
     rec.status, rec.ended_at = "succeeded", _now()
     _append(spark, cfg, rec)

@@ -4,8 +4,9 @@ Delta commits optimistically: when two jobs (say predict for two as-of dates, on
 PostgreSQL-backed catalog) MERGE into the same unpartitioned table at once, the later commit
 fails with a `Concurrent...Exception` although they touched different keys, because each
 MERGE read the whole table. lakecast's writes are keyed MERGEs (a re-run replaces, never
-duplicates), so running the losing statement again is safe and gives the same result as
-running the two jobs one after the other.
+duplicates) or blind appends (the run event log; a losing commit wrote nothing), so running the
+losing statement again is safe and gives the same result as running the two jobs one after the
+other.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def retry_on_conflict(write: Callable[[], T], *, what: str, attempts: int = 8,
                       base_delay: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run `write()`; on a Delta write conflict wait (exponential, jittered) and run it again.
 
-    `write` must be idempotent (a keyed MERGE). Other errors, and the last conflict after
+    `write` must be idempotent: a keyed MERGE, or a blind append (a conflict means nothing was
+    committed). Other errors, and the last conflict after
     `attempts` tries, propagate unchanged.
     """
     for attempt in range(1, attempts + 1):

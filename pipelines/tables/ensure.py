@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
 from pipelines.tables.migrate_plan import CreateTable, plan_table
-from pipelines.tables.specs import ALL_TABLES, TableSpec
+from pipelines.tables.specs import ALL_TABLES
 from pipelines.tables.views import ensure_views
 
 if TYPE_CHECKING:
@@ -26,12 +26,6 @@ class TableStatus:
     table: str
     status: str  # created | ok | drifted
     problems: tuple[str, ...] = ()
-
-
-def check_drift(spark: SparkSession, spec: TableSpec, cfg: LakecastConfig) -> list[str]:
-    """Differences between an existing table and its spec: columns, NOT NULL, partitioning,
-    comments, CHECK constraints, properties (what `lakecast migrate` fixes, or cannot)."""
-    return plan_table(spark, spec, cfg).problems
 
 
 def table_exists(spark: SparkSession, cfg: LakecastConfig, name: str) -> bool:

@@ -4,7 +4,7 @@ The plan is a list of typed steps, each one idempotent and applied in order (a l
 change first: it rewrites the data, the ALTERs after it are metadata only). Differences
 migrate cannot fix without losing data (a type change, a column the spec no longer has,
 a NOT NULL column that existing rows have no value for) are blockers, never steps.
-`tables.ensure.check_drift` reports the same differences, so a table migrate leaves is
+`tables.ensure.ensure_tables` reports the same differences, so a table migrate leaves is
 one `lakecast init` accepts.
 """
 
@@ -238,7 +238,7 @@ def plan_table(spark: SparkSession, spec: TableSpec, cfg: LakecastConfig) -> Tab
         # The previous release's table: renamed, then brought to the spec by the steps planned on it.
         on_old = _plan_existing(spark, spec, old)
         return TablePlan(name, (RenameTable(name, old), *(replace(s, table=name) for s in on_old.steps)),
-                         on_old.blockers)
+                         tuple(f"in {old}, to be renamed to it: {b}" for b in on_old.blockers))
     plan = _plan_existing(spark, spec, name)
     if old is not None and _is_table(spark, old):
         return replace(plan, blockers=(*plan.blockers, f"{old} is still a table of the previous release beside "

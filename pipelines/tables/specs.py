@@ -181,6 +181,9 @@ FORECAST_ACCURACY = TableSpec(
     partitioned_by=("forecast_origin",),
 )
 
+# The view of each run's latest row in JOB_RUN_EVENTS: what analysts and jobs read.
+JOB_RUNS_VIEW = "job_runs"
+
 JOB_RUN_EVENTS = TableSpec(
     name="job_run_events",
     comment=("Event log of lakecast job runs: a running row when a run starts, a succeeded or failed row "
@@ -202,7 +205,7 @@ JOB_RUN_EVENTS = TableSpec(
     # An append per state change costs a fraction of a keyed MERGE (which reads every file of the
     # table) and never conflicts with another job's; nothing ever rewrites a run's history.
     properties={"delta.appendOnly": "true"},
-    renamed_from="job_runs",  # releases before 2026-12-07 kept one row per run, MERGEd at its end
+    renamed_from=JOB_RUNS_VIEW,  # releases before 2026-12-07 kept one row per run there, MERGEd at its end
 )
 
 FORGET_LOG = TableSpec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
-from pipelines.tables.specs import JOB_RUN_EVENTS, sql_quote
+from pipelines.tables.specs import JOB_RUN_EVENTS, JOB_RUNS_VIEW, sql_quote
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -21,7 +21,7 @@ def job_runs_sql(cfg: LakecastConfig) -> str:
     cols = ", ".join(c.name for c in JOB_RUN_EVENTS.columns)
     described = ",\n  ".join(f"`{c.name}` COMMENT '{sql_quote(c.comment)}'" for c in JOB_RUN_EVENTS.columns)
     return f"""
-CREATE OR REPLACE VIEW {cfg.table("job_runs")} (
+CREATE OR REPLACE VIEW {cfg.table(JOB_RUNS_VIEW)} (
   {described}
 )
 COMMENT 'One row per lakecast job run: what ran, with which parameters, what it read and wrote
@@ -29,7 +29,7 @@ COMMENT 'One row per lakecast job run: what ran, with which parameters, what it 
 AS SELECT {cols}
 FROM (
   SELECT e.*, row_number() OVER (PARTITION BY run_id ORDER BY {LATEST_EVENT_ORDER}) AS rn
-  FROM {cfg.table("job_run_events")} e
+  FROM {cfg.table(JOB_RUN_EVENTS.name)} e
 ) WHERE rn = 1
 """
 
