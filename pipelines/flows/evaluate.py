@@ -81,10 +81,14 @@ class EvaluateResult:
 
 
 def _last_marks(spark: SparkSession, cfg: LakecastConfig) -> dict[str, int] | None:
-    """Versions read by the newest succeeded evaluate that advanced the starting point."""
+    """Versions read by the newest succeeded evaluate that advanced the starting point.
+
+    Read from the run event log, not the `job_runs` view: a `succeeded` row is a run's last, so
+    the filter alone finds them, where the view ranks every event of every run first.
+    """
     from pyspark.sql import functions as F
 
-    row = (spark.table(cfg.table("job_runs"))
+    row = (spark.table(cfg.table("job_run_events"))
            .where((F.col("job") == JOB) & (F.col("status") == "succeeded")
                   & (F.get_json_object("details", "$.advances_marks") == "true"))
            .orderBy(F.col("started_at").desc()).select("versions_read").head())
