@@ -12,7 +12,8 @@ not). In one SparkSession on a temporary home (the embedded defaults), each roun
   - the two appends apart: the `running` row and the end row;
   - the previous release's end row, a keyed MERGE into a one-row-per-run table of the same
     columns in a database of its own (the baseline the append is measured against);
-  - a read through the `job_runs` view: the newest succeeded run of a job (what evaluate does);
+  - a read through the `job_runs` view: the newest succeeded run of a job (what an analyst's
+    query costs; evaluate reads the log itself);
   - `ensure_tables` on the existing home (the drift check of the six tables, then the views).
 The operations alternate so each sees the same machine load. Every tenth commit to a Delta table
 also writes a checkpoint (about a second on these small tables); which operation pays it depends
@@ -127,8 +128,8 @@ class _Writes:
 
 
 def _measure(ops: dict[str, _Op], rounds: int, warmup: int) -> None:
-    """Time each operation in each of `rounds`, after `warmup` rounds (the JVM's first MERGEs and
-    UPDATEs plan and compile slowly); a round that wrote a checkpoint is kept apart (marked *)."""
+    """Time each operation in each of `rounds`, after `warmup` rounds (the JVM's first MERGEs plan
+    and compile slowly); a round that wrote a checkpoint is kept apart (marked *)."""
     for i in range(warmup + rounds):
         shown = []
         for op in ops.values():

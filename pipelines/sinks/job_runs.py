@@ -3,7 +3,8 @@
 A run's `running` row is appended before any work, so a crashed process leaves a visible
 trace, and its end row (counts, Delta versions, the error) is appended once at the end. The
 `job_runs` view shows each run's latest row. Appends read nothing and do not conflict with
-another job's: a few hundred milliseconds where a keyed MERGE of the end row took about 2 s.
+another job's: a few hundred milliseconds where a keyed MERGE of the end row took about 1.4 s
+on a new home, more as the table grew (bench/RESULTS.md, "Small runs").
 """
 
 from __future__ import annotations
