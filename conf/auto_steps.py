@@ -25,7 +25,7 @@ AUTO = "auto"
 KEYS = {"lookback": "windows.lookback", "horizon": "windows.horizon", "stride": "windows.stride",
         "val_periods": "train.val_periods", "test_periods": "train.test_periods",
         "backtest_periods": "promote.backtest_periods", "max_staleness": "scoring.max_staleness",
-        "min_history": "windows.min_history"}
+        "min_history": "windows.min_history", "statistical_lookback": "model.statistical_lookback"}
 TRAINING_KEYS = ("min_history", "horizon", "val_periods", "test_periods")
 
 
@@ -41,6 +41,18 @@ class Steps:
     backtest_periods: int
     max_staleness: int
     min_history: int  # steps a (left-padded) window needs; at most the lookback
+    # steps of a window the statistical members read; 0 (the default of a bare Steps): the lookback
+    statistical_lookback: int = 0
+
+    @property
+    def context(self) -> int:
+        """Steps before the network's lookback that a window carries for the statistical members."""
+        return max(0, self.statistical_lookback - self.lookback)
+
+    @property
+    def width(self) -> int:
+        """Steps per window: the context, then the network's lookback."""
+        return self.lookback + self.context
 
     def by_key(self) -> dict[str, int]:
         return {KEYS[k]: v for k, v in asdict(self).items()}
@@ -119,7 +131,8 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     A given horizon stays; validation, test and backtest take the frequency's minimum (a week
     for sub-daily and daily data) but at least one horizon, and at most a quarter of the typical
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
-    lookback + horizon + validation + test fit the typical series.
+    lookback + horizon + validation + test fit the typical series. The statistical members read at
+    least the lookback; for monthly and quarterly steps, the frequency's lookback before it shrank.
 
     Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
     hold a horizon of inputs, a training target, validation and test, the test split goes (0);
@@ -145,6 +158,10 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     if history is not None:
         lb = max(min(h, lb), min(lb, history.typical - h - val - test))
     lookback = pick("lookback", lb)
+    # The members fit each window alone: monthly and quarterly ones keep the years the network's
+    # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback").
+    members_auto = max(b.lookback, 2 * h) if freq.is_calendar and freq.months < 12 else lookback
+    statistical = max(lookback, pick("statistical_lookback", members_auto))
     given_min = given.get(KEYS["min_history"], AUTO)
     if given_min == AUTO:
         mh = min(lookback, h)
@@ -154,7 +171,7 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
         mh = min(lookback, int(given_min))
     return Steps(lookback=lookback, horizon=h, stride=pick("stride", b.stride), val_periods=val,
                  test_periods=test, backtest_periods=bt, max_staleness=pick("max_staleness", b.max_staleness),
-                 min_history=mh)
+                 min_history=mh, statistical_lookback=statistical)
 
 
 def short_history_test(h: int, val: int, test: int, history: History) -> int:
@@ -209,7 +226,8 @@ def check_fits(freq: Freq, steps: Steps, history: History) -> None:
 
 def given_steps(cfg: LakecastConfig) -> dict[str, int | str]:
     """The configured value (int or 'auto') of every step-counted key."""
-    sections = {"windows": cfg.windows, "train": cfg.train, "promote": cfg.promote, "scoring": cfg.scoring}
+    sections = {"windows": cfg.windows, "train": cfg.train, "promote": cfg.promote, "scoring": cfg.scoring,
+                "model": cfg.model}
     out: dict[str, int | str] = {}
     for key in KEYS.values():
         section, field = key.split(".")
@@ -352,6 +370,7 @@ def apply_steps(cfg: LakecastConfig, s: Steps) -> LakecastConfig:
         "train": cfg.train.model_copy(update={"val_periods": s.val_periods, "test_periods": s.test_periods}),
         "promote": cfg.promote.model_copy(update={"backtest_periods": s.backtest_periods}),
         "scoring": cfg.scoring.model_copy(update={"max_staleness": s.max_staleness}),
+        "model": cfg.model.model_copy(update={"statistical_lookback": s.statistical_lookback}),
     })
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from conf import LakecastConfig
+from conf.auto_steps import steps
 from conf.errors import LakecastError
 from models.arrays import WindowArrays
 from models.lakecast_forecaster.lstm import LSTMForecaster, LSTMSpec, build_model, pinball_loss
@@ -110,9 +111,14 @@ def _first_block(source: WindowSource, what: str) -> WindowArrays:
 
 
 def spec_for(cfg: LakecastConfig, sample: WindowArrays) -> LSTMSpec:
-    """The network shape for this data (lookback, features, horizon) and `model.*` settings."""
+    """The network shape for this data (lookback, features, horizon) and `model.*` settings; the
+    network reads the configured windows.lookback of windows that also carry a context for the
+    statistical members (`conf.auto_steps.Steps.width`)."""
     assert sample.y is not None
     _, lookback, n_features = sample.X.shape
+    s = steps(cfg)
+    if lookback == s.width:
+        lookback = s.lookback
     return LSTMSpec(
         n_features=int(n_features), lookback=int(lookback), horizon=int(sample.y.shape[1]),
         hidden_size=cfg.model.hidden_size, num_layers=cfg.model.num_layers,

@@ -41,7 +41,7 @@ from models.lakecast_forecaster.predictor import load_predictor
 from tests.conftest import collect_utc, make_config
 
 HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
-                        backtest_periods=168, max_staleness=48, min_history=24)
+                        backtest_periods=168, max_staleness=48, min_history=24, statistical_lookback=168)
 AMPLE = History(typical=5000, longest=5000, series=10)
 
 
@@ -294,7 +294,8 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     values = [float(ln.split(",")[2]) for ln in (tmp_path / "monthly.csv").read_text().splitlines()[1:]]
     assert out.auto.history.lowest == pytest.approx(min(values), abs=1e-9) and min(values) > 0
     want = {"windows.lookback": 72, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
-            "promote.backtest_periods": 6, "scoring.max_staleness": 3, "windows.min_history": 6}
+            "promote.backtest_periods": 6, "scoring.max_staleness": 3, "windows.min_history": 6,
+            "model.statistical_lookback": 72}
     assert out.auto.values == want  # windows.horizon was given, so it is not listed
     assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=72 ")
     assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
@@ -345,7 +346,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # predict reports the settings scoring reads, not the training split's
     pr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{pr.run_id}'").head().details)
     assert pr_details["auto_settings"] == {"windows.lookback": 72, "windows.stride": 1, "windows.min_history": 6,
-                                           "scoring.max_staleness": 3}
+                                           "scoring.max_staleness": 3, "model.statistical_lookback": 72}
     assert pr.as_of == datetime(2019, 12, 31)
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
     assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),
@@ -365,6 +366,11 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     short = train.run(spark, cfg, as_of="2011-08-31")
     assert short.auto is not None and short.auto.values["train.test_periods"] == 0
     assert (short.auto.values["windows.lookback"], short.auto.values["windows.min_history"]) == (8, 6)
+    # the network's lookback shrank to 8; the statistical members still read 72 months (padded here)
+    assert short.auto.values["model.statistical_lookback"] == 72
+    meta = load_predictor(registry.download_version(cfg, short.model, tmp_path / "short")
+                          / "artifacts" / "predictor").meta
+    assert (meta.lookback, meta.network.lookback) == (72, 8) and meta.to_dict()["format_version"] == 9
     assert short.cutoffs.val_end == short.cutoffs.end == datetime(2011, 8, 31)
     assert short.backtest.n_windows == 0 and (short.result.n_train, short.result.n_val) == (6, 6)
     assert short.refit is not None and short.refit.n_train == 6 * 7
@@ -373,6 +379,12 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     short_details = json.loads(spark.table(cfg.table("job_runs")).where(
         f"run_id = '{short.job_run_id}'").head().details)
     assert short_details["test_mase"] is None and short_details["auto_settings"]["train.test_periods"] == 0
+    # that version scores from windows of 72 months, the network reading the last 8 of them
+    spr = predict.run(spark, cfg, as_of="2011-08-31", version=short.model.version)
+    assert (spr.counts["scored_series"], spr.counts["forecast_rows"]) == (6, 6 * 6)
+    spr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{spr.run_id}'").head().details)
+    assert (spr_details["auto_settings"]["windows.lookback"],
+            spr_details["auto_settings"]["model.statistical_lookback"]) == (8, 72)
 
     # 12 months cannot hold even 1 + 6 + 6: the error names keys and values that fit
     with pytest.raises(HistoryTooShortError, match=r"observations hold 12 steps per series at freq ME .*"

@@ -612,9 +612,9 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 9
+    d["format_version"] = 10
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 9 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8"):
+    with pytest.raises(ModelLoadError, match=r"format_version 10 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9"):
         load_predictor(path)
 
 
@@ -685,3 +685,35 @@ def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:
     want = np.abs(y - local.blend.apply(pred.astype(np.float64), x)[..., 1]).mean()
     assert local.mae["blend"] == pytest.approx(float(want), rel=1e-9)
     assert local.mae["blend"] != pytest.approx(plain.mae["blend"], rel=1e-6)
+
+
+def test_a_context_is_read_by_the_members_alone_and_saved_as_format_9(tmp_path: Path) -> None:
+    """Windows longer than the network's lookback (`model.statistical_lookback`): the network reads
+    their last `lookback` steps, as a model of that lookback would; the members and their own
+    split read the whole window. Saved as format 9 (older readers would feed the network the whole
+    window), loaded back as saved; a model whose network reads more than its windows is refused."""
+    module = build_model(SPEC, 5).eval()
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.3,) * 6, "seasonal_drift": (0.3,) * 6}, local=0.75)
+    wide = replace(META, lookback=60, blend=blend)
+    X = np.zeros((7, 60, 2), dtype=np.float32)
+    X[:, :, 0] = seasonal_windows(7, 60, 12, seed=11) + np.linspace(0, 3, 60)
+    X[:3, :20, 1], X[:3, :20, 0] = 1.0, 0.0                       # three short series: 20 steps of padding
+    got = Predictor(module, wide).predict(X)
+    network = Predictor(module, replace(META, blend=None)).predict(X[:, -24:])  # a 24-step model, same weights
+    want = blend.apply(network.copy(), X[:, :, 0], leading_padding(X))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # the members saw more than the network's 24 steps: on the last 24 alone they forecast otherwise
+    short = blend.apply(network.copy(), X[:, -24:, 0], leading_padding(X[:, -24:]))
+    assert not np.allclose(got, short, atol=1e-3)
+    path = save_predictor(module, wide, tmp_path / "wide")
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 9
+    loaded = load_predictor(path)
+    assert (loaded.meta.lookback, loaded.meta.network.lookback) == (60, 24)
+    np.testing.assert_array_equal(loaded.predict(X), got)
+    with pytest.raises(ModelLoadError, match="network reads 24 steps of windows of 12"):
+        replace(META, lookback=12)
+    # scoring's configuration must give both the network's lookback and the members' windows
+    wide.check_windows(lookback=24, context=36, feature_names=("value", "missing"), horizon=6, freq="MS")
+    from models.lakecast_forecaster.errors import ModelMismatchError
+    with pytest.raises(ModelMismatchError, match=r"statistical lookback 60 \(configured model\.statistical_lookback=24\)"):
+        wide.check_windows(lookback=24, feature_names=("value", "missing"), horizon=6, freq="MS")

@@ -129,8 +129,10 @@ def ref_fill(obs: dict[int, float], first: int, last: int, fill: str, max_gap: i
 def ref_window(cfg: LakecastConfig, grid: RefGrid, vals: list[float | None], observed: set[int],
                first: int, start: int, with_targets: bool, pad: int = 0) -> dict[str, Any]:
     """The window whose inputs start `start` steps after `first`; the first `pad` steps of a
-    short series' window lie before its first observation (missing, but not counted as such)."""
-    w, lb, hz = cfg.windows, steps(cfg).lookback, steps(cfg).horizon
+    short series' window lie before its first observation (missing, but not counted as such).
+    A context (`model.statistical_lookback` above the lookback) is that many steps before the
+    inputs, prepended as they are, scaled by the lookback's loc and scale; nothing else changes."""
+    w, lb, hz, ctx = cfg.windows, steps(cfg).lookback, steps(cfg).horizon, steps(cfg).context
     x = vals[start:start + lb]
     origin = grid.time_of(first + start + lb - 1)
     real = lb - pad
@@ -148,7 +150,8 @@ def ref_window(cfg: LakecastConfig, grid: RefGrid, vals: list[float | None], obs
     ref = max(1.0, abs(loc))
     scale = std if std > 1e-6 * ref else ref
     inputs: list[float] = []
-    for t, v in enumerate(x):
+    before: list[float | None] = [vals[start + t] if start + t >= 0 else None for t in range(-ctx, 0)]
+    for t, v in enumerate(before + x, start=-ctx):
         k = first + start + t
         inputs += [0.0 if v is None else (v - loc) / scale, 0.0 if k in observed else 1.0]
         if w.calendar_features:
@@ -298,6 +301,7 @@ def window_configs(draw: st.DrawFn, freq: str) -> list[str]:
         f"windows.min_history={draw(st.sampled_from(['auto', 1, 2, 5]))}",
         f"windows.calendar_features={draw(st.booleans())}",
         f"scoring.max_staleness={draw(st.integers(0, 3))}",
+        f"model.statistical_lookback={draw(st.sampled_from(['auto', 1, 4, 7]))}",
     ]
 
 
@@ -575,7 +579,8 @@ def test_short_series_are_padded_down_to_min_history(spark: Any, cfg: LakecastCo
 def test_period_end_as_of_inside_a_period_takes_the_last_stamp_before_it(spark: Any, cfg: LakecastConfig,
                                                                          strategy: str) -> None:
     c = make_config(cfg.home, "data.freq=ME", "windows.lookback=3", "windows.horizon=1", "windows.max_gap=2",
-                    "windows.calendar_features=false", f"windows.strategy={strategy}")
+                    "windows.calendar_features=false", f"windows.strategy={strategy}",
+                    "model.statistical_lookback=3")
     ends = [datetime(2024, m + 1, 1) - timedelta(days=1) for m in range(1, 7)]  # Jan 31 ... Jun 30
     obs = frame(spark, [("a", t, float(i + 1)) for i, t in enumerate(ends)])
     [row] = collect(inference_windows(obs, c, as_of=datetime(2024, 6, 15)))

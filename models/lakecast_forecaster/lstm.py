@@ -56,8 +56,12 @@ class LSTMForecaster(nn.Module):
         self.skip = nn.Linear(spec.lookback, spec.horizon) if spec.linear_skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Quantile forecasts (scaled units), ordered low <= median <= high."""
+        """Quantile forecasts (scaled units), ordered low <= median <= high. A window longer than
+        the lookback (a context the statistical members read, `ModelMeta.lookback`) is read from
+        its last `lookback` steps."""
         spec = self.spec
+        if x.shape[1] > spec.lookback:
+            x = x[:, -spec.lookback:]
         batch = x.shape[0]                                     # x: (batch, lookback, features)
         out, _ = self.lstm(x)                                  # (batch, lookback, hidden)
         last = out[:, -1, :]                                   # (batch, hidden)

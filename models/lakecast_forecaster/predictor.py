@@ -44,12 +44,16 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 7: the blend has the damped-trend member (`statistical.damped_forecast`), which format 6 readers do not know.
 # 8: the blend has the members that take a multiplicative season out (`statistical.MULTIPLICATIVE_MEMBERS`),
 #    which format 7 readers do not know.
-FORMAT_VERSION = 8
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8)
+# 9: windows are longer than the network's lookback (a context the statistical members read), which
+#    format 8 readers would feed to the network whole.
+FORMAT_VERSION = 9
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
-def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> int:
+def _format_of(blend: StatisticalBlend | None, floor: float | None = None, context: bool = False) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if context:
+        return 9
     if blend is not None and set(blend.members) & set(MULTIPLICATIVE_MEMBERS):
         return 8
     if blend is not None and "damped" in blend.members:
@@ -69,7 +73,7 @@ def _format_of(blend: StatisticalBlend | None, floor: float | None = None) -> in
 class ModelMeta:
     """What a model expects and produces; checked against the configured windows before scoring."""
 
-    lookback: int
+    lookback: int  # steps per window: the network reads the last `network.lookback`, the members all
     n_features: int
     feature_names: tuple[str, ...]
     horizon: int
@@ -85,6 +89,9 @@ class ModelMeta:
     floor: float | None = None
 
     def __post_init__(self) -> None:
+        if self.network.lookback > self.lookback:
+            raise ModelLoadError(f"the model's network reads {self.network.lookback} steps of windows of "
+                                 f"{self.lookback}; retrain the model")
         if self.floor is not None and not math.isfinite(self.floor):
             raise ModelLoadError(f"the model's forecast floor is {self.floor}; retrain the model")
         for what, part in (("interval calibration", self.calibration), ("statistical blend", self.blend)):
@@ -96,7 +103,7 @@ class ModelMeta:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()
         d["blend"] = None if self.blend is None else self.blend.to_dict()
-        d["format_version"] = _format_of(self.blend, self.floor)
+        d["format_version"] = _format_of(self.blend, self.floor, self.lookback > self.network.lookback)
         return d
 
     @classmethod
@@ -112,11 +119,16 @@ class ModelMeta:
                    blend=StatisticalBlend.from_dict(b) if (b := d.get("blend")) else None,
                    floor=None if (f := d.get("floor")) is None else float(f))
 
-    def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None:
-        """Raise ModelMismatchError naming every difference from the configured windows."""
+    def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str,
+                      context: int = 0) -> None:
+        """Raise ModelMismatchError naming every difference from the configured windows (`lookback`
+        the network's, `context` the steps before it that the statistical members also read)."""
         problems = []
-        if lookback != self.lookback:
-            problems.append(f"lookback {self.lookback} (configured windows.lookback={lookback})")
+        if lookback != self.network.lookback:
+            problems.append(f"lookback {self.network.lookback} (configured windows.lookback={lookback})")
+        elif lookback + context != self.lookback:
+            problems.append(f"statistical lookback {self.lookback} (configured "
+                            f"model.statistical_lookback={lookback + context})")
         if tuple(feature_names) != self.feature_names:
             problems.append(f"features {list(self.feature_names)} "
                             f"(configured windows give {list(feature_names)})")
@@ -219,6 +231,7 @@ def load_predictor(local_dir: str | Path, *, device: str = "cpu") -> Predictor:
         raise ModelLoadError(f"model directory {path} is incomplete or corrupt: {e}") from e
     module = LSTMForecaster(meta.network)
     module.load_state_dict(state)
-    log.info("loaded model from %s (lookback %d, %d features, horizon %d)", path, meta.lookback,
-             meta.n_features, meta.horizon)
+    log.info("loaded model from %s (lookback %d%s, %d features, horizon %d)", path, meta.network.lookback,
+             f", windows of {meta.lookback} for the statistical members" if meta.lookback > meta.network.lookback
+             else "", meta.n_features, meta.horizon)
     return Predictor(module, meta, device)

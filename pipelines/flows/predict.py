@@ -178,7 +178,7 @@ def for_model(cfg: LakecastConfig, meta: ModelMeta) -> tuple[LakecastConfig, Aut
     horizon, the frequency's max_staleness)."""
     from pipelines.windows.history import resolve_for_model
 
-    return resolve_for_model(cfg, meta.lookback, meta.horizon)
+    return resolve_for_model(cfg, meta.network.lookback, meta.horizon, statistical_lookback=meta.lookback)
 
 
 def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, rec: RunRecord,

@@ -64,7 +64,7 @@ def backtest_windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec
         rec.row_counts[f"backtest_windows_{outcome}"] = n
     log.info("backtest windows (targets in (%s, %s]): %s", cut.val_end, cut.end, counts)
     s = steps(cfg)
-    return to_arrays(usable_only(table), lookback=s.lookback, n_features=len(feature_names(cfg)),
+    return to_arrays(usable_only(table), lookback=s.width, n_features=len(feature_names(cfg)),
                      horizon=s.horizon, keys=True)
 
 
@@ -84,14 +84,15 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
 
     m = predictors[0].meta
     history = measure_history(obs, cfg, as_of) if "promote.backtest_periods" in auto_keys(cfg) else None
-    cfg, auto = resolve_for_model(cfg, m.lookback, m.horizon, history, also=("promote.backtest_periods",))
+    cfg, auto = resolve_for_model(cfg, m.network.lookback, m.horizon, history, also=("promote.backtest_periods",),
+                                  statistical_lookback=m.lookback)
     if auto.values:
         log.info(auto.line)
         rec.details["auto_settings"] = auto.details()
     s = steps(cfg)
     for p in predictors:
         p.meta.check_windows(lookback=s.lookback, feature_names=feature_names(cfg), horizon=s.horizon,
-                             freq=cfg.data.freq)
+                             freq=cfg.data.freq, context=s.context)
     return cfg
 
 

@@ -87,7 +87,7 @@ def _windows(cfg: LakecastConfig, obs: DataFrame, as_of: str | None, rec: RunRec
     names = list(feature_names(cfg))
     cut = split_cutoffs(obs, cfg, end=as_of)
     parts = split_windows(obs, cfg, cut)
-    shape = dict(lookback=steps(cfg).lookback, n_features=len(names), horizon=steps(cfg).horizon)
+    shape = dict(lookback=steps(cfg).width, n_features=len(names), horizon=steps(cfg).horizon)
     snaps = {}
     splits = [("train", parts.train), ("val", parts.val)]
     if steps(cfg).test_periods:
@@ -174,13 +174,13 @@ def _log_mlflow(cfg: LakecastConfig, *, result: TrainResult, bt: Backtest, meta:
 
 def _in_memory(snap: Snapshot, cfg: LakecastConfig, n_features: int, keys: bool = False) -> WindowArrays:
     """A snapshot's usable windows as arrays in memory."""
-    return to_arrays(snap.usable(), lookback=steps(cfg).lookback, n_features=n_features,
+    return to_arrays(snap.usable(), lookback=steps(cfg).width, n_features=n_features,
                      horizon=steps(cfg).horizon, keys=keys)
 
 
 def _training_source(cfg: LakecastConfig, snap: Snapshot, n_features: int, what: str = "training") -> WindowSource:
     """Training data in memory when it fits `train.max_in_memory_mb`, else a stream of batches."""
-    shape: dict[str, Any] = dict(lookback=steps(cfg).lookback, n_features=n_features, horizon=steps(cfg).horizon)
+    shape: dict[str, Any] = dict(lookback=steps(cfg).width, n_features=n_features, horizon=steps(cfg).horizon)
     if snap.usable_mb <= cfg.train.max_in_memory_mb:
         log.info("%s windows: %.0f MB, loaded into memory", what, snap.usable_mb)
         return _in_memory(snap, cfg, n_features)
@@ -243,7 +243,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         log.info("forecast floor: %s (model.nonnegative=%s, smallest value read %s)",
                  "none" if floor is None else f"{floor:g}", cfg.model.nonnegative,
                  "unknown" if auto.history is None or auto.history.lowest is None else f"{auto.history.lowest:g}")
-        meta = ModelMeta(lookback=steps(cfg).lookback, n_features=len(names), feature_names=tuple(names),
+        meta = ModelMeta(lookback=steps(cfg).width, n_features=len(names), feature_names=tuple(names),
                          horizon=steps(cfg).horizon, quantiles=cfg.model.quantiles, freq=cfg.data.freq,
                          network=result.spec, floor=floor)
         blend, calibration = None, None

@@ -35,7 +35,8 @@ class ModelShape(Protocol):
     @property
     def floor(self) -> float | None: ...
 
-    def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str) -> None: ...
+    def check_windows(self, *, lookback: int, feature_names: Sequence[str], horizon: int, freq: str,
+                      context: int = 0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def check_model_matches(meta: ModelShape, cfg: LakecastConfig, feature_names: Se
     horizon, frequency).
     """
     s = steps(cfg)
-    meta.check_windows(lookback=s.lookback, feature_names=feature_names, horizon=s.horizon, freq=cfg.data.freq)
+    meta.check_windows(lookback=s.lookback, feature_names=feature_names, horizon=s.horizon, freq=cfg.data.freq,
+                       context=s.context)
 
 
 def plan_for(meta: ModelShape, cfg: LakecastConfig, *, model_key: str, precision: str) -> ScoringPlan:

@@ -96,17 +96,19 @@ def resolve_for_training(obs: DataFrame, cfg: LakecastConfig, end: datetime | st
 # The step settings scoring a model reads; the training split (validation, test) was the model's
 # training run's business, so predict does not report what their `auto` would be now.
 SCORING_KEYS = ("windows.lookback", "windows.horizon", "windows.stride", "windows.min_history",
-                "scoring.max_staleness")
+                "scoring.max_staleness", "model.statistical_lookback")
 
 
 def resolve_for_model(cfg: LakecastConfig, lookback: int, horizon: int, history: History | None = None,
-                      also: tuple[str, ...] = ()) -> tuple[LakecastConfig, AutoSettings]:
-    """`cfg` for scoring or backtesting a model: an `auto` lookback/horizon is the model's own
-    (what it was trained with), the other auto settings resolve for the frequency and `history`;
-    the reported ones are those of SCORING_KEYS and `also`."""
+                      also: tuple[str, ...] = (), statistical_lookback: int | None = None,
+                      ) -> tuple[LakecastConfig, AutoSettings]:
+    """`cfg` for scoring or backtesting a model: an `auto` lookback/horizon/statistical lookback is
+    the model's own (what it was trained with), the other auto settings resolve for the frequency
+    and `history`; the reported ones are those of SCORING_KEYS and `also`."""
     keys = tuple(k for k in auto_keys(cfg) if k in SCORING_KEYS or k in also)
     given = given_steps(cfg)
-    for key, value in (("windows.lookback", lookback), ("windows.horizon", horizon)):
+    for key, value in (("windows.lookback", lookback), ("windows.horizon", horizon),
+                       ("model.statistical_lookback", statistical_lookback or lookback)):
         if given[key] == "auto":
             given[key] = value
     resolved = apply_steps(cfg, resolve_steps(parse_freq(cfg.data.freq), given, history))

@@ -41,7 +41,7 @@ class SeriesRows:
 
     def skipped(self, origin_us: int | None, reason: str, spec: WindowSpec, targets: bool) -> None:
         self.add(np.array([origin_us if origin_us is not None else np.iinfo(np.int64).min]),
-                 np.full((1, spec.lookback * spec.n_features), np.nan, dtype=np.float32),
+                 np.full((1, spec.width * spec.n_features), np.nan, dtype=np.float32),
                  np.full((1, spec.horizon), np.nan, dtype=np.float32) if targets else None,
                  np.array([np.nan]), np.array([np.nan]), [reason])
 
@@ -102,16 +102,20 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
 
     The first `padded` grid positions are padding (before the series' first observation): they
     are missing in the window but do not count against `max_missing_frac`, which applies to the
-    steps from the first observation on."""
-    lb, hz = spec.lookback, spec.horizon
-    idx = starts[:, None] + np.arange(lb)  # (windows, lookback)
+    steps from the first observation on. A window is `spec.width` steps: the context (for the
+    statistical members alone), then the lookback, which alone decides the scale and whether the
+    window has too many missing steps, so the network reads what it would without a context."""
+    lb, hz, ctx = spec.lookback, spec.horizon, spec.context
+    width = ctx + lb
+    idx = starts[:, None] + np.arange(width)  # (windows, width)
     x = vals[idx]
-    pad = np.maximum(0, padded - starts)
+    xl = x[:, ctx:]  # the lookback
+    pad = np.maximum(0, padded - starts - ctx)
     real = lb - pad
-    nmiss = np.isnan(x).sum(axis=1) - pad
+    nmiss = np.isnan(xl).sum(axis=1) - pad
     reason: list[str | None] = [None] * len(starts)
     bad = (nmiss == real) | (nmiss > spec.max_missing_frac * real)
-    y = vals[starts[:, None] + lb + np.arange(hz)] if with_targets else None
+    y = vals[starts[:, None] + width + np.arange(hz)] if with_targets else None
     bad_y = np.isnan(y).any(axis=1) & ~bad if y is not None else np.zeros(len(starts), dtype=bool)
     for i in np.flatnonzero(bad):
         reason[i] = TOO_MANY_MISSING
@@ -119,17 +123,17 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
         reason[i] = MISSING_TARGET
     ok = ~(bad | bad_y)
     nf = spec.n_features
-    inputs = np.full((len(starts), lb * nf), np.nan, dtype=np.float32)
+    inputs = np.full((len(starts), width * nf), np.nan, dtype=np.float32)
     targets = np.full((len(starts), hz), np.nan, dtype=np.float32) if with_targets else None
     loc = np.full(len(starts), np.nan)
     scale = np.full(len(starts), np.nan)
     if ok.any():
         xo, io = x[ok], idx[ok]
-        loc_o = np.nanmean(xo, axis=1)
-        scale_o = guard_scale(loc_o, np.nanstd(xo, axis=1))
+        loc_o = np.nanmean(xl[ok], axis=1)
+        scale_o = guard_scale(loc_o, np.nanstd(xl[ok], axis=1))
         scaled = (xo - loc_o[:, None]) / scale_o[:, None]
         scaled[np.isnan(scaled)] = 0.0
-        feats = np.empty((len(xo), lb, nf), dtype=np.float32)  # (windows, lookback, features)
+        feats = np.empty((len(xo), width, nf), dtype=np.float32)  # (windows, width, features)
         feats[:, :, 0] = scaled
         feats[:, :, 1] = ~observed[io]
         if spec.calendar:
@@ -137,11 +141,11 @@ def _assemble(spec: WindowSpec, anchor: int, first: int, vals: np.ndarray, obser
             ts = step_micros(spec.grid, anchor, steps)
             months = anchor + steps * spec.grid.months if spec.grid.is_calendar else month_number(ts)
             feats[:, :, 2:] = calendar_features(spec.calendar, ts, np.mod(months, 12))[io]
-        inputs[ok] = feats.reshape(len(xo), lb * nf)
+        inputs[ok] = feats.reshape(len(xo), width * nf)
         if targets is not None and y is not None:
             targets[ok] = (y[ok] - loc_o[:, None]) / scale_o[:, None]
         loc[ok], scale[ok] = loc_o, scale_o
-    origin = step_micros(spec.grid, anchor, first + starts + lb - 1)
+    origin = step_micros(spec.grid, anchor, first + starts + width - 1)
     out.add(origin, inputs, targets, loc, scale, reason)
 
 
@@ -153,7 +157,7 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
     grid = spec.grid
     anchor = anchor_of(grid, ts_us)
     obs = series_obs(grid, ts_us, values, t_us, anchor)
-    lb, hz = spec.lookback, spec.horizon
+    width, hz = spec.width, spec.horizon
     if mode == "training":
         if len(obs.steps) == 0:
             out.skipped(None, TOO_SHORT, spec, True)
@@ -163,11 +167,12 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
             out.skipped(int(step_micros(grid, anchor, np.array([last]))[0]), TOO_SHORT, spec, True)
             return out
         vals, observed = dense_grid(grid, obs)
-        padded = max(0, lb + hz - len(vals))  # shorter than one window: one window, padded
+        # the context before the first lookback is padding; shorter than one window: one window, padded
+        padded = max(spec.context, width + hz - len(vals))
         vals, observed, first = _pad(vals, observed, first, padded)
-        starts = np.arange(0, len(vals) - lb - hz + 1, spec.stride)
+        starts = np.arange(0, len(vals) - width - hz + 1, spec.stride)
         if after_us is not None:
-            starts = starts[step_micros(grid, anchor, first + starts + lb - 1) > after_us]
+            starts = starts[step_micros(grid, anchor, first + starts + width - 1) > after_us]
         if len(starts):
             _assemble(spec, anchor, first, vals, observed, starts, True, out, padded)
         return out
@@ -182,9 +187,9 @@ def series_windows(spec: WindowSpec, ts_us: np.ndarray, values: np.ndarray, mode
         out.skipped(origin_us, TOO_SHORT, spec, False)
     else:
         vals, observed = dense_grid(grid, obs, last_step=k_o)
-        padded = max(0, lb - len(vals))
+        padded = max(0, width - len(vals))
         vals, observed, first = _pad(vals, observed, int(obs.steps[0]), padded)
-        _assemble(spec, anchor, first, vals, observed, np.array([len(vals) - lb]), False, out, padded)
+        _assemble(spec, anchor, first, vals, observed, np.array([len(vals) - width]), False, out, padded)
     return out
 
 

@@ -1,6 +1,6 @@
 """Only the observations an inference window can see: predict's read bounded by the origin.
 
-An inference window at origin k holds steps k - lookback + 1 .. k; a gap fill reaches at most
+An inference window at origin k holds steps k - width + 1 .. k (its context and lookback); a gap fill reaches at most
 `windows.max_gap` steps further back, and the stale rule looks `scoring.max_staleness` steps
 back. Anything older matters only through the series' first valid observation (the
 `windows.min_history` rule, left padding, and `windows.max_missing_frac` count from it), and
@@ -35,7 +35,7 @@ MARGIN_STEPS = 3  # steps kept beyond what a window can reach: a mid-period as-o
 def history_bound(spec: WindowSpec, as_of: datetime | str) -> datetime | None:
     """The earliest time an inference window at `as_of` can depend on; None when it is before
     any representable date (then the whole history is read)."""
-    reach = spec.lookback + max(spec.grid.max_gap, spec.max_staleness, spec.min_history) + MARGIN_STEPS
+    reach = spec.width + max(spec.grid.max_gap, spec.max_staleness, spec.min_history) + MARGIN_STEPS
     try:
         return shift(spec.grid, from_utc_micros(to_utc_micros(as_of)), -reach)
     except (OverflowError, ValueError):  # a reach of centuries: nothing to bound

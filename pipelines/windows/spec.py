@@ -35,13 +35,22 @@ class WindowSpec:
     max_staleness: int
     strategy: str
     min_history: int  # steps of history a (left-padded) window needs, 1..lookback
+    # Steps before the lookback each window also carries, for the statistical members alone
+    # (`model.statistical_lookback`): padded where the series is shorter, never scaled by, never
+    # counted against max_missing_frac, never a reason to skip a window.
+    context: int = 0
 
     @classmethod
     def from_config(cls, cfg: LakecastConfig) -> WindowSpec:
         w, s = cfg.windows, steps(cfg)  # flows pass resolved ints; a bare `auto` takes the freq's value
         kinds = calendar_kinds(parse_freq(cfg.data.freq)) if w.calendar_features else ()
         return cls(GridSpec.from_config(cfg), s.lookback, s.horizon, s.stride, w.max_missing_frac,
-                   kinds, s.max_staleness, w.strategy, min_history(cfg))
+                   kinds, s.max_staleness, w.strategy, min_history(cfg), s.context)
+
+    @property
+    def width(self) -> int:
+        """Steps per window: the context, then the lookback (the network reads the lookback)."""
+        return self.context + self.lookback
 
     @property
     def n_features(self) -> int:

@@ -46,29 +46,30 @@ def _cut(spec: WindowSpec, starts: Column, with_targets: bool) -> Column:
     """array<struct> of raw windows (s, x, m, c, y) from the grid arrays, one per start."""
     from pyspark.sql import functions as F
 
-    lb, hz = spec.lookback, spec.horizon
+    width, hz = spec.width, spec.horizon
 
     def one(s: Column) -> Column:
-        fields = [s.alias("s"), F.slice("values", s + 1, lb).alias("x"),
-                  F.slice("observed", s + 1, lb).alias("m")]
+        fields = [s.alias("s"), F.slice("values", s + 1, width).alias("x"),
+                  F.slice("observed", s + 1, width).alias("m")]
         if spec.calendar:
-            fields.append(F.slice("cal", s + 1, lb).alias("c"))
+            fields.append(F.slice("cal", s + 1, width).alias("c"))
         if with_targets:
-            fields.append(F.slice("values", s + lb + 1, hz).alias("y"))
+            fields.append(F.slice("values", s + width + 1, hz).alias("y"))
         return F.struct(*fields)
 
     return F.transform(starts, one)
 
 
 def _finish(spec: WindowSpec, with_targets: bool) -> tuple[_ColumnFn, _ColumnFn, _ColumnFn]:
-    """Turn each raw window struct into (k_origin, inputs, targets, loc, scale, reason)."""
+    """Turn each raw window struct into (k_origin, inputs, targets, loc, scale, reason); the
+    lookback (the window after its context) alone decides the scale and the missing-steps check."""
     from pyspark.sql import functions as F
 
-    lb = spec.lookback
+    lb, ctx, width = spec.lookback, spec.context, spec.width
 
     def stats(w: Column) -> Column:
-        x = w["x"]
-        pad = F.greatest(F.lit(0), F.col("pad") - w["s"])  # steps before the first observation
+        x = F.slice(w["x"], ctx + 1, lb) if ctx else w["x"]
+        pad = F.greatest(F.lit(0), F.col("pad") - w["s"] - ctx)  # lookback steps before the first observation
         real = F.lit(lb) - pad
         cnt = lb - F.size(F.filter(x, lambda v: v.isNull()))
         nmiss = real - cnt
@@ -81,7 +82,7 @@ def _finish(spec: WindowSpec, with_targets: bool) -> tuple[_ColumnFn, _ColumnFn,
             "cnt", cnt)
 
     def scale(w: Column) -> Column:
-        ss = F.aggregate(w["x"], F.lit(0.0),
+        ss = F.aggregate(F.slice(w["x"], ctx + 1, lb) if ctx else w["x"], F.lit(0.0),
                          lambda acc, v: acc + F.coalesce((v - w["loc"]) * (v - w["loc"]), F.lit(0.0)))
         std = F.when(w["cnt"] > 0, F.sqrt(ss / w["cnt"]))
         return w.withField("scale", guard_scale_col(w["loc"], std))
@@ -95,8 +96,8 @@ def _finish(spec: WindowSpec, with_targets: bool) -> tuple[_ColumnFn, _ColumnFn,
             return F.concat(*parts)
 
         ok = w["reason"].isNull()
-        inputs = F.flatten(F.transform(F.sequence(F.lit(0), F.lit(lb - 1)), step)).cast("array<float>")
-        out = [(w["s"] + (lb - 1)).cast("long").alias("k"), F.when(ok, inputs).alias("inputs")]
+        inputs = F.flatten(F.transform(F.sequence(F.lit(0), F.lit(width - 1)), step)).cast("array<float>")
+        out = [(w["s"] + (width - 1)).cast("long").alias("k"), F.when(ok, inputs).alias("inputs")]
         if with_targets:
             targets = F.transform(w["y"], lambda v: (v - w["loc"]) / w["scale"]).cast("array<float>")
             out.append(F.when(ok, targets).alias("targets"))
@@ -115,20 +116,21 @@ def sql_windows(df: DataFrame, spec: WindowSpec, mode: str, t_us: int | None,
     from pyspark.sql import functions as F
 
     grid = spec.grid
-    lb, hz = spec.lookback, spec.horizon
+    width, hz = spec.width, spec.horizon
     training = mode == "training"
     g = series_grid_arrays(df, grid, t_us, to_end=not training)
     n = F.size("values")
     if training:
         too_short = F.col("first_step").isNull() | (n - hz < spec.min_history)
-        pad = F.greatest(F.lit(0), F.lit(lb + hz) - n)  # shorter than one window: one window, padded
+        # the context before the first lookback is padding; shorter than one window: one window, padded
+        pad = F.greatest(F.lit(spec.context), F.lit(width + hz) - n)
         short_origin = step_ts_col(grid, F.col("anchor"), F.col("last_obs_step"))
         reason = F.when(too_short, F.lit(TOO_SHORT))
     else:
         assert t_us is not None
         k_o = step_of_col(grid, F.col("anchor"), t_us)
         short_origin = step_ts_col(grid, F.col("anchor"), k_o)
-        pad = F.greatest(F.lit(0), F.lit(lb) - n)
+        pad = F.greatest(F.lit(0), F.lit(width) - n)
         reason = (F.when(F.col("first_step").isNull(), F.lit(TOO_SHORT))
                   .when(k_o - F.col("last_obs_step") > spec.max_staleness, F.lit(STALE))
                   .when(k_o - F.col("first_step") + 1 < spec.min_history, F.lit(TOO_SHORT)))
@@ -140,13 +142,13 @@ def sql_windows(df: DataFrame, spec: WindowSpec, mode: str, t_us: int | None,
          .withColumn("first_step", F.col("first_step") - F.col("pad")))
     n = F.size("values")
     if training:
-        starts = F.sequence(F.lit(0), n - lb - hz, F.lit(spec.stride))
+        starts = F.sequence(F.lit(0), n - width - hz, F.lit(spec.stride))
         if after_us is not None:
-            origin_k = F.col("first_step") + lb - 1
+            origin_k = F.col("first_step") + width - 1
             starts = F.filter(starts, lambda s: step_ts_col(grid, F.col("anchor"), origin_k + s)
                               > F.timestamp_micros(F.lit(after_us)))
     else:
-        starts = F.array(n - lb)
+        starts = F.array(n - width)
     if spec.calendar:
         g = g.withColumn("cal", F.when(F.col("series_reason").isNull(), _calendar_arrays(spec)))
     stats, scale, features = _finish(spec, training)
