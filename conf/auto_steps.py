@@ -124,7 +124,8 @@ def base_steps(freq: Freq) -> _Base:
     return _Base(horizon=h, lookback=lb, eval_min=ev, stride=1, max_staleness=stale)
 
 
-def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History | None = None) -> Steps:
+def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History | None = None,
+                  blend: bool = True) -> Steps:
     """Concrete steps: `given` (public key -> int or 'auto'; missing keys are auto) with each
     auto one resolved for `freq` and, when known, the `history`.
 
@@ -132,7 +133,8 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     for sub-daily and daily data) but at least one horizon, and at most a quarter of the typical
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
     lookback + horizon + validation + test fit the typical series. The statistical members read at
-    least the lookback; for monthly and quarterly steps, the frequency's lookback before it shrank.
+    least the lookback; for monthly and quarterly steps, the frequency's lookback before it shrank
+    (at least two horizons), unless there is no statistical `blend` to read it.
 
     Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
     hold a horizon of inputs, a training target, validation and test, the test split goes (0);
@@ -160,7 +162,7 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     lookback = pick("lookback", lb)
     # The members fit each window alone: monthly and quarterly ones keep the years the network's
     # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback").
-    members_auto = max(b.lookback, 2 * h) if freq.is_calendar and freq.months < 12 else lookback
+    members_auto = max(b.lookback, 2 * h) if blend and freq.is_calendar and freq.months < 12 else lookback
     statistical = max(lookback, pick("statistical_lookback", members_auto))
     given_min = given.get(KEYS["min_history"], AUTO)
     if given_min == AUTO:
@@ -242,7 +244,7 @@ def auto_keys(cfg: LakecastConfig) -> tuple[str, ...]:
 def steps(cfg: LakecastConfig) -> Steps:
     """The step settings as ints; any still `auto` is resolved for the frequency alone (ample
     history). Flows resolve against the measured history first, so this only reads ints there."""
-    return resolve_steps(parse_freq(cfg.data.freq), given_steps(cfg))
+    return resolve_steps(parse_freq(cfg.data.freq), given_steps(cfg), blend=cfg.model.statistical_blend)
 
 
 def refit_wanted(cfg: LakecastConfig) -> bool:

@@ -209,9 +209,9 @@ class ModelConfig(_Section):
     statistical_blend_power: float | Literal["auto"] = "auto"
     # Steps of each window the statistical members read, at least windows.lookback (the network's):
     # the steps before the network's lookback travel in the window for the members alone. auto: the
-    # frequency's full lookback for monthly and quarterly steps (72 months, 80 quarters), where the
-    # `auto` windows.lookback shrinks to fit short series (conf/auto_steps.py: resolve_steps);
-    # windows.lookback elsewhere.
+    # frequency's full lookback for monthly and quarterly steps (72 months, 80 quarters, at least two
+    # horizons) with a statistical blend, where the `auto` windows.lookback shrinks to fit short
+    # series (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"
     # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
     # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:

@@ -160,23 +160,27 @@ def score(y: np.ndarray, q_pred: np.ndarray, scale: np.ndarray, quantiles: Seque
 
 
 def backtest(windows: WindowArrays, q_pred_scaled: np.ndarray, *, season: int,
-             quantiles: Sequence[float] = (0.1, 0.5, 0.9), floor: float | None = None) -> Backtest:
+             quantiles: Sequence[float] = (0.1, 0.5, 0.9), floor: float | None = None,
+             lookback: int | None = None) -> Backtest:
     """Backtest the model's scaled quantile forecasts (N, H, 3) and both baselines on `windows`.
 
     Everything is unscaled to original units first (original = scaled * scale + loc); the
-    forecasts are then raised to the model's `floor`, as scoring does.
+    forecasts are then raised to the model's `floor`, as scoring does. `lookback`: the windows'
+    last steps the baselines and the MASE scale read (the network's, where windows carry a
+    context for the statistical members), so MASE means what it meant before that context.
     """
     if windows.y is None:
         raise ValueError("backtest windows need targets")
     n, horizon = windows.y.shape
     if q_pred_scaled.shape != (n, horizon, 3):
         raise ValueError(f"forecasts have shape {q_pred_scaled.shape}, expected {(n, horizon, 3)}")
-    history = windows.unscale(windows.X[..., 0].astype(np.float64))        # (N, lookback)
+    X = windows.X if lookback is None else windows.X[:, -lookback:]
+    history = windows.unscale(X[..., 0].astype(np.float64))                # (N, lookback)
     y = windows.unscale(windows.y.astype(np.float64))                      # (N, horizon)
     q_pred = windows.unscale(q_pred_scaled.astype(np.float64))             # (N, horizon, 3)
     if floor is not None:
         q_pred = np.maximum(q_pred, floor)
-    pad = padded_steps(windows.X)
+    pad = padded_steps(X)
     scale = mase_scale(history, season, pad)
     naive, snaive = baselines(history, horizon, season, pad)
     qs = tuple(float(q) for q in quantiles)

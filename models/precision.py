@@ -281,5 +281,6 @@ def check_version(cfg: Any, predictor: Predictor, windows: WindowArrays) -> dict
     if windows.y is None or len(windows) == 0:
         log.warning("no backtest windows: precision check skipped; the version will be scored in fp32")
         return {}
-    return precision_check(predictor, windows.X, windows.y, windows.loc, windows.scale,
+    X = windows.X[:, -predictor.meta.lookback:]  # promote's windows may be wider (a wider champion)
+    return precision_check(predictor, X, windows.y, windows.loc, windows.scale,
                            parse_freq(cfg.data.freq).season_length(), cfg.scoring.precision_tolerance)

@@ -94,16 +94,21 @@ class Comparison:
 
 
 def compare(challenger: Predictor, champion: Predictor, windows: WindowArrays, *, season: int) -> Comparison:
-    """Score both predictors (and the baselines) on exactly the same windows."""
+    """Score both predictors (and the baselines) on exactly the same windows: each reads their last
+    steps up to its own width (`windows` are as wide as the wider model's; the two share a network
+    lookback, which alone scales a window, so each gets exactly the windows it was built for)."""
     if len(windows) == 0:
         raise registry.RegistryError("no usable backtest windows to compare the models on; "
                                      "check promote.backtest_periods against the data")
     quantiles = challenger.meta.quantiles
     offset = windows.offset
-    a = backtest(windows, challenger.predict(windows.X, offset=offset), season=season, quantiles=quantiles,
-                 floor=challenger.meta.floor)
-    b = backtest(windows, champion.predict(windows.X, offset=offset), season=season, quantiles=quantiles,
-                 floor=champion.meta.floor)
+
+    def run(p: Predictor) -> Backtest:
+        X = windows.X[:, -p.meta.lookback:]
+        return backtest(windows, p.predict(X, offset=offset), season=season, quantiles=quantiles,
+                        floor=p.meta.floor, lookback=p.meta.network_lookback)
+
+    a, b = run(challenger), run(champion)
     origins = windows.forecast_origin
     first = np.datetime_as_string(origins.min(), unit="m") if origins is not None else "?"
     last = np.datetime_as_string(origins.max(), unit="m") if origins is not None else "?"

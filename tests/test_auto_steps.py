@@ -114,6 +114,25 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     check_fits(parse_freq(freq), s, History(typical, typical, 4))  # fits: no error
 
 
+@pytest.mark.parametrize(("freq", "typical", "lookback", "statistical"), [
+    ("QS", 36, 12, 80),    # the network's lookback shrinks to 12 quarters; the members keep 20 years
+    ("MS", 60, 24, 72),    # and six years of months
+    ("MS", 441, 72, 72),   # nothing shrank: no context
+    ("YS", 16, 6, 6),      # yearly: the members read the network's lookback
+    ("h", 300, 126, 126),
+])
+def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical: int, lookback: int,
+                                                              statistical: int) -> None:
+    s = resolve_steps(parse_freq(freq), {}, History(typical, typical, 4))
+    assert (s.lookback, s.statistical_lookback, s.context, s.width) == (
+        lookback, statistical, statistical - lookback, statistical)
+    # without a statistical blend nothing reads a context; a given value is kept, never below the lookback
+    assert resolve_steps(parse_freq(freq), {}, History(typical, typical, 4), blend=False).context == 0
+    given = resolve_steps(parse_freq(freq), {"model.statistical_lookback": lookback + 3}, History(typical, typical, 4))
+    assert (given.statistical_lookback, given.context) == (lookback + 3, 3)
+    assert resolve_steps(parse_freq(freq), {"model.statistical_lookback": 1}, History(typical, typical, 4)).context == 0
+
+
 @pytest.mark.parametrize(("freq", "h", "typical", "longest", "expected"), [
     #                                     lookback val test min_history
     # seven years of months, 18 ahead: 66 < 18 + 18 + 18 + 18, so no test split; the lookback is what is left

@@ -112,6 +112,39 @@ def test_each_version_is_backtested_with_its_own_floor() -> None:
     assert cmp.challenger.overall[MODEL]["mae"] != cmp.champion.overall[MODEL]["mae"]
 
 
+def test_a_champion_without_the_members_context_is_compared_on_its_own_windows() -> None:
+    """A challenger whose windows carry a context for its statistical members (`model.statistical_
+    lookback`) against a champion trained before it, on the challenger's wider windows: each model
+    reads the windows it was built for (their last steps: the scale is the shared lookback's), and
+    MASE is scaled over that lookback, so the champion's figures are what a narrow backtest gives."""
+    from dataclasses import replace
+
+    from models.evaluate import MODEL, backtest
+    from models.lakecast_forecaster.blend import StatisticalBlend
+    from models.lakecast_forecaster.lstm import LSTMSpec, build_model
+    from models.lakecast_forecaster.predictor import ModelMeta, Predictor
+
+    narrow, _ = seasonal_windows(3)
+    n, nf, ctx = len(narrow), narrow.X.shape[2], 48
+    wide_X = np.concatenate((np.zeros((n, ctx, nf), dtype=np.float32), narrow.X), axis=1)
+    wide_X[:, :ctx, 0] = np.sin(np.arange(ctx) * 2 * np.pi / 24)      # a context the members can read
+    wide = replace(narrow, X=wide_X)
+    spec = LSTMSpec(n_features=nf, lookback=LOOKBACK, horizon=HORIZON, hidden_size=8, num_layers=1, dropout=0.0)
+    module = build_model(spec, 2).eval()
+    blend = StatisticalBlend(24, (0.5,) * HORIZON, {"theta": (0.5,) * HORIZON})
+    champion = ModelMeta(LOOKBACK, nf, tuple(f"f{i}" for i in range(nf)), HORIZON, (0.1, 0.5, 0.9), "h", spec,
+                         blend=blend)
+    challenger = replace(champion, lookback=LOOKBACK + ctx)
+    cmp = promote.compare(Predictor(module, challenger), Predictor(module, champion), wide, season=24)
+    want = backtest(narrow, Predictor(module, champion).predict(narrow.X), season=24).overall[MODEL]
+    np.testing.assert_equal(cmp.champion.overall[MODEL], want)
+    got = backtest(wide, Predictor(module, challenger).predict(wide.X), season=24, lookback=LOOKBACK)
+    np.testing.assert_equal(cmp.challenger.overall[MODEL], got.overall[MODEL])
+    assert cmp.challenger.overall[MODEL]["mae"] != want["mae"]   # its members read the context
+    # MASE's scale and the baselines read the lookback, not the context
+    np.testing.assert_equal(cmp.challenger.overall["seasonal_naive"], cmp.champion.overall["seasonal_naive"])
+
+
 def test_better_challenger_is_promoted_worse_one_is_not(spark: Any, setup: Any) -> None:
     cfg, good, bad = setup
     cfg = named(cfg, "promote_both_ways")

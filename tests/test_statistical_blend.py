@@ -715,5 +715,6 @@ def test_a_context_is_read_by_the_members_alone_and_saved_as_format_9(tmp_path: 
     # scoring's configuration must give both the network's lookback and the members' windows
     wide.check_windows(lookback=24, context=36, feature_names=("value", "missing"), horizon=6, freq="MS")
     from models.lakecast_forecaster.errors import ModelMismatchError
-    with pytest.raises(ModelMismatchError, match=r"statistical lookback 60 \(configured model\.statistical_lookback=24\)"):
+    with pytest.raises(ModelMismatchError,
+                       match=r"statistical lookback 60 \(configured model\.statistical_lookback=24\)"):
         wide.check_windows(lookback=24, feature_names=("value", "missing"), horizon=6, freq="MS")

@@ -99,6 +99,11 @@ class ModelMeta:
                 raise ModelLoadError(f"{what} has {part.horizon} steps but the model's "
                                      f"horizon is {self.horizon}; retrain the model")
 
+    @property
+    def network_lookback(self) -> int:
+        """The steps of each window the network reads: its last ones (`lookback` is the window's width)."""
+        return self.network.lookback
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["calibration"] = None if self.calibration is None else self.calibration.to_dict()

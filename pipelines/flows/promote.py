@@ -84,15 +84,17 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
 
     m = predictors[0].meta
     history = measure_history(obs, cfg, as_of) if "promote.backtest_periods" in auto_keys(cfg) else None
+    # windows as wide as the wider model's (a champion trained before the members' context is narrower)
     cfg, auto = resolve_for_model(cfg, m.network.lookback, m.horizon, history, also=("promote.backtest_periods",),
-                                  statistical_lookback=m.lookback)
+                                  statistical_lookback=max(p.meta.lookback for p in predictors))
     if auto.values:
         log.info(auto.line)
         rec.details["auto_settings"] = auto.details()
     s = steps(cfg)
     for p in predictors:
+        own = p.meta.lookback - p.meta.network_lookback   # each model reads the windows' last steps
         p.meta.check_windows(lookback=s.lookback, feature_names=feature_names(cfg), horizon=s.horizon,
-                             freq=cfg.data.freq, context=s.context)
+                             freq=cfg.data.freq, context=min(s.context, own))
     return cfg
 
 

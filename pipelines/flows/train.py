@@ -262,7 +262,8 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
         season = parse_freq(cfg.data.freq).season_length()
         if test is not None:
             test_pred = predictor.predict(test.X, offset=test.offset)
-            bt = backtest(test, test_pred, season=season, quantiles=cfg.model.quantiles, floor=meta.floor)
+            bt = backtest(test, test_pred, season=season, quantiles=cfg.model.quantiles, floor=meta.floor,
+                          lookback=meta.network_lookback)
         else:
             log.warning("no test split (train.test_periods=0): the version is registered without test metrics")
             test_pred, bt = None, Backtest.empty(meta.horizon, season, cfg.model.quantiles)

@@ -69,7 +69,8 @@ def _skip_rows(batch: pa.RecordBatch, reasons: pa.Array) -> pa.RecordBatch:
 
 def seasonal_mae(X: np.ndarray, scale: np.ndarray, freq: str) -> np.ndarray:
     """MASE's denominator per window (N,), in original units: the in-sample seasonal-naive MAE over
-    the lookback (feature 0, the scaled value), as the backtest computes it (models.evaluate);
+    the lookback (feature 0, the scaled value; the caller passes the network's lookback of a window
+    with a context), as the backtest computes it (models.evaluate);
     lag 1 when the lookback is not longer than a season, NaN for a constant window. A short
     series' padding (the window's steps before its first observation) is left out.
 
@@ -128,7 +129,7 @@ def forecast_batch(batch: pa.RecordBatch, predict: PredictFn, plan: ScoringPlan)
     if plan.floor is not None:  # NaN stays NaN: the non-finite check below still sees it
         np.maximum(out, plan.floor, out=out)
     out.sort(axis=-1)
-    mase = seasonal_mae(X, scale, plan.freq)
+    mase = seasonal_mae(X[:, -plan.network_lookback:] if plan.network_lookback else X, scale, plan.freq)
     finite = np.isfinite(out).all(axis=(1, 2))
     if not finite.all():
         bad = pa.array(~finite)

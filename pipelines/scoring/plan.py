@@ -27,6 +27,8 @@ class ModelShape(Protocol):
     @property
     def lookback(self) -> int: ...
     @property
+    def network_lookback(self) -> int: ...
+    @property
     def n_features(self) -> int: ...
     @property
     def horizon(self) -> int: ...
@@ -61,6 +63,9 @@ class ScoringPlan:
     torch_threads: int = 1
     # Lowest forecast in original units (the model's `floor`: 0 for data that never went negative).
     floor: float | None = None
+    # The window's last steps the network reads (0: all `lookback`); the MASE denominator stored
+    # with each forecast is taken over them, as before windows carried a context for the members.
+    network_lookback: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,8 @@ def check_model_matches(meta: ModelShape, cfg: LakecastConfig, feature_names: Se
 
 def plan_for(meta: ModelShape, cfg: LakecastConfig, *, model_key: str, precision: str) -> ScoringPlan:
     """The scoring plan for a checked model (`meta`) under this configuration."""
-    return ScoringPlan(model_key=model_key, lookback=meta.lookback, n_features=meta.n_features,
+    return ScoringPlan(model_key=model_key, lookback=meta.lookback, network_lookback=meta.network_lookback,
+                       n_features=meta.n_features,
                        horizon=meta.horizon, freq=meta.freq, precision=precision,
                        batch_size=cfg.scoring.batch_size_for(precision),
                        gather_windows=max(1, cfg.scoring.arrow_batch_rows // meta.horizon),

@@ -81,7 +81,7 @@ def resolve_for_training(obs: DataFrame, cfg: LakecastConfig, end: datetime | st
     keys = auto_keys(cfg)
     freq = parse_freq(cfg.data.freq)
     history = measure_history(obs, cfg, end)
-    s = resolve_steps(freq, given_steps(cfg), history)
+    s = resolve_steps(freq, given_steps(cfg), history, blend=cfg.model.statistical_blend)
     check_fits(freq, s, history)
     if s.training_need > history.typical:
         log.warning("series shorter than %d steps (more than half of the %d) give no training window",
@@ -111,5 +111,6 @@ def resolve_for_model(cfg: LakecastConfig, lookback: int, horizon: int, history:
                        ("model.statistical_lookback", statistical_lookback or lookback)):
         if given[key] == "auto":
             given[key] = value
-    resolved = apply_steps(cfg, resolve_steps(parse_freq(cfg.data.freq), given, history))
+    resolved = apply_steps(cfg, resolve_steps(parse_freq(cfg.data.freq), given, history,
+                                              blend=cfg.model.statistical_blend))
     return resolved, _settings(resolved, keys, history, "lookback and horizon of the model")
