@@ -188,7 +188,7 @@ def test_series_runs_join_a_series_across_batches() -> None:
 def test_plan_takes_the_precisions_batch_size() -> None:
     from types import SimpleNamespace
 
-    meta = SimpleNamespace(lookback=24, n_features=2, horizon=6, freq="h", floor=0.0)
+    meta = SimpleNamespace(lookback=24, network_lookback=24, n_features=2, horizon=6, freq="h", floor=0.0)
     cfg = make_config(Path("/tmp/unused"), "scoring.arrow_batch_rows=600")
     fp32, bf16 = (plan_for(meta, cfg, model_key="m/1", precision=p) for p in ("fp32", "bf16"))
     assert (fp32.batch_size, bf16.batch_size) == (64, 256)
