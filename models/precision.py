@@ -127,8 +127,9 @@ def precision_check(
     quantiles = predictor.meta.quantiles
     floor = predictor.meta.floor
     offset = windows.offset
+    lookback = predictor.meta.network_lookback   # MASE as the test backtest scales it
     full = backtest(windows, predictor.predict(windows.X, batch_size=batch_size, offset=offset), season=season,
-                    quantiles=quantiles, floor=floor).overall[MODEL]
+                    quantiles=quantiles, floor=floor, lookback=lookback).overall[MODEL]
     tags = {f"{TAG_PREFIX}.tolerance": f"{tolerance:g}", f"{TAG_PREFIX}.windows": str(len(windows)),
             f"{TAG_PREFIX}.fp32.mase": f"{full['mase']:.6g}",
             f"{TAG_PREFIX}.fp32.pinball": f"{full['pinball']:.6g}"}
@@ -138,7 +139,8 @@ def precision_check(
             tags[f"{TAG_PREFIX}.{precision}.reason"] = "fp16 LSTM inference needs a CUDA device"
             continue
         pred = predict_fn(predictor, precision, batch_size)(windows.X, offset)
-        red = backtest(windows, pred, season=season, quantiles=quantiles, floor=floor).overall[MODEL]
+        red = backtest(windows, pred, season=season, quantiles=quantiles, floor=floor,
+                       lookback=lookback).overall[MODEL]
         mase_d, pin_d = _rel_diff(red["mase"], full["mase"]), _rel_diff(red["pinball"], full["pinball"])
         ok = mase_d < tolerance and pin_d < tolerance
         tags.update({

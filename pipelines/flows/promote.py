@@ -83,6 +83,7 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
     from pipelines.windows.history import measure_history, resolve_for_model
 
     m = predictors[0].meta
+    given = "model.statistical_lookback" not in auto_keys(cfg)
     history = measure_history(obs, cfg, as_of) if "promote.backtest_periods" in auto_keys(cfg) else None
     # windows as wide as the wider model's (a champion trained before the members' context is narrower)
     cfg, auto = resolve_for_model(cfg, m.network.lookback, m.horizon, history, also=("promote.backtest_periods",),
@@ -91,10 +92,13 @@ def _for_models(cfg: LakecastConfig, predictors: tuple[Predictor, Predictor], ob
         log.info(auto.line)
         rec.details["auto_settings"] = auto.details()
     s = steps(cfg)
-    for p in predictors:
-        own = p.meta.lookback - p.meta.network_lookback   # each model reads the windows' last steps
+    for i, p in enumerate(predictors):
+        # each model reads the windows' last steps; a given statistical lookback is the one predict
+        # will score the challenger with, so the challenger must match it exactly
+        own = p.meta.lookback - p.meta.network_lookback
+        context = s.context if given and i == 0 else min(s.context, own)
         p.meta.check_windows(lookback=s.lookback, feature_names=feature_names(cfg), horizon=s.horizon,
-                             freq=cfg.data.freq, context=min(s.context, own))
+                             freq=cfg.data.freq, context=context)
     return cfg
 
 
