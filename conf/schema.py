@@ -209,10 +209,16 @@ class ModelConfig(_Section):
     statistical_blend_power: float | Literal["auto"] = "auto"
     # Steps of each window the statistical members read, at least windows.lookback (the network's):
     # the steps before the network's lookback travel in the window for the members alone. auto: the
-    # frequency's full lookback for monthly and quarterly steps (72 months, 80 quarters, at least two
-    # horizons) with a statistical blend, where the `auto` windows.lookback shrinks to fit short
-    # series (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
+    # frequency's full lookback for monthly, quarterly and yearly steps (72 months, 80 quarters, 12
+    # years, at least two horizons) with a statistical blend, where the `auto` windows.lookback
+    # shrinks to fit short series (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"
+    # Also fit the members whose forecast depends on how far back they read (Theta, seasonal drift,
+    # the airline model, the damped trend) on the network's lookback alone, beside their fit on the
+    # whole window, each window's backtests choosing between them (model.statistical_blend_local).
+    # Only where the window is wider than the network's lookback. auto: for yearly steps
+    # (conf/auto_steps.py: blend_recent).
+    statistical_blend_recent: bool | Literal["auto"] = "auto"
     # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
     # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:
     # for monthly and quarterly steps; never for yearly ones, which have no season

@@ -17,7 +17,7 @@ from models.lakecast_forecaster.blend import BlendFit, fit_blend
 from models.lakecast_forecaster.lstm import LSTMForecaster
 from models.lakecast_forecaster.padding import leading_padding
 from models.lakecast_forecaster.predictor import ModelMeta, Predictor
-from models.lakecast_forecaster.statistical import MEMBERS
+from models.lakecast_forecaster.statistical import MEMBERS, RECENT_MEMBERS, RECENT_SUFFIX
 from models.train import WindowSource
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class BlendReport:
         return {"blend.network_weights": _fmt(b.network),
                 **{f"blend.{name}_weights": _fmt(ws) for name, ws in b.members.items()},
                 "blend.season": str(b.season), "blend.n_val_windows": str(self.fit.n_windows),
-                "blend.local": str(b.local), "blend.power": str(b.power)}
+                "blend.local": str(b.local), "blend.power": str(b.power), "blend.recent": str(b.recent)}
 
     def metrics(self) -> dict[str, float]:
         return {f"val_mae_{name}": v for name, v in self.fit.mae.items()}
@@ -46,23 +46,29 @@ class BlendReport:
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
         max_windows: int = MAX_WINDOWS, seed: int = 0,
         history: Sample | None = None, local: float = 0.0,
-        power: float = 1.0, skip: tuple[str, ...] = ()) -> tuple[ModelMeta, BlendReport]:
+        power: float = 1.0, skip: tuple[str, ...] = (), recent: bool = False) -> tuple[ModelMeta, BlendReport]:
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
     `history` (training windows, `intervals.sample_history`) also informs how the members split their share;
     `local` is how much of that split each window takes from its own backtest; `power` the exponent
-    on inverse squared error of every share; `skip`: members left out of this model's blend."""
+    on inverse squared error of every share; `skip`: members left out of this model's blend; `recent`:
+    whether the members whose forecast depends on how far back they read also forecast from the
+    network's lookback alone (`statistical.RECENT_MEMBERS`), where the windows are wider than it."""
     unknown = set(skip) - set(MEMBERS)
     if unknown:
         raise ValueError(f"unknown statistical members to skip: {sorted(unknown)} (members: {list(MEMBERS)})")
     members = tuple(m for m in MEMBERS if m not in skip)
+    steps = meta.network.lookback if recent and meta.lookback > meta.network.lookback else 0
+    if steps:
+        members += tuple(m + RECENT_SUFFIX for m in members if m + RECENT_SUFFIX in RECENT_MEMBERS)
     X, y, offset = sample_windows(val, max_windows, seed)
     raw = Predictor(module, replace(meta, blend=None, calibration=None), device=device).predict(X)
     hist = None if history is None else (history[0][:, :, 0], history[1], leading_padding(history[0]), history[2])
     result = fit_blend(raw, X[:, :, 0], y, season, members=members, pad=leading_padding(X), history=hist,
-                       local=local, power=power, offset=offset)
+                       local=local, power=power, offset=offset, recent=steps)
     b = result.blend
-    log.info("statistical blend (power %g, local %g) on %d validation windows: shares network %s, %s; "
-             "validation MAE (scaled) %s", b.power, b.local, result.n_windows,
+    log.info("statistical blend (power %g, local %g%s) on %d validation windows: shares network %s, %s; "
+             "validation MAE (scaled) %s", b.power, b.local,
+             f", recent members on the last {b.recent} steps" if b.recent else "", result.n_windows,
              _fmt(b.network[:1]) + ("" if len(set(b.network)) == 1 else " (step 1)"),
              ", ".join(f"{k} {_fmt(v[:1])}" for k, v in b.members.items()),
              ", ".join(f"{k} {v:.4f}" for k, v in result.mae.items()))

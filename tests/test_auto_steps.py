@@ -27,6 +27,7 @@ from conf.auto_steps import (
     auto_keys,
     blend_local,
     blend_power,
+    blend_recent,
     blend_skips,
     check_fits,
     forecast_floor,
@@ -118,7 +119,8 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     ("QS", 36, 12, 80),    # the network's lookback shrinks to 12 quarters; the members keep 20 years
     ("MS", 60, 24, 72),    # and six years of months
     ("MS", 441, 72, 72),   # nothing shrank: no context
-    ("YS", 16, 6, 6),      # yearly: the members read the network's lookback
+    ("YS", 16, 6, 12),     # twelve years (their recent forms read the network's six)
+    ("YS", 40, 12, 12),    # nothing shrank
     ("h", 300, 126, 126),
 ])
 def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical: int, lookback: int,
@@ -215,6 +217,14 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
     assert blend_local(cfg) == expected
     with pytest.raises(ConfigError, match=r"model\.statistical_blend_local: .*between 0 and 1"):
         load_config(None, ["model.statistical_blend_local=1.5"], env={})
+
+
+@pytest.mark.parametrize(("freq", "recent", "expected"), [
+    ("YS", "auto", True), ("YE", "auto", True), ("QS", "auto", False), ("MS", "auto", False), ("W-MON", "auto", False),
+    ("h", "auto", False), ("MS", "true", True), ("YS", "false", False)])
+def test_recent_members_auto_for_yearly_steps(freq: str, recent: str, expected: bool) -> None:
+    cfg = load_config(None, [f"data.freq={freq}", f"model.statistical_blend_recent={recent}"], env={})
+    assert blend_recent(cfg) is expected
 
 
 SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")

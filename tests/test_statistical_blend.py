@@ -44,6 +44,7 @@ from models.lakecast_forecaster.statistical import (
     DAMPED_TREND_SHARES,
     MEMBERS,
     MULTIPLICATIVE_MEMBERS,
+    RECENT_MEMBERS,
     airline_forecast,
     damped_forecast,
     member_forecasts,
@@ -470,7 +471,7 @@ def test_training_windows_decide_how_the_members_split_the_rest() -> None:
 
 
 def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, ...],
-                           power: float = 1.0) -> list[float] | None:
+                           power: float = 1.0, recent: int = 0) -> list[float] | None:
     """One window, loops only: each member refitted without the window's last `back` steps and
     scored on them from three origins; no refit shorter than the whole window's members need
     (two seasons and three steps where it has them and the airline model is a member, else two
@@ -488,7 +489,10 @@ def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, .
         if end - back < floor:
             break
         for k, name in enumerate(members):
-            f = member_forecasts(np.array([x[:end - back]]), m, back, (name,))[name][0]
+            fit_on = x[:end - back]
+            if name.endswith("_recent"):  # the member itself, refitted on the refit's last `recent` steps
+                fit_on, name = fit_on[-recent:], name.removesuffix("_recent")
+            f = member_forecasts(np.array([fit_on]), m, back, (name,))[name][0]
             errs[k] += sum((x[end - back + j] - f[j]) ** 2 for j in range(back)) / back
         done += 1
     inv = [1.0 / (e / done) ** power for e in errs]
@@ -612,9 +616,10 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 10
+    d["format_version"] = 11
     (path / META_FILE).write_text(json.dumps(d))
-    with pytest.raises(ModelLoadError, match=r"format_version 10 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9"):
+    with pytest.raises(ModelLoadError,
+                       match=r"format_version 11 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"):
         load_predictor(path)
 
 
@@ -718,3 +723,73 @@ def test_a_context_is_read_by_the_members_alone_and_saved_as_format_9(tmp_path: 
     with pytest.raises(ModelMismatchError,
                        match=r"statistical lookback 60 \(configured model\.statistical_lookback=24\)"):
         wide.check_windows(lookback=24, feature_names=("value", "missing"), horizon=6, freq="MS")
+
+
+def test_recent_members_read_the_last_steps_and_each_window_chooses(tmp_path: Path) -> None:
+    """`RECENT_MEMBERS` (yearly models, `model.statistical_blend_recent`) forecast as their base
+    member on each window's last `recent` steps (of its data, where it is padded), and are
+    backtested as they forecast: a series that changed course leans on them, a steady trend does
+    not need to. A blend with them is saved as format 10 and scored as saved."""
+    n, length, h, recent = 24, 12, 6, 6
+    rng = np.random.default_rng(5)
+    t = np.arange(length, dtype=float)
+    x = np.empty((n, length))
+    x[:12] = 0.5 * t + rng.normal(0, 0.05, (12, length))                                   # steady growth
+    x[12:] = np.where(t < 3, 0.8 * t, 2.4 - 0.8 * (t - 3)) + rng.normal(0, 0.05, (12, length))  # turned down
+    pad = np.zeros(n, dtype=int)
+    pad[:3] = 8                                                             # four steps of data: less than recent
+    f = member_forecasts(x, 1, h, ("theta", "theta_recent", "damped_recent"), pad, recent=recent)
+    np.testing.assert_allclose(f["theta_recent"][3:], theta_forecast(x[3:, -recent:], 1, h))
+    np.testing.assert_allclose(f["damped_recent"][3:], damped_forecast(x[3:, -recent:], 1, h))
+    np.testing.assert_allclose(f["theta_recent"][:3], f["theta"][:3])      # the whole of a short series' data
+    assert "seasonal_naive_recent" not in RECENT_MEMBERS                     # the last value: no window to choose
+
+    names = ("theta", "seasonal_drift", "theta_recent", "seasonal_drift_recent")
+    got = local_member_shares(x, 1, h, names, recent=recent)
+    want = [reference_local_shares(list(row), 1, h, names, recent=recent) for row in x]
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-6)
+    recent_share = got[:, 2:].sum(axis=1)
+    assert np.all(recent_share[12:] > 0.6)                                   # the new course backtests better
+
+    blend = StatisticalBlend(1, (0.2,) * h, {k: (0.2,) * h for k in names}, local=0.75, recent=recent)
+    mid = rng.normal(0, 1, (n, h))
+    pred = np.stack((mid - 1, mid, mid + 1), axis=-1).astype(np.float32)
+    whole = StatisticalBlend(1, (0.2,) * h, {"theta": (0.4,) * h, "seasonal_drift": (0.4,) * h}, local=0.75)
+    future = 2.4 - 0.8 * (np.arange(length, length + h) - 3)
+    err = np.abs(blend.apply(pred.copy(), x)[12:, :, 1] - 0.2 * mid[12:] - 0.8 * future).mean()
+    assert err < np.abs(whole.apply(pred.copy(), x)[12:, :, 1] - 0.2 * mid[12:] - 0.8 * future).mean()
+    assert StatisticalBlend.from_dict(blend.to_dict()) == blend
+    with pytest.raises(ValueError, match="reads `recent` steps"):
+        replace(blend, recent=0)
+    with pytest.raises(ValueError, match="reads `recent` steps"):
+        replace(whole, recent=6)
+
+    module = build_model(SPEC, 3).eval()
+    meta = replace(META, lookback=30, freq="YS", blend=replace(blend, recent=24))
+    X = np.zeros((n, 30, 2), dtype=np.float32)
+    X[:, -length:, 0] = x
+    X[:, :-length, 1] = 1.0                                                  # padded to the window's width
+    path = save_predictor(module, meta, tmp_path / "recent")
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 10
+    np.testing.assert_array_equal(load_predictor(path).predict(X), Predictor(module, meta).predict(X))
+
+
+def test_fit_adds_recent_members_only_where_windows_reach_past_the_network() -> None:
+    """`statistical_blend.fit(recent=True)`: the trend members again on the network's lookback,
+    where the windows are wider than it; on windows of the network's width there is nothing to choose."""
+    rng = np.random.default_rng(3)
+    module = build_model(SPEC, 1).eval()
+    spec = LSTMSpec(n_features=2, lookback=24, horizon=6, hidden_size=4, num_layers=1)
+    for width, expect in ((36, True), (24, False)):
+        X = np.zeros((60, width, 2), dtype=np.float32)
+        X[:, :, 0] = rng.normal(0, 1, (60, width)).cumsum(axis=1) / 4
+        y = rng.normal(0, 1, (60, 6)).astype(np.float32)
+        meta = replace(META, lookback=width, freq="YS", network=spec)
+        fitted, report = fit(module, meta, WindowArrays(X, y, np.zeros(60), np.ones(60)), season=1, local=0.75,
+                             recent=True, skip=MULTIPLICATIVE_MEMBERS)
+        assert fitted.blend is not None
+        has = set(RECENT_MEMBERS) & set(fitted.blend.members)
+        assert bool(has) is expect and fitted.blend.recent == (24 if expect else 0)
+        if expect:
+            assert has == {"theta_recent", "seasonal_drift_recent", "airline_recent", "damped_recent"}
+            assert report.params()["blend.recent"] == "24"

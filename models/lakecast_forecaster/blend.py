@@ -3,8 +3,9 @@
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
 seasonal naive with drift, the airline model and the damped trend, and Theta and the damped trend
 with a multiplicative season, all computed on each window's own lookback (the multiplicative ones
-also from its offset, scale_loc / scale_scale); a model blends those it was fitted with
-(`StatisticalBlend.members`).
+also from its offset, scale_loc / scale_scale), and where a model has them, the trend members again
+on each window's last `recent` steps (`statistical.RECENT_MEMBERS`); a model blends those it was
+fitted with (`StatisticalBlend.members`).
 Their shares are fitted at training time on the validation windows (the ones the interval
 calibration uses, before it) by inverse mean squared error (Bates & Granger 1969) raised to a
 `power`: member k gets `mse_k^-p / sum_j mse_j^-p` of the median (p = 1 is Bates & Granger's; p =
@@ -31,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from .statistical import MEMBERS, MULTIPLICATIVE_MEMBERS, member_forecasts, seasonal_steps
+from .statistical import (
+    KNOWN_MEMBERS,
+    MEMBERS,
+    MULTIPLICATIVE_MEMBERS,
+    RECENT_MEMBERS,
+    base_member,
+    member_forecasts,
+    seasonal_steps,
+)
 
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
 LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
@@ -73,13 +82,15 @@ class StatisticalBlend:
     local: float = 0.0
     # The exponent on inverse squared error of that own split (the fitted shares are stored as numbers).
     power: float = 1.0
+    # The last steps of each window the `statistical.RECENT_MEMBERS` read (0: the blend has none).
+    recent: int = 0
 
     def __post_init__(self) -> None:
-        unknown = set(self.members) - set(MEMBERS)
+        unknown = set(self.members) - set(KNOWN_MEMBERS)
         shares = [self.network, *self.members.values()]
         if self.season < 1 or unknown or len({len(s) for s in shares}) != 1:
-            raise ValueError(f"a statistical blend needs a season >= 1, members of {list(MEMBERS)} and one weight "
-                             f"per horizon step for each; got season {self.season}, members "
+            raise ValueError(f"a statistical blend needs a season >= 1, members of {list(KNOWN_MEMBERS)} and one "
+                             f"weight per horizon step for each; got season {self.season}, members "
                              f"{list(self.members)}, lengths {[len(s) for s in shares]}")
         if not all(math.isfinite(w) and 0.0 <= w <= 1.0 for s in shares for w in s) or not all(
                 abs(sum(col) - 1.0) < 1e-6 for col in zip(*shares, strict=True)):
@@ -89,6 +100,14 @@ class StatisticalBlend:
             raise ValueError(f"a statistical blend's local share must lie in [0, 1], got {self.local}")
         if not (math.isfinite(self.power) and self.power > 0.0):
             raise ValueError(f"a statistical blend's power must be a positive number, got {self.power}")
+        if self.recent < 0 or (self.recent == 0) == self.has_recent:
+            raise ValueError(f"a statistical blend reads `recent` steps (got {self.recent}) exactly when it has "
+                             f"members of {list(RECENT_MEMBERS)} (got {list(self.members)})")
+
+    @property
+    def has_recent(self) -> bool:
+        """Whether members refit on each window's recent steps too (which older lakecast cannot)."""
+        return bool(set(self.members) & set(RECENT_MEMBERS))
 
     @property
     def horizon(self) -> int:
@@ -103,7 +122,7 @@ class StatisticalBlend:
     def needs_offset(self) -> bool:
         """Whether `apply` forecasts differently given the windows' offsets (loc / scale): whether
         the blend has a member that takes a multiplicative season out."""
-        return self.active and bool(set(self.members) & set(MULTIPLICATIVE_MEMBERS))
+        return self.active and bool({base_member(m) for m in self.members} & set(MULTIPLICATIVE_MEMBERS))
 
     @property
     def splits_locally(self) -> bool:
@@ -113,13 +132,14 @@ class StatisticalBlend:
     def to_dict(self) -> dict[str, Any]:
         return {"season": self.season, "network": list(self.network),
                 "members": {k: list(v) for k, v in self.members.items()}, "local": self.local,
-                "power": self.power}
+                "power": self.power, **({"recent": self.recent} if self.recent else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StatisticalBlend:
         return cls(season=int(d["season"]), network=tuple(float(w) for w in d["network"]),
                    members={str(k): tuple(float(w) for w in v) for k, v in d["members"].items()},
-                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)))
+                   local=float(d.get("local", 0.0)), power=float(d.get("power", 1.0)),
+                   recent=int(d.get("recent", 0)))
 
     def apply(self, q: np.ndarray, values: np.ndarray, pad: np.ndarray | None = None,
               offset: np.ndarray | None = None) -> np.ndarray:
@@ -129,7 +149,7 @@ class StatisticalBlend:
         if not self.active or not len(q):
             return q
         names = tuple(self.members)
-        forecasts = member_forecasts(values, self.season, self.horizon, names, pad, offset)
+        forecasts = member_forecasts(values, self.season, self.horizon, names, pad, offset, self.recent)
         mid = q[..., 1].astype(np.float64)
         network = np.asarray(self.network)
         blended = network * mid
@@ -138,7 +158,7 @@ class StatisticalBlend:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
             own = local_member_shares(values, self.season, self.horizon, names, pad, self.power,
-                                      offset)                                             # (N, members)
+                                      offset, self.recent)                                             # (N, members)
             lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
             own = np.nan_to_num(own)[:, :, None]
             shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
@@ -162,7 +182,7 @@ def _refit_floor(length: int, season: int, members: tuple[str, ...] = MEMBERS) -
 
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
                         pad: np.ndarray | None = None, power: float = 1.0,
-                        offset: np.ndarray | None = None) -> np.ndarray:
+                        offset: np.ndarray | None = None, recent: int = 0) -> np.ndarray:
     """(N, members) split of each window's member share by the members' own backtests in that window.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
@@ -174,7 +194,8 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
     half a horizon (at least one step); no refit is shorter than `_refit_floor`, so the members
     backtested are the ones that forecast (a window of exactly one season, e.g. weekly data with a
     lookback of 52, cannot spare a step: seasonal naive refitted on less would repeat the last
-    value). NaN rows: nothing to spare; the window keeps the fitted split.
+    value). NaN rows: nothing to spare; the window keeps the fitted split. The `RECENT_MEMBERS` refit on
+    the last `recent` steps of each refit's window, as they forecast.
     """
     x = np.asarray(values, dtype=np.float64)
     out = np.full((len(x), len(members)), np.nan)
@@ -196,7 +217,7 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
             end = length - o * step
             if end - back < floor:
                 break
-            f = member_forecasts(w[:, :end - back], season, back, members, offset=c)
+            f = member_forecasts(w[:, :end - back], season, back, members, offset=c, recent=recent)
             actual = w[:, end - back:end]
             err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
             done += 1
@@ -218,7 +239,8 @@ class BlendFit:
 def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
               members: tuple[str, ...] = MEMBERS, pad: np.ndarray | None = None,
               history: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None] | None = None,
-              local: float = 0.0, power: float = 1.0, offset: np.ndarray | None = None) -> BlendFit:
+              local: float = 0.0, power: float = 1.0, offset: np.ndarray | None = None,
+              recent: int = 0) -> BlendFit:
     """Weights for the network's `pred` (N, horizon, 3) and `members` on windows `values`
     (N, lookback; `pad` leading steps of padding each) against actuals `y` (N, horizon), all in
     the same (scaled) units.
@@ -233,13 +255,14 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     then takes from its own backtest at prediction (`local_member_shares`). `power`: the exponent
     on inverse squared error of every share (network, members, own split). `offset`: each window's
     loc / scale, which the `statistical.MULTIPLICATIVE_MEMBERS` need (else they are additive).
+    `recent`: the last steps of each window the `statistical.RECENT_MEMBERS` among `members` read.
     """
     horizon = pred.shape[1]
     if y.shape != pred.shape[:2] or values.shape[0] != pred.shape[0]:
         raise ValueError(f"a blend needs predictions (N, horizon, 3), windows (N, lookback) and actuals "
                          f"(N, horizon) of the same N, got {pred.shape}, {values.shape} and {y.shape}")
     forecasts = {"network": pred[..., 1].astype(np.float64),
-                 **member_forecasts(values, season, horizon, members, pad, offset)}
+                 **member_forecasts(values, season, horizon, members, pad, offset, recent)}
     yy = y.astype(np.float64)
     ok = _finite(yy, forecasts)
     if not ok.any():
@@ -249,7 +272,7 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
     if history is not None and len(history[0]) and len(members) > 1:
         h_values, h_y, h_pad, h_offset = history
         h_forecasts = member_forecasts(h_values, season, horizon, members, h_pad,
-                                       h_offset if offset is not None else None)
+                                       h_offset if offset is not None else None, recent)
         h_yy = h_y.astype(np.float64)
         h_ok = _finite(h_yy, h_forecasts)
         if h_ok.any():
@@ -259,7 +282,8 @@ def fit_blend(pred: np.ndarray, values: np.ndarray, y: np.ndarray, season: int,
             weights[1:] = (1.0 - weights[0]) * _inverse_shares(sse, power)
     names = list(forecasts)
     shares = {name: tuple(float(v) for v in weights[i]) for i, name in enumerate(names)}
-    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power)
+    blend = StatisticalBlend(season, shares.pop("network"), shares, local=local, power=power,
+                             recent=recent if set(members) & set(RECENT_MEMBERS) else 0)
     blended = blend.apply(pred.astype(np.float64), values, pad, offset)[..., 1]  # as scoring will blend them
 
     def mae(f: np.ndarray) -> float:

@@ -46,12 +46,16 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 #    which format 7 readers do not know.
 # 9: windows are longer than the network's lookback (a context the statistical members read), which
 #    format 8 readers would feed to the network whole.
-FORMAT_VERSION = 9
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+# 10: the blend has members refitted on each window's recent steps (`statistical.RECENT_MEMBERS`),
+#    which format 9 readers do not know.
+FORMAT_VERSION = 10
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None, context: bool = False) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if blend is not None and blend.has_recent:
+        return 10
     if context:
         return 9
     if blend is not None and set(blend.members) & set(MULTIPLICATIVE_MEMBERS):

@@ -72,7 +72,7 @@ _SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": 
 
 def seasonal_steps(member: str, season: int) -> int:
     """Steps a window needs for `member` to forecast in its seasonal form (0: no season to have)."""
-    seasons, extra = _SEASONAL_NEEDS[member]
+    seasons, extra = _SEASONAL_NEEDS[base_member(member)]
     return seasons * season + extra if season >= 2 else 0
 
 
@@ -393,25 +393,50 @@ MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped", "th
 # Theta and the damped trend again, each window's season taken out by ratios where its original values are
 # all positive (`_deseasonalised`); they need the windows' offsets, and without them are their additive forms.
 MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
+# The members whose forecast depends on how far back they read, again on each window's last `recent`
+# steps only (the network's lookback) beside their fit on the whole window: the whole window's years
+# fit a trend better, unless the series has since changed course (`blend.local_member_shares` lets each
+# window's backtests choose). Seasonal naive reads only the last season, so it has no such form.
+RECENT_SUFFIX = "_recent"
+RECENT_MEMBERS = tuple(m + RECENT_SUFFIX for m in MEMBERS if m != "seasonal_naive")
+KNOWN_MEMBERS = MEMBERS + RECENT_MEMBERS
 _FORECASTERS: dict[str, Any] = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
                 "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast,
                 "damped": damped_forecast, "theta_multiplicative": theta_forecast,
                 "damped_multiplicative": damped_forecast}
 
 
+def base_member(name: str) -> str:
+    """The member a `RECENT_MEMBERS` name refits on the recent steps (the name itself otherwise)."""
+    return name.removesuffix(RECENT_SUFFIX) if name in RECENT_MEMBERS else name
+
+
+def _forecast(name: str, values: np.ndarray, season: int, horizon: int, offset: np.ndarray | None,
+              recent: int) -> np.ndarray:
+    base = base_member(name)
+    if base != name and 0 < recent < values.shape[1]:
+        values = values[:, -recent:]
+    if base in MULTIPLICATIVE_MEMBERS:
+        return np.asarray(_FORECASTERS[base](values, season, horizon, offset))
+    return np.asarray(_FORECASTERS[base](values, season, horizon))
+
+
 def member_forecasts(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...] = MEMBERS,
-                     pad: np.ndarray | None = None, offset: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     pad: np.ndarray | None = None, offset: np.ndarray | None = None,
+                     recent: int = 0) -> dict[str, np.ndarray]:
     """Point forecasts (N, horizon) of `values` (N, lookback) by each named member; a window
     with `pad` leading steps of padding (a short series) is forecast from the steps after them.
     `offset` (N,): each window's ``scale_loc / scale_scale``, with which the `MULTIPLICATIVE_MEMBERS`
-    take a multiplicative season out of positive series (`_deseasonalised`); None: additive only."""
+    take a multiplicative season out of positive series (`_deseasonalised`); None: additive only.
+    `recent`: the steps the `RECENT_MEMBERS` read, the last of each window's (0, or at least what the
+    window holds after its padding: the whole of it, as their base members)."""
     if pad is None or not np.any(pad):
-        return {name: (_FORECASTERS[name](values, season, horizon, offset) if name in MULTIPLICATIVE_MEMBERS
-                       else _FORECASTERS[name](values, season, horizon)) for name in members}
+        return {name: _forecast(name, values, season, horizon, offset, recent) for name in members}
     out = {name: np.empty((len(values), horizon)) for name in members}
     for p in np.unique(pad):  # windows of one length at a time: the members are vectorised per length
         rows = pad == p
         part = None if offset is None else np.asarray(offset)[rows]
-        for name, f in member_forecasts(values[rows, int(p):], season, horizon, members, offset=part).items():
+        for name, f in member_forecasts(values[rows, int(p):], season, horizon, members, offset=part,
+                                        recent=recent).items():
             out[name][rows] = f
     return out
