@@ -393,19 +393,16 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
         ingest.run(spark, cfg, str(bad), now=datetime(2024, 1, 1))
 
     # 20 months cannot hold 6 + 6 + 6 + 6 (inputs, a training target, validation, test): no test
-    # split, the version is registered without test metrics, the refit trains through the last month.
-    # With the trend members' recent forms (auto for yearly steps only), which read the network's 8.
-    recent_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"statistical_blend_recent": True})})
-    short = train.run(spark, recent_cfg, as_of="2011-08-31")
+    # split, the version is registered without test metrics, the refit trains through the last month
+    short = train.run(spark, cfg, as_of="2011-08-31")
     assert short.auto is not None and short.auto.values["train.test_periods"] == 0
     assert (short.auto.values["windows.lookback"], short.auto.values["windows.min_history"]) == (8, 6)
     # the network's lookback shrank to 8; the statistical members still read 72 months (padded here)
     assert short.auto.values["model.statistical_lookback"] == 72
     meta = load_predictor(registry.download_version(cfg, short.model, tmp_path / "short")
                           / "artifacts" / "predictor").meta
-    assert (meta.lookback, meta.network.lookback) == (72, 8) and meta.to_dict()["format_version"] == 10
-    assert meta.blend is not None and meta.blend.recent == 8
-    assert {"theta_recent", "damped_recent", "theta_multiplicative_recent"} <= set(meta.blend.members)
+    assert (meta.lookback, meta.network.lookback) == (72, 8) and meta.to_dict()["format_version"] == 9
+    assert meta.blend is not None and meta.blend.recent == 0   # the recent forms are auto for yearly steps only
     assert short.cutoffs.val_end == short.cutoffs.end == datetime(2011, 8, 31)
     assert short.backtest.n_windows == 0 and (short.result.n_train, short.result.n_val) == (6, 6)
     assert short.refit is not None and short.refit.n_train == 6 * 7
@@ -420,6 +417,16 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     spr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{spr.run_id}'").head().details)
     assert (spr_details["auto_settings"]["windows.lookback"],
             spr_details["auto_settings"]["model.statistical_lookback"]) == (8, 72)
+    # with the trend members' recent forms (model.statistical_blend_recent), which read the network's 8
+    # steps beside the 72: format 10, and predict scores with them
+    recent_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"statistical_blend_recent": True})})
+    recent = train.run(spark, recent_cfg, as_of="2011-08-31")
+    rmeta = load_predictor(registry.download_version(cfg, recent.model, tmp_path / "recent")
+                           / "artifacts" / "predictor").meta
+    assert rmeta.to_dict()["format_version"] == 10 and rmeta.blend is not None and rmeta.blend.recent == 8
+    assert {"theta_recent", "damped_recent", "theta_multiplicative_recent"} <= set(rmeta.blend.members)
+    rpr = predict.run(spark, cfg, as_of="2011-08-31", version=recent.model.version)
+    assert (rpr.counts["scored_series"], rpr.counts["forecast_rows"]) == (6, 6 * 6)
 
     # 12 months cannot hold even 1 + 6 + 6: the error names keys and values that fit
     with pytest.raises(HistoryTooShortError, match=r"observations hold 12 steps per series at freq ME .*"

@@ -765,13 +765,19 @@ def test_recent_members_read_the_last_steps_and_each_window_chooses(tmp_path: Pa
         replace(whole, recent=6)
 
     module = build_model(SPEC, 3).eval()
-    meta = replace(META, lookback=30, freq="YS", blend=replace(blend, recent=24))
+    meta = replace(META, lookback=30, freq="YS", blend=blend)                # recent forms on the last 6 of 30
     X = np.zeros((n, 30, 2), dtype=np.float32)
-    X[:, -length:, 0] = x
-    X[:, :-length, 1] = 1.0                                                  # padded to the window's width
+    X[:, :, 0] = np.concatenate([x[:, :1] - 0.5 * np.arange(18, 0, -1), x], axis=1)   # 30 steps of data
+    X[:3, :18, 1], X[:3, :18, 0] = 1.0, 0.0                                  # three young series, padded
     path = save_predictor(module, meta, tmp_path / "recent")
     assert json.loads((path / META_FILE).read_text())["format_version"] == 10
-    np.testing.assert_array_equal(load_predictor(path).predict(X), Predictor(module, meta).predict(X))
+    loaded = load_predictor(path)
+    assert loaded.meta.blend == blend
+    got = loaded.predict(X)
+    np.testing.assert_array_equal(got, Predictor(module, meta).predict(X))
+    # the recent forms read what they were saved to read: with them on the whole window it differs
+    assert not np.allclose(got, Predictor(module, replace(meta, blend=replace(blend, recent=30))).predict(X),
+                           atol=1e-3)
 
 
 def test_fit_adds_recent_members_only_where_windows_reach_past_the_network() -> None:

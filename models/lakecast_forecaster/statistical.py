@@ -1,4 +1,4 @@
-"""Statistical forecasts on each window's own lookback, vectorised over windows (numpy only).
+"""Statistical forecasts of each window alone, vectorised over windows (numpy only).
 
 A global LSTM trained on few windows per series (monthly and quarterly data give one
 validation window per series) misses what a per-series statistical model gets for free: each
@@ -30,7 +30,7 @@ end the gain was smaller and mixed, largest where lakecast was furthest behind (
 damped trend (Holt's linear trend with a damped slope, Gardner & McKenzie 1985) on the window
 Theta adjusts, blended only where steps are months, quarters or years (`conf.auto_steps.blend_skips`).
 
-Theta and the damped trend come twice: as above, and in a multiplicative form
+Theta and the damped trend also come in a multiplicative form
 (`MULTIPLICATIVE_MEMBERS`) whose season is taken out by ratios where the window's original values
 are all positive (additive elsewhere), as statsforecast's Theta decomposes by default. A season
 that grows with the level (sales, travel) is otherwise put back at the window's average amplitude,
@@ -39,6 +39,9 @@ additive, since it moves every value by the same amount. The offset (scale_loc /
 what scaling took away: the original values over the spread are ``x + offset``. Both forms, not
 the multiplicative one alone: which fits differs by series and origin, and each window's backtests
 (`blend.local_member_shares`) choose between them (bench/RESULTS.md, "A multiplicative season").
+Yearly models also have the recent forms (`RECENT_MEMBERS`): the members whose forecast depends on
+how far back they read, again on the window's last steps only (the network's lookback), where the
+whole window reads twelve years (bench/RESULTS.md, "Yearly data: the trend members on both windows").
 `Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
