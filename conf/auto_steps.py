@@ -134,8 +134,8 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
     lookback + horizon + validation + test fit the typical series. The statistical members read at
     least the lookback; for monthly, quarterly and yearly steps, the frequency's lookback before it
-    shrank (at least two horizons), for weekly ones two seasons (two years), unless there is no
-    statistical `blend` to read it.
+    shrank (at least two horizons), for weekly ones two seasons (two years), for daily ones twice the
+    frequency's lookback (sixteen weeks), unless there is no statistical `blend` to read it.
 
     Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
     hold a horizon of inputs, a training target, validation and test, the test split goes (0);
@@ -164,12 +164,15 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     # The members fit each window alone: monthly to yearly ones keep the years the network's
     # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback"; yearly
     # ones with their recent form beside, `blend_recent`); weekly ones read two years, the least a
-    # seasonal Theta or seasonal drift needs (bench/RESULTS.md, "Two years for weekly members").
+    # seasonal Theta or seasonal drift needs, and daily ones sixteen weeks, twice the network's
+    # (bench/RESULTS.md, "Two years for weekly members" and "Sixteen weeks for daily members").
     members_auto = lookback
     if blend and freq.is_calendar:
         members_auto = max(b.lookback, 2 * h)
     elif blend and freq.step >= timedelta(weeks=1):
         members_auto = max(lookback, 2 * freq.season_length())
+    elif blend and freq.step >= timedelta(days=1):
+        members_auto = max(lookback, 2 * b.lookback)
     statistical = max(lookback, pick("statistical_lookback", members_auto))
     given_min = given.get(KEYS["min_history"], AUTO)
     if given_min == AUTO:

@@ -211,8 +211,8 @@ class ModelConfig(_Section):
     # the steps before the network's lookback travel in the window for the members alone. auto: the
     # frequency's full lookback for monthly, quarterly and yearly steps (72 months, 80 quarters, 12
     # years, at least two horizons), where the `auto` windows.lookback shrinks to fit short series,
-    # and two years of weekly steps (a seasonal Theta needs two seasons), with a statistical blend
-    # (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
+    # two years of weekly steps (a seasonal Theta needs two seasons) and sixteen weeks of daily
+    # ones, with a statistical blend (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"
     # Also fit the members whose forecast depends on how far back they read (Theta, seasonal drift,
     # the airline model, the damped trend) on the network's lookback alone, beside their fit on the

@@ -123,6 +123,7 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     ("YS", 40, 12, 12),    # nothing shrank
     ("W-MON", 300, 52, 104),  # weekly: two years, the two seasons a seasonal Theta needs
     ("2W", 300, 26, 52),   # two years of fortnights
+    ("D", 400, 56, 112),   # daily: sixteen weeks, twice the network's eight
     ("h", 300, 126, 126),
 ])
 def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical: int, lookback: int,
