@@ -164,8 +164,9 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     # The members fit each window alone: monthly to yearly ones keep the years the network's
     # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback"; yearly
     # ones with their recent form beside, `blend_recent`); weekly ones read two years, the least a
-    # seasonal Theta or seasonal drift needs, and daily ones sixteen weeks, twice the network's
-    # (bench/RESULTS.md, "Two years for weekly members" and "Sixteen weeks for daily members").
+    # seasonal Theta or seasonal drift needs, and daily ones sixteen weeks, twice the frequency's
+    # eight (bench/RESULTS.md, "Two years for weekly members" and "Sixteen weeks for daily members").
+    # None of these follows a given windows.lookback; a given statistical_lookback does.
     members_auto = lookback
     if blend and freq.is_calendar:
         members_auto = max(b.lookback, 2 * h)

@@ -123,7 +123,11 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     ("YS", 40, 12, 12),    # nothing shrank
     ("W-MON", 300, 52, 104),  # weekly: two years, the two seasons a seasonal Theta needs
     ("2W", 300, 26, 52),   # two years of fortnights
-    ("D", 400, 56, 112),   # daily: sixteen weeks, twice the network's eight
+    ("D", 400, 56, 112),   # daily: sixteen weeks, twice the frequency's eight
+    ("D", 80, 38, 112),    # the network's lookback shrinks to fit; the members keep sixteen weeks
+    ("W-MON", 80, 41, 104),
+    ("2D", 400, 28, 56),   # sixteen weeks of two-day steps
+    ("12h", 2000, 56, 56),  # below a day: the network's lookback, no context
     ("h", 300, 126, 126),
 ])
 def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical: int, lookback: int,
@@ -136,6 +140,17 @@ def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical
     given = resolve_steps(parse_freq(freq), {"model.statistical_lookback": lookback + 3}, History(typical, typical, 4))
     assert (given.statistical_lookback, given.context) == (lookback + 3, 3)
     assert resolve_steps(parse_freq(freq), {"model.statistical_lookback": 1}, History(typical, typical, 4)).context == 0
+
+
+def test_a_given_lookback_keeps_the_members_window_unless_it_is_given_too() -> None:
+    """The members' window does not follow a given windows.lookback (it is the frequency's); a
+    user drops the context by giving model.statistical_lookback the lookback itself."""
+    daily, weekly = parse_freq("D"), parse_freq("W-MON")
+    given = resolve_steps(daily, {"windows.lookback": 7}, History(400, 400, 4))
+    assert (given.lookback, given.statistical_lookback, given.context) == (7, 112, 105)
+    assert resolve_steps(weekly, {"windows.lookback": 13}, History(300, 300, 4)).width == 104
+    none = resolve_steps(daily, {"windows.lookback": 7, "model.statistical_lookback": 7}, History(400, 400, 4))
+    assert (none.width, none.context) == (7, 0)
 
 
 @pytest.mark.parametrize(("freq", "h", "typical", "longest", "expected"), [
