@@ -158,7 +158,7 @@ class StatisticalBlend:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
             own = local_member_shares(values, self.season, self.horizon, names, pad, self.power,
-                                      offset, self.recent)                                             # (N, members)
+                                      offset, self.recent)                                # (N, members)
             lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
             own = np.nan_to_num(own)[:, :, None]
             shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
