@@ -85,6 +85,7 @@ class _Base:
     max_staleness: int
     long_lookback: int = 0   # hourly and coarser: the lookback once the typical series holds `long_from` steps
     long_from: int = 0
+    members: int = 0         # calendar steps: what the statistical members read (0: the lookback)
 
 
 # Hourly (and coarser sub-daily) data with a year of history looks back four weeks instead of one:
@@ -94,6 +95,12 @@ class _Base:
 LONG_SUBDAILY_DAYS = 28
 LONG_SUBDAILY_MAX_STEPS = 672       # four weeks of hours: finer steps do not take the longer window
 LONG_SUBDAILY_FROM_DAYS = 365
+# Monthly statistical members read ten years, their trend members also the usual six
+# (`recent_steps`). Members alone on the benchmark's eleven monthly sets at three holdout origins:
+# 0.3 % better on the multi-series sets (13 of 21 better, worst +1.6 %), 2 % over all (the single
+# series up to 20 %); ten years without the six beside were no better (bench/RESULTS.md, "Ten
+# years for monthly members").
+MONTHLY_MEMBERS_MONTHS = 120
 
 
 def base_steps(freq: Freq) -> _Base:
@@ -104,7 +111,8 @@ def base_steps(freq: Freq) -> _Base:
     in fewer steps. Period-end frequencies (ME, QE, YE) resolve as their starts. Monthly and
     quarterly data look back six and twenty years because the statistical members fit on the window
     alone and need the years (bench/RESULTS.md, "A longer monthly lookback" and "Three sets added
-    after the rules were chosen, and twenty years back for quarterly data")."""
+    after the rules were chosen, and twenty years back for quarterly data"). Their statistical
+    members read further back on monthly data: ten years (`MONTHLY_MEMBERS_MONTHS`)."""
     if freq.is_calendar and freq.months >= 12:  # yearly: six years ahead (as M4) from twelve
         div, table = freq.months / 12, (6, 12, 1, 1)
     elif freq.is_calendar:
@@ -121,7 +129,10 @@ def base_steps(freq: Freq) -> _Base:
     else:
         div, table = freq.step / timedelta(weeks=1), (13, 52, 1, 4)
     h, lb, ev, stale = (max(1, math.ceil(v / div - 1e-9)) for v in table)
-    return _Base(horizon=h, lookback=lb, eval_min=ev, stride=1, max_staleness=stale)
+    members = 0
+    if freq.is_calendar and freq.months < 3:
+        members = max(1, math.ceil(MONTHLY_MEMBERS_MONTHS / div - 1e-9))
+    return _Base(horizon=h, lookback=lb, eval_min=ev, stride=1, max_staleness=stale, members=members)
 
 
 def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History | None = None,
@@ -134,8 +145,9 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     history; the lookback (at least two horizons) shrinks, not below one horizon, until
     lookback + horizon + validation + test fit the typical series. The statistical members read at
     least the lookback; for monthly, quarterly and yearly steps, the frequency's lookback before it
-    shrank (at least two horizons), for weekly ones two seasons (two years), for daily ones twice the
-    frequency's lookback (sixteen weeks), unless there is no statistical `blend` to read it.
+    shrank (at least two horizons; ten years for monthly ones), for weekly ones two seasons (two
+    years), for daily ones twice the frequency's lookback (sixteen weeks), unless there is no
+    statistical `blend` to read it.
 
     Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
     hold a horizon of inputs, a training target, validation and test, the test split goes (0);
@@ -162,14 +174,15 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
         lb = max(min(h, lb), min(lb, history.typical - h - val - test))
     lookback = pick("lookback", lb)
     # The members fit each window alone: monthly to yearly ones keep the years the network's
-    # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback"; yearly
-    # ones with their recent form beside, `blend_recent`); weekly ones read two years, the least a
-    # seasonal Theta or seasonal drift needs, and daily ones sixteen weeks, twice the frequency's
-    # eight (bench/RESULTS.md, "Two years for weekly members" and "Sixteen weeks for daily members").
+    # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback"; monthly
+    # ones ten years; yearly and monthly ones with a recent form beside, `recent_steps`); weekly ones
+    # read two years, the least a seasonal Theta or seasonal drift needs, and daily ones sixteen
+    # weeks, twice the frequency's eight (bench/RESULTS.md, "Two years for weekly members" and
+    # "Sixteen weeks for daily members").
     # None of these follows a given windows.lookback; a given statistical_lookback does.
     members_auto = lookback
     if blend and freq.is_calendar:
-        members_auto = max(b.lookback, 2 * h)
+        members_auto = max(b.members or b.lookback, 2 * h)
     elif blend and freq.step >= timedelta(weeks=1):
         members_auto = max(lookback, 2 * freq.season_length())
     elif blend and freq.step >= timedelta(days=1):
@@ -348,19 +361,33 @@ def blend_multiplicative(cfg: LakecastConfig) -> bool:
 
 
 def blend_recent(cfg: LakecastConfig) -> bool:
-    """`model.statistical_blend_recent`: whether a new model's trend members also forecast from the
-    network's lookback alone (`statistical.RECENT_MEMBERS`), beside their fit on the whole window,
-    each window's backtests choosing; `auto` true for yearly steps. Members alone, on the benchmark's
-    five yearly sets at three holdout origins, a twelve-year window for them was 0.3 % better than
-    the shrunk lookback (geometric mean; 7 of 15 better, us_gas_total 14 % worse at the holdout), both
-    forms 0.9 % better (10 of 15, worst +4 %); on the monthly and quarterly sets both forms were
-    0.3 % worse than the whole window alone (bench/RESULTS.md, "Yearly data: the trend members on
-    both windows")."""
+    """`model.statistical_blend_recent`: whether a new model's trend members also forecast from a
+    shorter window (`recent_steps`, `statistical.RECENT_MEMBERS`) beside their fit on the whole
+    window, each window's backtests choosing; `auto` true for yearly and monthly steps. Members
+    alone, on the benchmark's five yearly sets at three holdout origins, a twelve-year window for
+    them was 0.3 % better than the shrunk lookback (geometric mean; 7 of 15 better, us_gas_total
+    14 % worse at the holdout), both forms 0.9 % better (10 of 15, worst +4 %). On the eleven
+    monthly sets, ten years with six beside were 0.3 % better than six years alone on the
+    multi-series sets, ten years alone no better; six years with the network's lookback beside were
+    0.3 % worse, as on the quarterly sets (bench/RESULTS.md, "Yearly data: the trend members on both
+    windows" and "Ten years for monthly members")."""
     v = cfg.model.statistical_blend_recent
     if v != AUTO:
         return bool(v)
     freq = parse_freq(cfg.data.freq)
-    return freq.is_calendar and freq.months >= 12
+    return freq.is_calendar and (freq.months >= 12 or freq.months < 3)
+
+
+def recent_steps(cfg: LakecastConfig, s: Steps) -> int:
+    """Steps the recent forms of the trend members read, the last of each window's (0: none, where
+    `blend_recent` is off or the window is no wider): the frequency's lookback where the members'
+    window is wider still (monthly: six of ten years), else the network's lookback (yearly: its six
+    or seven of the members' twelve years)."""
+    if not blend_recent(cfg):
+        return 0
+    usual = max(s.lookback, base_steps(parse_freq(cfg.data.freq)).lookback)
+    recent = usual if usual < s.width else s.lookback
+    return recent if recent < s.width else 0
 
 
 def calibrate_from(cfg: LakecastConfig) -> str:

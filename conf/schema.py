@@ -215,10 +215,11 @@ class ModelConfig(_Section):
     # ones, with a statistical blend (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"
     # Also fit the members whose forecast depends on how far back they read (Theta, seasonal drift,
-    # the airline model, the damped trend) on the network's lookback alone, beside their fit on the
-    # whole window, each window's backtests choosing between them (model.statistical_blend_local).
-    # Only where the window is wider than the network's lookback. auto: for yearly steps
-    # (conf/auto_steps.py: blend_recent).
+    # the airline model, the damped trend) on a window's last steps alone, beside their fit on the
+    # whole window, each window's backtests choosing between them (model.statistical_blend_local):
+    # the frequency's lookback where the members read further (monthly: six of ten years), else the
+    # network's lookback (yearly: six or seven of twelve years); only where the window is wider.
+    # auto: for yearly and monthly steps (conf/auto_steps.py: blend_recent, recent_steps).
     statistical_blend_recent: bool | Literal["auto"] = "auto"
     # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
     # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:

@@ -46,18 +46,21 @@ class BlendReport:
 def fit(module: LSTMForecaster, meta: ModelMeta, val: WindowSource, *, season: int, device: str = "cpu",
         max_windows: int = MAX_WINDOWS, seed: int = 0,
         history: Sample | None = None, local: float = 0.0,
-        power: float = 1.0, skip: tuple[str, ...] = (), recent: bool = False) -> tuple[ModelMeta, BlendReport]:
+        power: float = 1.0, skip: tuple[str, ...] = (), recent: int = 0) -> tuple[ModelMeta, BlendReport]:
     """`meta` with the statistical blend fitted on (a sample of) `val`, and the validation errors;
     `history` (training windows, `intervals.sample_history`) also informs how the members split their share;
     `local` is how much of that split each window takes from its own backtest; `power` the exponent
     on inverse squared error of every share; `skip`: members left out of this model's blend; `recent`:
-    whether the members whose forecast depends on how far back they read also forecast from the
-    network's lookback alone (`statistical.RECENT_MEMBERS`), where the windows are wider than it."""
+    the last steps of each window from which the members whose forecast depends on how far back they
+    read also forecast (`statistical.RECENT_MEMBERS`; `conf.auto_steps.recent_steps`), where the
+    windows are wider than that (0: none)."""
     unknown = set(skip) - set(MEMBERS)
     if unknown:
         raise ValueError(f"unknown statistical members to skip: {sorted(unknown)} (members: {list(MEMBERS)})")
     members = tuple(m for m in MEMBERS if m not in skip)
-    steps = meta.network.lookback if recent and meta.lookback > meta.network.lookback else 0
+    if recent < 0:
+        raise ValueError(f"recent: steps the recent forms read must be 0 or more, got {recent}")
+    steps = recent if recent < meta.lookback else 0
     if steps:
         members += tuple(m + RECENT_SUFFIX for m in members if m + RECENT_SUFFIX in RECENT_MEMBERS)
     X, y, offset = sample_windows(val, max_windows, seed)

@@ -32,6 +32,7 @@ from conf.auto_steps import (
     check_fits,
     forecast_floor,
     given_steps,
+    recent_steps,
     refit_wanted,
     resolve_steps,
     steps,
@@ -39,6 +40,7 @@ from conf.auto_steps import (
 from conf.errors import HistoryTooShortError, SourceError
 from conf.freq import parse_freq
 from models.lakecast_forecaster.predictor import load_predictor
+from models.lakecast_forecaster.statistical import RECENT_MEMBERS
 from tests.conftest import collect_utc, make_config
 
 HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
@@ -117,8 +119,9 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
 
 @pytest.mark.parametrize(("freq", "typical", "lookback", "statistical"), [
     ("QS", 36, 12, 80),    # the network's lookback shrinks to 12 quarters; the members keep 20 years
-    ("MS", 60, 24, 72),    # and six years of months
-    ("MS", 441, 72, 72),   # nothing shrank: no context
+    ("MS", 60, 24, 120),   # and ten years of months
+    ("MS", 441, 72, 120),  # nothing shrank: monthly members still read ten years
+    ("2MS", 441, 36, 60),  # ten years of two-month steps
     ("YS", 16, 6, 12),     # twelve years (their recent forms read the network's six)
     ("YS", 40, 12, 12),    # nothing shrank
     ("W-MON", 300, 52, 104),  # weekly: two years, the two seasons a seasonal Theta needs
@@ -238,11 +241,31 @@ def test_blend_local_auto_splits_per_series_for_weekly_and_longer_steps(freq: st
 
 
 @pytest.mark.parametrize(("freq", "recent", "expected"), [
-    ("YS", "auto", True), ("YE", "auto", True), ("QS", "auto", False), ("MS", "auto", False), ("W-MON", "auto", False),
-    ("h", "auto", False), ("MS", "true", True), ("YS", "false", False)])
-def test_recent_members_auto_for_yearly_steps(freq: str, recent: str, expected: bool) -> None:
+    ("YS", "auto", True), ("YE", "auto", True), ("QS", "auto", False), ("MS", "auto", True), ("ME", "auto", True),
+    ("W-MON", "auto", False), ("h", "auto", False), ("QS", "true", True), ("YS", "false", False),
+    ("MS", "false", False)])
+def test_recent_members_auto_for_yearly_and_monthly_steps(freq: str, recent: str, expected: bool) -> None:
     cfg = load_config(None, [f"data.freq={freq}", f"model.statistical_blend_recent={recent}"], env={})
     assert blend_recent(cfg) is expected
+
+
+@pytest.mark.parametrize(("freq", "typical", "given", "expected"), [
+    ("MS", 441, {}, 72),      # the members read ten years; the recent forms the frequency's six
+    ("MS", 60, {}, 72),       # the network's lookback shrank to 24: still six years, not its 24
+    ("MS", 441, {"windows.lookback": 96}, 96),   # a longer network lookback: the recent forms read it
+    ("MS", 441, {"model.statistical_lookback": 72}, 0),  # members on six years: no wider window to choose from
+    ("YS", 16, {}, 6),        # yearly: the network's six of the members' twelve
+    ("YS", 40, {}, 0),        # nothing shrank: the window is the network's
+    ("YS", 16, {"model.statistical_lookback": 20}, 12),  # a wider given window: the frequency's twelve
+    ("QS", 36, {}, 0),        # auto off for quarterly steps
+    ("W-MON", 300, {}, 0),
+])
+def test_recent_forms_read_the_frequencys_lookback_or_the_networks(freq: str, typical: int,
+                                                                   given: dict[str, int], expected: int) -> None:
+    cfg = load_config(None, [f"data.freq={freq}"], env={})
+    s = resolve_steps(parse_freq(freq), given, History(typical, typical, 4))
+    assert recent_steps(cfg, s) == expected
+    assert 0 <= recent_steps(cfg, s) < s.width
 
 
 SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")
@@ -342,7 +365,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert out.auto.history.lowest == pytest.approx(min(values), abs=1e-9) and min(values) > 0
     want = {"windows.lookback": 72, "windows.stride": 1, "train.val_periods": 6, "train.test_periods": 6,
             "promote.backtest_periods": 6, "scoring.max_staleness": 3, "windows.min_history": 6,
-            "model.statistical_lookback": 72}
+            "model.statistical_lookback": 120}
     assert out.auto.values == want  # windows.horizon was given, so it is not listed
     assert out.auto.line.startswith("auto settings (freq ME, 120 steps of history): windows.lookback=72 ")
     assert out.cutoffs.end == datetime(2019, 12, 31) and out.cutoffs.val_end == datetime(2019, 6, 30)
@@ -374,6 +397,10 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
+    # the members read ten years, their trend members also the last six (format 10)
+    assert (shipped_predictor.meta.lookback, shipped_predictor.meta.network.lookback, blend.recent) == (120, 72, 72)
+    assert {"theta_recent", "damped_multiplicative_recent"} <= set(blend.members)
+    assert shipped_predictor.meta.to_dict()["format_version"] == 10 and params["blend.recent"] == "72"
     metrics = registry.client(cfg).get_run(out.mlflow_run_id).data.metrics
     assert "damped" in blend.members and "val_mae_damped" in metrics   # monthly steps blend the damped trend too
     # and Theta and the damped trend with a multiplicative season, which needs the windows' offsets
@@ -393,7 +420,7 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # predict reports the settings scoring reads, not the training split's
     pr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{pr.run_id}'").head().details)
     assert pr_details["auto_settings"] == {"windows.lookback": 72, "windows.stride": 1, "windows.min_history": 6,
-                                           "scoring.max_staleness": 3, "model.statistical_lookback": 72}
+                                           "scoring.max_staleness": 3, "model.statistical_lookback": 120}
     assert pr.as_of == datetime(2019, 12, 31)
     rows = collect_utc(spark.table(cfg.table("forecasts")).select("series_id", "target_ts", "p50"))
     assert {r.target_ts for r in rows} == {datetime(2020, 1, 31), datetime(2020, 2, 29), datetime(2020, 3, 31),
@@ -413,12 +440,13 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     short = train.run(spark, cfg, as_of="2011-08-31")
     assert short.auto is not None and short.auto.values["train.test_periods"] == 0
     assert (short.auto.values["windows.lookback"], short.auto.values["windows.min_history"]) == (8, 6)
-    # the network's lookback shrank to 8; the statistical members still read 72 months (padded here)
-    assert short.auto.values["model.statistical_lookback"] == 72
+    # the network's lookback shrank to 8; the statistical members still read ten years (padded here),
+    # their trend members also the frequency's six, not the network's eight
+    assert short.auto.values["model.statistical_lookback"] == 120
     meta = load_predictor(registry.download_version(cfg, short.model, tmp_path / "short")
                           / "artifacts" / "predictor").meta
-    assert (meta.lookback, meta.network.lookback) == (72, 8) and meta.to_dict()["format_version"] == 9
-    assert meta.blend is not None and meta.blend.recent == 0   # the recent forms are auto for yearly steps only
+    assert (meta.lookback, meta.network.lookback) == (120, 8) and meta.to_dict()["format_version"] == 10
+    assert meta.blend is not None and meta.blend.recent == 72
     assert short.cutoffs.val_end == short.cutoffs.end == datetime(2011, 8, 31)
     assert short.backtest.n_windows == 0 and (short.result.n_train, short.result.n_val) == (6, 6)
     assert short.refit is not None and short.refit.n_train == 6 * 7
@@ -427,21 +455,21 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     short_details = json.loads(spark.table(cfg.table("job_runs")).where(
         f"run_id = '{short.job_run_id}'").head().details)
     assert short_details["test_mase"] is None and short_details["auto_settings"]["train.test_periods"] == 0
-    # that version scores from windows of 72 months, the network reading the last 8 of them
+    # that version scores from windows of 120 months, the network reading the last 8 of them
     spr = predict.run(spark, cfg, as_of="2011-08-31", version=short.model.version)
     assert (spr.counts["scored_series"], spr.counts["forecast_rows"]) == (6, 6 * 6)
     spr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{spr.run_id}'").head().details)
     assert (spr_details["auto_settings"]["windows.lookback"],
-            spr_details["auto_settings"]["model.statistical_lookback"]) == (8, 72)
-    # with the trend members' recent forms (model.statistical_blend_recent), which read the network's 8
-    # steps beside the 72: format 10, and predict scores with them
-    recent_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"statistical_blend_recent": True})})
-    recent = train.run(spark, recent_cfg, as_of="2011-08-31")
-    rmeta = load_predictor(registry.download_version(cfg, recent.model, tmp_path / "recent")
+            spr_details["auto_settings"]["model.statistical_lookback"]) == (8, 120)
+    # without the trend members' recent forms (model.statistical_blend_recent=false): format 9, and
+    # predict scores with it
+    plain_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"statistical_blend_recent": False})})
+    plain = train.run(spark, plain_cfg, as_of="2011-08-31")
+    pmeta = load_predictor(registry.download_version(cfg, plain.model, tmp_path / "plain")
                            / "artifacts" / "predictor").meta
-    assert rmeta.to_dict()["format_version"] == 10 and rmeta.blend is not None and rmeta.blend.recent == 8
-    assert {"theta_recent", "damped_recent", "theta_multiplicative_recent"} <= set(rmeta.blend.members)
-    rpr = predict.run(spark, cfg, as_of="2011-08-31", version=recent.model.version)
+    assert pmeta.to_dict()["format_version"] == 9 and pmeta.blend is not None and pmeta.blend.recent == 0
+    assert not set(RECENT_MEMBERS) & set(pmeta.blend.members) and "theta_multiplicative" in pmeta.blend.members
+    rpr = predict.run(spark, cfg, as_of="2011-08-31", version=plain.model.version)
     assert (rpr.counts["scored_series"], rpr.counts["forecast_rows"]) == (6, 6 * 6)
 
     # 12 months cannot hold even 1 + 6 + 6: the error names keys and values that fit

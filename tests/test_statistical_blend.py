@@ -781,21 +781,23 @@ def test_recent_members_read_the_last_steps_and_each_window_chooses(tmp_path: Pa
 
 
 def test_fit_adds_recent_members_only_where_windows_reach_past_the_network() -> None:
-    """`statistical_blend.fit(recent=True)`: the trend members again on the network's lookback,
-    where the windows are wider than it; on windows of the network's width there is nothing to choose."""
+    """`statistical_blend.fit(recent=N)`: the trend members again on each window's last N steps,
+    where the windows are wider than that; on windows no wider there is nothing to choose."""
     rng = np.random.default_rng(3)
     module = build_model(SPEC, 1).eval()
     spec = LSTMSpec(n_features=2, lookback=24, horizon=6, hidden_size=4, num_layers=1)
-    for width, expect in ((36, True), (24, False)):
+    for width, recent, expect in ((36, 24, True), (24, 24, False), (36, 30, True), (36, 36, False), (36, 0, False)):
         X = np.zeros((60, width, 2), dtype=np.float32)
         X[:, :, 0] = rng.normal(0, 1, (60, width)).cumsum(axis=1) / 4
         y = rng.normal(0, 1, (60, 6)).astype(np.float32)
         meta = replace(META, lookback=width, freq="YS", network=spec)
         fitted, report = fit(module, meta, WindowArrays(X, y, np.zeros(60), np.ones(60)), season=1, local=0.75,
-                             recent=True, skip=MULTIPLICATIVE_MEMBERS)
+                             recent=recent, skip=MULTIPLICATIVE_MEMBERS)
         assert fitted.blend is not None
         has = set(RECENT_MEMBERS) & set(fitted.blend.members)
-        assert bool(has) is expect and fitted.blend.recent == (24 if expect else 0)
+        assert bool(has) is expect and fitted.blend.recent == (recent if expect else 0)
         if expect:
             assert has == {"theta_recent", "seasonal_drift_recent", "airline_recent", "damped_recent"}
-            assert report.params()["blend.recent"] == "24"
+            assert report.params()["blend.recent"] == str(recent)
+    with pytest.raises(ValueError, match="recent"):
+        fit(module, meta, WindowArrays(X, y, np.zeros(60), np.ones(60)), season=1, recent=-1)

@@ -20,10 +20,10 @@ from conf import LakecastConfig
 from conf.auto_steps import (
     blend_local,
     blend_power,
-    blend_recent,
     blend_skips,
     calibrate_from,
     forecast_floor,
+    recent_steps,
     refit_wanted,
     steps,
 )
@@ -254,7 +254,7 @@ def run(spark: SparkSession, cfg: LakecastConfig, as_of: str | None = None) -> T
                                                 seed=cfg.train.seed, history=history,
                                                 local=blend_local(cfg),
                                                 power=blend_power(cfg), skip=blend_skips(cfg),
-                                                recent=blend_recent(cfg))
+                                                recent=recent_steps(cfg, steps(cfg)))
         if cfg.model.calibrate_intervals:  # p10/p90 sized by validation or training windows (calibrate_from)
             meta, calibration = calibrate(result.model, meta, val, device=result.device, seed=cfg.train.seed,
                                           history=history, shipped=final.model if final is not None else None,
