@@ -97,9 +97,9 @@ LONG_SUBDAILY_MAX_STEPS = 672       # four weeks of hours: finer steps do not ta
 LONG_SUBDAILY_FROM_DAYS = 365
 # Monthly statistical members read ten years, their trend members also the usual six
 # (`recent_steps`). Members alone on the benchmark's eleven monthly sets at three holdout origins:
-# 0.3 % better on the multi-series sets (13 of 21 better, worst +1.6 %), 2 % over all (the single
-# series up to 20 %); ten years without the six beside were no better (bench/RESULTS.md, "Ten
-# years for monthly members").
+# 0.3 % better on the multi-series sets (13 of 21 better, worst +1.6 %), 2.3 % over all 33 (the
+# single series up to 18 %); ten years without the six beside were no better (bench/RESULTS.md,
+# "Ten years for monthly members").
 MONTHLY_MEMBERS_MONTHS = 120
 
 
@@ -380,13 +380,14 @@ def blend_recent(cfg: LakecastConfig) -> bool:
 
 def recent_steps(cfg: LakecastConfig, s: Steps) -> int:
     """Steps the recent forms of the trend members read, the last of each window's (0: none, where
-    `blend_recent` is off or the window is no wider): the frequency's lookback where the members'
-    window is wider still (monthly: six of ten years), else the network's lookback (yearly: its six
-    or seven of the members' twelve years)."""
+    `blend_recent` is off or the window is no wider): where the frequency's members read further
+    than its lookback (monthly: ten years against six), the larger of that lookback and the
+    network's; elsewhere the network's lookback (yearly: its six or seven of the members' twelve
+    years). A series no longer than them gets the same forecast from both forms."""
     if not blend_recent(cfg):
         return 0
-    usual = max(s.lookback, base_steps(parse_freq(cfg.data.freq)).lookback)
-    recent = usual if usual < s.width else s.lookback
+    b = base_steps(parse_freq(cfg.data.freq))
+    recent = max(s.lookback, b.lookback) if b.members else s.lookback
     return recent if recent < s.width else 0
 
 

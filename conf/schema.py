@@ -208,9 +208,9 @@ class ModelConfig(_Section):
     # otherwise (conf/auto_steps.py: blend_power).
     statistical_blend_power: float | Literal["auto"] = "auto"
     # Steps of each window the statistical members read, at least windows.lookback (the network's):
-    # the steps before the network's lookback travel in the window for the members alone. auto: the
-    # frequency's full lookback for monthly, quarterly and yearly steps (72 months, 80 quarters, 12
-    # years, at least two horizons), where the `auto` windows.lookback shrinks to fit short series,
+    # the steps before the network's lookback travel in the window for the members alone. auto: ten
+    # years of monthly steps, the frequency's full lookback for quarterly and yearly ones (80
+    # quarters, 12 years; at least two horizons) however far the `auto` windows.lookback shrinks,
     # two years of weekly steps (a seasonal Theta needs two seasons) and sixteen weeks of daily
     # ones, with a statistical blend (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"

@@ -256,7 +256,9 @@ def test_recent_members_auto_for_yearly_and_monthly_steps(freq: str, recent: str
     ("MS", 441, {"model.statistical_lookback": 72}, 0),  # members on six years: no wider window to choose from
     ("YS", 16, {}, 6),        # yearly: the network's six of the members' twelve
     ("YS", 40, {}, 0),        # nothing shrank: the window is the network's
-    ("YS", 16, {"model.statistical_lookback": 20}, 12),  # a wider given window: the frequency's twelve
+    ("YS", 16, {"model.statistical_lookback": 20}, 6),   # a wider given window: still the network's six
+    ("YS", 24, {"windows.horizon": 7}, 10),   # a given horizon: the network's ten of the members' fourteen
+    ("2MS", 441, {}, 36),     # six years of two-month steps
     ("QS", 36, {}, 0),        # auto off for quarterly steps
     ("W-MON", 300, {}, 0),
 ])

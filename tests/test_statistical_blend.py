@@ -726,7 +726,7 @@ def test_a_context_is_read_by_the_members_alone_and_saved_as_format_9(tmp_path: 
 
 
 def test_recent_members_read_the_last_steps_and_each_window_chooses(tmp_path: Path) -> None:
-    """`RECENT_MEMBERS` (yearly models, `model.statistical_blend_recent`) forecast as their base
+    """`RECENT_MEMBERS` (yearly and monthly models, `model.statistical_blend_recent`) forecast as their base
     member on each window's last `recent` steps (of its data, where it is padded), and are
     backtested as they forecast: a series that changed course leans on them, a steady trend does
     not need to. A blend with them is saved as format 10 and scored as saved."""

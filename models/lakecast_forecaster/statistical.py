@@ -39,9 +39,10 @@ additive, since it moves every value by the same amount. The offset (scale_loc /
 what scaling took away: the original values over the spread are ``x + offset``. Both forms, not
 the multiplicative one alone: which fits differs by series and origin, and each window's backtests
 (`blend.local_member_shares`) choose between them (bench/RESULTS.md, "A multiplicative season").
-Yearly models also have the recent forms (`RECENT_MEMBERS`): the members whose forecast depends on
-how far back they read, again on the window's last steps only (the network's lookback), where the
-whole window reads twelve years (bench/RESULTS.md, "Yearly data: the trend members on both windows").
+Yearly and monthly models also have the recent forms (`RECENT_MEMBERS`): the members whose forecast
+depends on how far back they read, again on the window's last steps only (yearly: the network's
+lookback of the twelve years; monthly: six of the ten years; `conf.auto_steps.recent_steps`)
+(bench/RESULTS.md, "Yearly data: the trend members on both windows", "Ten years for monthly members").
 `Predictor` blends
 them with the network's median (see `blend.py`); nothing here is fitted across windows, so a
 window's forecast depends on that window only.
@@ -397,7 +398,7 @@ MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped", "th
 # all positive (`_deseasonalised`); they need the windows' offsets, and without them are their additive forms.
 MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
 # The members whose forecast depends on how far back they read, again on each window's last `recent`
-# steps only (the network's lookback) beside their fit on the whole window: the whole window's years
+# steps only (`conf.auto_steps.recent_steps`) beside their fit on the whole window: the whole window's years
 # fit a trend better, unless the series has since changed course (`blend.local_member_shares` lets each
 # window's backtests choose). Seasonal naive reads only the last season, so it has no such form.
 RECENT_SUFFIX = "_recent"
