@@ -24,6 +24,7 @@ from models.lakecast_forecaster.blend import (
     _inverse_shares,
     fit_blend,
     local_member_shares,
+    local_member_split,
 )
 from models.lakecast_forecaster.calibration import IntervalCalibration
 from models.lakecast_forecaster.lstm import LSTMSpec, build_model
@@ -497,6 +498,36 @@ def reference_local_shares(x: list[float], m: int, h: int, members: tuple[str, .
         done += 1
     inv = [1.0 / (e / done) ** power for e in errs]
     return [v / sum(inv) for v in inv]
+
+
+def test_a_series_flat_at_zero_forecasts_zero_whatever_the_fitted_split() -> None:
+    """A series that moved for years and has stayed at zero since: seasonal naive backtests it
+    exactly (the recent forms' refits still reach back to before the zeros), so it takes the
+    members' whole share there, however the fitted split leans on seasonal drift, which reads back to
+    when the series moved; a series still moving keeps the mix."""
+    length, m, h, recent = 60, 12, 6, 24
+    t = np.arange(length)
+    moving = 5.0 + 0.2 * t + np.sin(2 * np.pi * t / m)
+    dead = np.where(t < length - recent, moving, 0.0)
+    x = np.stack([dead, moving + np.random.default_rng(4).normal(0, 0.1, length)])
+    fitted = {"seasonal_drift": (0.8,) * h, "theta_recent": (0.1,) * h, "seasonal_naive": (0.1,) * h}
+    blend = StatisticalBlend(season=m, network=(0.0,) * h, members=fitted, local=0.75, recent=recent)
+    own, exact = local_member_split(x, m, h, tuple(blend.members), recent=recent)
+    assert exact.tolist() == [True, False]
+    assert own[0].tolist() == [0.0, 0.0, 1.0]        # the exact member alone
+    q = np.ones((2, h, 3))
+    q[..., 0], q[..., 2] = 0.5, 1.5
+    out = blend.apply(q.copy(), x)
+    np.testing.assert_allclose(out[0, :, 1], 0.0, atol=1e-12)    # no trend from the years it moved
+    np.testing.assert_allclose(out[0, :, 2] - out[0, :, 1], 0.5)  # the band moves with the median
+    # seasonal drift over the whole window forecasts the dead series below zero: the fitted split would
+    drift = member_forecasts(x[:1], m, h, ("seasonal_drift",))["seasonal_drift"][0]
+    assert np.all(drift < -1.0)
+    # the moving series mixes the fitted split with its own (no member is exact there)
+    mixed = blend.apply(q.copy(), x)[1, :, 1]
+    f = member_forecasts(x[1:], m, h, tuple(blend.members), recent=recent)
+    split = np.array([0.8, 0.1, 0.1])[:, None] * 0.25 + 0.75 * own[1][:, None]
+    np.testing.assert_allclose(mixed, sum(split[k] * f[n][0] for k, n in enumerate(blend.members)), rtol=1e-9)
 
 
 def test_local_split_follows_each_windows_own_backtest() -> None:

@@ -45,6 +45,7 @@ from .statistical import (
 MIN_WINDOWS_PER_STEP = 200  # fewer validation windows with an actual at a step: one weight for all
 LOCAL_ORIGINS = 3           # in-window backtests per window for the local split (see `local_member_shares`)
 MIN_BACKTEST_FIT = 3        # steps a member is refitted on in a backtest, at least
+EXACT_BACKTEST = 1e-12      # a backtest MSE at most this (relative to the window's variance) is exact
 
 
 def _sse(forecasts: dict[str, np.ndarray], y: np.ndarray, ok: np.ndarray, per_step: bool) -> np.ndarray:
@@ -157,9 +158,10 @@ class StatisticalBlend:
         if self.splits_locally:
             rest = 1.0 - network
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
-            own = local_member_shares(values, self.season, self.horizon, names, pad, self.power,
-                                      offset, self.recent)                                # (N, members)
-            lam = np.where(np.isnan(own).any(axis=1), 0.0, self.local)[:, None, None]  # no backtest: fitted
+            own, exact = local_member_split(values, self.season, self.horizon, names, pad, self.power,
+                                            offset, self.recent)                          # (N, members), (N,)
+            lam = np.where(np.isnan(own).any(axis=1), 0.0, np.where(exact, 1.0, self.local))  # no backtest: fitted
+            lam = lam[:, None, None]
             own = np.nan_to_num(own)[:, :, None]
             shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
             for k, name in enumerate(names):
@@ -183,7 +185,17 @@ def _refit_floor(length: int, season: int, members: tuple[str, ...] = MEMBERS) -
 def local_member_shares(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
                         pad: np.ndarray | None = None, power: float = 1.0,
                         offset: np.ndarray | None = None, recent: int = 0) -> np.ndarray:
-    """(N, members) split of each window's member share by the members' own backtests in that window.
+    """(N, members) split of each window's member share by the members' own backtests in that window
+    (`local_member_split`)."""
+    return local_member_split(values, season, horizon, members, pad, power, offset, recent)[0]
+
+
+def local_member_split(values: np.ndarray, season: int, horizon: int, members: tuple[str, ...],
+                       pad: np.ndarray | None = None, power: float = 1.0,
+                       offset: np.ndarray | None = None,
+                       recent: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, members) split of each window's member share by the members' own backtests in that
+    window, and (N,) whether some member's backtests matched the window exactly.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
     drift member, a stable seasonal one seasonal naive. Each member is refitted on the window
@@ -195,10 +207,14 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
     backtested are the ones that forecast (a window of exactly one season, e.g. weekly data with a
     lookback of 52, cannot spare a step: seasonal naive refitted on less would repeat the last
     value). NaN rows: nothing to spare; the window keeps the fitted split. The `RECENT_MEMBERS` refit on
-    the last `recent` steps of each refit's window, as they forecast.
+    the last `recent` steps of each refit's window, as they forecast. An exact window (a series flat
+    over its recent steps, as one that has stayed at zero) splits the share among its exact members
+    alone, and `StatisticalBlend.apply` takes all of the members' share from that split there: the
+    fitted split would mix in members that read years back, to when the series still moved.
     """
     x = np.asarray(values, dtype=np.float64)
     out = np.full((len(x), len(members)), np.nan)
+    exact = np.zeros(len(x), dtype=bool)
     pads = np.zeros(len(x), dtype=int) if pad is None else np.asarray(pad, dtype=int)
     for p in np.unique(pads):
         rows = pads == p
@@ -222,9 +238,13 @@ def local_member_shares(values: np.ndarray, season: int, horizon: int, members: 
             err += np.stack([((actual - f[k]) ** 2).mean(axis=1) for k in members], axis=1)
             done += 1
         scale = np.maximum(w.var(axis=1, keepdims=True), 1e-12)
-        inv = 1.0 / np.maximum(err / done / scale, 1e-12) ** power
+        rel = err / done / scale
+        hit = rel <= EXACT_BACKTEST
+        inv = np.where(hit.any(axis=1, keepdims=True), hit.astype(float),
+                       1.0 / np.maximum(rel, EXACT_BACKTEST) ** power)
         out[rows] = inv / inv.sum(axis=1, keepdims=True)
-    return out
+        exact[rows] = hit.any(axis=1)
+    return out, exact
 
 
 @dataclass(frozen=True)
