@@ -368,9 +368,9 @@ def blend_recent(cfg: LakecastConfig) -> bool:
     them was 0.3 % better than the shrunk lookback (geometric mean; 7 of 15 better, us_gas_total
     14 % worse at the holdout), both forms 0.9 % better (10 of 15, worst +4 %). On the eleven
     monthly sets, ten years with six beside were 0.3 % better than six years alone on the
-    multi-series sets, ten years alone no better; six years with the network's lookback beside were
-    0.3 % worse, as on the quarterly sets (bench/RESULTS.md, "Yearly data: the trend members on both
-    windows" and "Ten years for monthly members")."""
+    multi-series sets, ten years alone no better; six years of months or twenty of quarters with the
+    network's lookback beside were 0.3 % worse over those sets together (bench/RESULTS.md, "Yearly
+    data: the trend members on both windows" and "Ten years for monthly members")."""
     v = cfg.model.statistical_blend_recent
     if v != AUTO:
         return bool(v)

@@ -200,8 +200,9 @@ class ModelConfig(_Section):
     # fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its
-    # own lookback (0: the split fitted across all series alone; 1: each window's own alone). auto:
-    # 0.75 for steps of a week or longer, 0 for daily and finer (conf/auto_steps.py: blend_local).
+    # own lookback (0: the split fitted across all series alone; 1: each window's own alone; above 0,
+    # a window where some member backtests exactly takes its own split whole). auto: 0.75 for steps
+    # of a week or longer, 0 for daily and finer (conf/auto_steps.py: blend_local).
     statistical_blend_local: float | Literal["auto"] = "auto"
     # The exponent on inverse validation MSE of every blend share (1: Bates & Granger's weights; 2
     # leans harder on the member that backtests best). auto: 2 for monthly and quarterly steps, 1

@@ -79,7 +79,8 @@ class StatisticalBlend:
     season: int
     network: tuple[float, ...]
     members: dict[str, tuple[float, ...]]
-    # How much of the members' split each window takes from its own backtest (0: the fitted split alone).
+    # How much of the members' split each window takes from its own backtest (0: the fitted split alone;
+    # a window whose own backtests are exact takes all of it, `local_member_split`).
     local: float = 0.0
     # The exponent on inverse squared error of that own split (the fitted shares are stored as numbers).
     power: float = 1.0
@@ -207,8 +208,8 @@ def local_member_split(values: np.ndarray, season: int, horizon: int, members: t
     backtested are the ones that forecast (a window of exactly one season, e.g. weekly data with a
     lookback of 52, cannot spare a step: seasonal naive refitted on less would repeat the last
     value). NaN rows: nothing to spare; the window keeps the fitted split. The `RECENT_MEMBERS` refit on
-    the last `recent` steps of each refit's window, as they forecast. An exact window (a series flat
-    over its recent steps, as one that has stayed at zero) splits the share among its exact members
+    the last `recent` steps of each refit's window, as they forecast. An exact window (e.g. a series
+    flat over its recent steps, as one that has stayed at zero) splits the share among its exact members
     alone, and `StatisticalBlend.apply` takes all of the members' share from that split there: the
     fitted split would mix in members that read years back, to when the series still moved.
     """
