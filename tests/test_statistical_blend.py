@@ -513,7 +513,7 @@ def test_a_series_flat_at_zero_forecasts_zero_whatever_the_fitted_split() -> Non
     fitted = {"seasonal_drift": (0.8,) * h, "theta_recent": (0.1,) * h, "seasonal_naive": (0.1,) * h}
     blend = StatisticalBlend(season=m, network=(0.0,) * h, members=fitted, local=0.75, recent=recent)
     own, exact = local_member_split(x, m, h, tuple(blend.members), recent=recent)
-    assert exact.tolist() == [True, False]
+    assert exact.tolist() == [1, 0]                    # members that backtest the window exactly
     assert own[0].tolist() == [0.0, 0.0, 1.0]        # the exact member alone
     q = np.ones((2, h, 3))
     q[..., 0], q[..., 2] = 0.5, 1.5
@@ -528,6 +528,28 @@ def test_a_series_flat_at_zero_forecasts_zero_whatever_the_fitted_split() -> Non
     f = member_forecasts(x[1:], m, h, tuple(blend.members), recent=recent)
     split = np.array([0.8, 0.1, 0.1])[:, None] * 0.25 + 0.75 * own[1][:, None]
     np.testing.assert_allclose(mixed, sum(split[k] * f[n][0] for k, n in enumerate(blend.members)), rtol=1e-9)
+
+
+def test_a_window_every_member_backtests_exactly_gives_the_network_no_share() -> None:
+    """A series at zero over the whole window: every member forecasts zero and backtests exactly,
+    so the network's median (here 0.3, as a network's near-zero output is) takes no share and the
+    forecast is exactly zero; a window only some members backtest exactly keeps the network's share."""
+    length, m, h, recent = 60, 12, 6, 24
+    t = np.arange(length)
+    flat = np.zeros(length)
+    dead = np.where(t < length - recent, 5.0 + np.sin(2 * np.pi * t / m), 0.0)
+    x = np.stack([flat, dead])
+    fitted = {"seasonal_drift": (0.3,) * h, "theta_recent": (0.1,) * h, "seasonal_naive": (0.1,) * h}
+    blend = StatisticalBlend(season=m, network=(0.5,) * h, members=fitted, local=0.75, recent=recent)
+    _, exact = local_member_split(x, m, h, tuple(blend.members), recent=recent)
+    assert exact.tolist() == [3, 1]
+    q = np.zeros((2, h, 3))
+    q[..., 1] = 0.3
+    q[..., 2] = 0.8
+    out = blend.apply(q.copy(), x)
+    np.testing.assert_array_equal(out[0, :, 1], 0.0)
+    np.testing.assert_allclose(out[0, :, 2], 0.5)                   # the band keeps its width above the median
+    np.testing.assert_allclose(out[1, :, 1], 0.5 * 0.3)             # the network's half, seasonal naive's zero
 
 
 def test_local_split_follows_each_windows_own_backtest() -> None:

@@ -161,10 +161,14 @@ class StatisticalBlend:
             split = np.divide(fitted, rest, out=np.zeros_like(fitted), where=rest > 0)   # sums to 1 per step
             own, exact = local_member_split(values, self.season, self.horizon, names, pad, self.power,
                                             offset, self.recent)                          # (N, members), (N,)
-            lam = np.where(np.isnan(own).any(axis=1), 0.0, np.where(exact, 1.0, self.local))  # no backtest: fitted
+            lam = np.where(np.isnan(own).any(axis=1), 0.0, np.where(exact > 0, 1.0, self.local))  # no backtest: fitted
             lam = lam[:, None, None]
             own = np.nan_to_num(own)[:, :, None]
-            shares = rest[None, None, :] * ((1.0 - lam) * split[None] + lam * own)   # (N, members, horizon)
+            # every member backtests exactly (a series flat for the whole window, e.g. one that has stayed at
+            # zero): the members take the network's share too, whose median only adds noise there
+            net = np.where((exact == len(names))[:, None], 0.0, network[None, :])      # (N, horizon)
+            blended = net * mid
+            shares = (1.0 - net)[:, None, :] * ((1.0 - lam) * split[None] + lam * own)  # (N, members, horizon)
             for k, name in enumerate(names):
                 blended += shares[:, k] * forecasts[name]
         else:
@@ -196,7 +200,7 @@ def local_member_split(values: np.ndarray, season: int, horizon: int, members: t
                        offset: np.ndarray | None = None,
                        recent: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(N, members) split of each window's member share by the members' own backtests in that
-    window, and (N,) whether some member's backtests matched the window exactly.
+    window, and (N,) how many members' backtests matched the window exactly.
 
     The fitted split is one for all series, yet series differ in kind: a trending one wants the
     drift member, a stable seasonal one seasonal naive. Each member is refitted on the window
@@ -211,11 +215,12 @@ def local_member_split(values: np.ndarray, season: int, horizon: int, members: t
     the last `recent` steps of each refit's window, as they forecast. An exact window (e.g. a series
     flat over its recent steps, as one that has stayed at zero) splits the share among its exact members
     alone, and `StatisticalBlend.apply` takes all of the members' share from that split there: the
-    fitted split would mix in members that read years back, to when the series still moved.
+    fitted split would mix in members that read years back, to when the series still moved. Where
+    every member is exact (flat over the whole window), `apply` gives them the network's share too.
     """
     x = np.asarray(values, dtype=np.float64)
     out = np.full((len(x), len(members)), np.nan)
-    exact = np.zeros(len(x), dtype=bool)
+    exact = np.zeros(len(x), dtype=int)
     pads = np.zeros(len(x), dtype=int) if pad is None else np.asarray(pad, dtype=int)
     for p in np.unique(pads):
         rows = pads == p
@@ -244,7 +249,7 @@ def local_member_split(values: np.ndarray, season: int, horizon: int, members: t
         inv = np.where(hit.any(axis=1, keepdims=True), hit.astype(float),
                        1.0 / np.maximum(rel, EXACT_BACKTEST) ** power)
         out[rows] = inv / inv.sum(axis=1, keepdims=True)
-        exact[rows] = hit.any(axis=1)
+        exact[rows] = hit.sum(axis=1)
     return out, exact
 
 
