@@ -321,6 +321,8 @@ def blend_power(cfg: LakecastConfig) -> float:
 
 # Statistical members a model blends only where steps are calendar months, quarters or years (`blend_skips`).
 CALENDAR_ONLY_MEMBERS = ("damped", "damped_multiplicative")
+# Statistical members a model blends only where steps are shorter than a week and a season has two or more steps.
+SUBWEEKLY_MEMBERS = ("naive",)
 # The members that take a multiplicative season out (`models.lakecast_forecaster.statistical`); conf
 # imports nothing of models, so the names are repeated here (a test checks they agree).
 MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
@@ -335,9 +337,15 @@ def blend_skips(cfg: LakecastConfig) -> tuple[str, ...]:
     prediction, half of what the network itself costs in bf16. The multiplicative forms of Theta and
     the damped trend unless `blend_multiplicative` (and the damped one wherever the damped trend goes),
     and always where a step has no season (yearly data): there they would be the additive forms again,
-    each doubling its form's share of the blend."""
+    each doubling its form's share of the blend. Naive (the last value) only where steps are shorter than
+    a week and a season has two steps or more (else it is seasonal naive again): on the benchmark's
+    daily and sub-daily sets it ... (bench/RESULTS.md, "A naive member for steps shorter than a
+    week"); on the two weekly sets it was one better and one worse, and the monthly to yearly models
+    were tuned without it."""
     freq = parse_freq(cfg.data.freq)
-    skips = () if freq.is_calendar else CALENDAR_ONLY_MEMBERS
+    skips: tuple[str, ...] = () if freq.is_calendar else CALENDAR_ONLY_MEMBERS
+    if freq.is_calendar or freq.step >= timedelta(weeks=1) or freq.season_length() < 2:
+        skips += SUBWEEKLY_MEMBERS
     multiplicative = blend_multiplicative(cfg) and freq.season_length() >= 2
     return tuple(dict.fromkeys(skips + (() if multiplicative else MULTIPLICATIVE_MEMBERS)))
 

@@ -49,6 +49,7 @@ from models.lakecast_forecaster.statistical import (
     airline_forecast,
     damped_forecast,
     member_forecasts,
+    naive_forecast,
     seasonal_drift_forecast,
     seasonal_naive_forecast,
     theta_forecast,
@@ -420,7 +421,7 @@ def test_fit_uses_the_network_alone_and_stores_the_shares() -> None:
     assert report.fit.mae["network"] == pytest.approx(float(np.abs(y - network_alone).mean()), rel=1e-6)
     assert report.params()["blend.season"] == "12" and set(report.metrics()) == {
         "val_mae_network", "val_mae_theta", "val_mae_seasonal_naive", "val_mae_seasonal_drift", "val_mae_airline",
-        "val_mae_damped", "val_mae_blend"}
+        "val_mae_damped", "val_mae_naive", "val_mae_blend"}
     _, hourly = fit(module, stale, WindowArrays(X, y, np.zeros(n), np.ones(n)), season=12,
                     skip=("damped", *MULTIPLICATIVE_MEMBERS))
     assert "damped" not in hourly.fit.blend.members and "val_mae_damped" not in hourly.metrics()
@@ -669,10 +670,10 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 11
+    d["format_version"] = 12
     (path / META_FILE).write_text(json.dumps(d))
     with pytest.raises(ModelLoadError,
-                       match=r"format_version 11 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"):
+                       match=r"format_version 12 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"):
         load_predictor(path)
 
 
@@ -728,6 +729,54 @@ def test_the_damped_member_is_saved_as_format_7_and_scored_as_saved(tmp_path: Pa
     airline = replace(blend, members={"theta": (0.3,) * 6, "airline": (0.3,) * 6})
     without = save_predictor(module, replace(META, blend=airline), tmp_path / "airline")
     assert json.loads((without / META_FILE).read_text())["format_version"] == 5   # the oldest that reads it
+
+
+def test_naive_repeats_the_last_value_of_each_windows_data() -> None:
+    x = np.array([[1.0, 4.0, 2.0, 7.0], [0.0, 0.0, 3.0, -1.0]])
+    np.testing.assert_array_equal(naive_forecast(x, 7, 3), [[7.0] * 3, [-1.0] * 3])
+    # a padded window: still its last value, and the naive member has no form that reads further back
+    f = member_forecasts(x, 7, 2, ("naive",), pad=np.array([2, 0]))
+    np.testing.assert_array_equal(f["naive"], [[7.0, 7.0], [-1.0, -1.0]])
+    assert "naive_recent" not in RECENT_MEMBERS
+
+
+def test_on_random_walks_the_naive_member_takes_the_members_share() -> None:
+    """Prices and the like are random walks: the best forecast is the last value, which seasonal
+    naive (last week's noise again) and the airline model's weekly differences miss. Fitted on
+    validation windows of daily random walks, the naive member takes most of the members' share,
+    and the blend forecasts them better than the same blend without it."""
+    n, length, h, m = MIN_WINDOWS_PER_STEP + 100, 56, 14, 7
+    rng = np.random.default_rng(21)
+    walks = np.cumsum(rng.normal(0, 1, (n, length + h)), axis=1)
+    x, y = walks[:, :length], walks[:, length:]
+    net = x[:, -1:] + rng.normal(0, 2.0, (n, h))                         # a network that is no better
+    pred = np.stack((net - 2, net, net + 2), axis=-1).astype(np.float32)
+    others = ("theta", "seasonal_naive", "seasonal_drift", "airline")
+    with_naive, without = (fit_blend(pred, x, y, m, members=names)
+                           for names in ((*others, "naive"), others))
+    shares = {k: sum(v) for k, v in with_naive.blend.members.items()}
+    assert max(shares, key=lambda k: shares[k]) == "naive"
+    assert shares["naive"] > shares["seasonal_naive"] * 1.5
+    assert with_naive.mae["naive"] < min(with_naive.mae[k] for k in others)
+    assert with_naive.mae["blend"] < without.mae["blend"]
+
+
+def test_the_naive_member_is_saved_as_format_11(tmp_path: Path) -> None:
+    """A blend with the naive member is refused by format-10 readers, which do not know it; it loads
+    back as saved and scores as saved."""
+    module = build_model(SPEC, 4).eval()
+    blend = StatisticalBlend(7, (0.4,) * 6, {"theta": (0.3,) * 6, "naive": (0.3,) * 6})
+    meta = replace(META, blend=blend, freq="D")
+    path = save_predictor(module, meta, tmp_path / "naive")
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 11
+    loaded = load_predictor(path)
+    assert loaded.meta.blend == blend
+    X = np.zeros((5, 24, 2), dtype=np.float32)
+    X[:, :, 0] = np.cumsum(np.random.default_rng(4).normal(0, 1, (5, 24)), axis=1)
+    np.testing.assert_array_equal(loaded.predict(X), Predictor(module, meta).predict(X))
+    without = save_predictor(module, replace(meta, blend=replace(blend, members={"theta": (0.6,) * 6})),
+                             tmp_path / "theta")
+    assert json.loads((without / META_FILE).read_text())["format_version"] == 2   # the oldest that reads it
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

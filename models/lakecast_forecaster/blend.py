@@ -1,7 +1,7 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
-seasonal naive with drift, the airline model and the damped trend, and Theta and the damped trend
+seasonal naive with drift, the airline model, the damped trend and naive, and Theta and the damped trend
 with a multiplicative season, all computed on each window's own lookback (the multiplicative ones
 also from its offset, scale_loc / scale_scale), and where a model has them, the trend members again
 on each window's last `recent` steps (`statistical.RECENT_MEMBERS`); a model blends those it was

@@ -48,12 +48,15 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 #    format 8 readers would feed to the network whole.
 # 10: the blend has members refitted on each window's recent steps (`statistical.RECENT_MEMBERS`),
 #    which format 9 readers do not know.
-FORMAT_VERSION = 10
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+# 11: the blend has the naive member (`statistical.naive_forecast`), which format 10 readers do not know.
+FORMAT_VERSION = 11
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None, context: bool = False) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if blend is not None and "naive" in blend.members:
+        return 11
     if blend is not None and blend.has_recent:
         return 10
     if context:

@@ -29,6 +29,9 @@ end the gain was smaller and mixed, largest where lakecast was furthest behind (
 "Four weeks back for hourly data, the airline model as a fourth member, ..."). The fifth is the
 damped trend (Holt's linear trend with a damped slope, Gardner & McKenzie 1985) on the window
 Theta adjusts, blended only where steps are months, quarters or years (`conf.auto_steps.blend_skips`).
+The sixth, blended only where steps are shorter than a week, is naive: the window's last value, the
+random walk that AutoARIMA settles on for prices and other series whose season a step back only
+repeats noise (bench/RESULTS.md, "A naive member for steps shorter than a week").
 
 Theta and the damped trend also come in a multiplicative form
 (`MULTIPLICATIVE_MEMBERS`) whose season is taken out by ratios where the window's original values
@@ -71,7 +74,8 @@ DAMPED_PHIS = (0.8, 0.9, 0.95, 0.98)
 # the member's non-seasonal form. The per-window backtests (`blend.local_member_shares`) refit no
 # shorter than this, so they score the form that forecasts.
 _SEASONAL_NEEDS = {"theta": (2, 0), "seasonal_naive": (1, 0), "seasonal_drift": (2, 0), "airline": (2, 3),
-                   "damped": (2, 0), "theta_multiplicative": (2, 0), "damped_multiplicative": (2, 0)}
+                   "damped": (2, 0), "theta_multiplicative": (2, 0), "damped_multiplicative": (2, 0),
+                   "naive": (0, 0)}
 
 
 def seasonal_steps(member: str, season: int) -> int:
@@ -250,6 +254,14 @@ def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np
     return x[:, length - m + np.arange(horizon) % m]
 
 
+def naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """Each window's last value repeated (the random walk, M-competitions' Naive1): what AutoARIMA picks on
+    prices and other series without a season or trend, where the season's step back (seasonal naive)
+    repeats last week's noise."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.repeat(x[:, -1:], horizon, axis=1)
+
+
 def seasonal_drift_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
     """Seasonal naive plus drift: the last season repeated, each repeat raised by one season's
     growth, measured from the value k steps back to the last (k the window's whole seasons); a
@@ -393,7 +405,7 @@ def _past(shocks: np.ndarray, now: int, lag: int) -> np.ndarray | float:
 
 # the statistical forecasts a model may blend with its network
 MEMBERS = ("theta", "seasonal_naive", "seasonal_drift", "airline", "damped", "theta_multiplicative",
-           "damped_multiplicative")
+           "damped_multiplicative", "naive")
 # Theta and the damped trend again, each window's season taken out by ratios where its original values are
 # all positive (`_deseasonalised`); they need the windows' offsets, and without them are their additive forms.
 MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
@@ -402,12 +414,12 @@ MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
 # fit a trend better, unless the series has since changed course (`blend.local_member_shares` lets each
 # window's backtests choose). Seasonal naive reads only the last season, so it has no such form.
 RECENT_SUFFIX = "_recent"
-RECENT_MEMBERS = tuple(m + RECENT_SUFFIX for m in MEMBERS if m != "seasonal_naive")
+RECENT_MEMBERS = tuple(m + RECENT_SUFFIX for m in MEMBERS if m not in ("seasonal_naive", "naive"))
 KNOWN_MEMBERS = MEMBERS + RECENT_MEMBERS
 _FORECASTERS: dict[str, Any] = {"theta": theta_forecast, "seasonal_naive": seasonal_naive_forecast,
                 "seasonal_drift": seasonal_drift_forecast, "airline": airline_forecast,
                 "damped": damped_forecast, "theta_multiplicative": theta_forecast,
-                "damped_multiplicative": damped_forecast}
+                "damped_multiplicative": damped_forecast, "naive": naive_forecast}
 
 
 def base_member(name: str) -> str:
