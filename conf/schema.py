@@ -197,7 +197,7 @@ class ModelConfig(_Section):
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
     # naive with and without drift, the airline model and, for monthly to yearly steps, the damped
     # trend, and Theta and the damped trend with a multiplicative season; for steps shorter than a
-    # week, naive: the last value), the shares per horizon step
+    # day, naive: the last value), the shares per horizon step
     # fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its

@@ -271,17 +271,18 @@ def test_recent_forms_read_the_frequencys_lookback_or_the_networks(freq: str, ty
 
 
 SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")
-WEEKLY_SKIPS = ("damped", "damped_multiplicative", "naive", "theta_multiplicative")
+DAILY_AND_WEEKLY_SKIPS = ("damped", "damped_multiplicative", "naive", "theta_multiplicative")
 
 
 @pytest.mark.parametrize(("freq", "skips"), [("h", SUB_MONTHLY_SKIPS), ("30min", SUB_MONTHLY_SKIPS),
-                                             ("D", SUB_MONTHLY_SKIPS), ("4D", WEEKLY_SKIPS), ("W-MON", WEEKLY_SKIPS),
+                                             ("12h", SUB_MONTHLY_SKIPS), ("D", DAILY_AND_WEEKLY_SKIPS),
+                                             ("W-MON", DAILY_AND_WEEKLY_SKIPS),
                                              ("MS", ("naive",)), ("ME", ("naive",)), ("QS", ("naive",)),
                                              ("YS", ("naive", "theta_multiplicative", "damped_multiplicative"))])
 def test_the_damped_member_blends_for_monthly_and_longer_steps(freq: str, skips: tuple[str, ...]) -> None:
     """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer;
     yearly steps have no season for the multiplicative forms to take out. The naive member only where
-    steps are shorter than a week and a season has two steps or more (else it is seasonal naive again)."""
+    steps are shorter than a day and a season has two steps or more (else it is seasonal naive again)."""
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 

@@ -742,10 +742,10 @@ def test_naive_repeats_the_last_value_of_each_windows_data() -> None:
 
 def test_on_random_walks_the_naive_member_takes_the_members_share() -> None:
     """Prices and the like are random walks: the best forecast is the last value, which seasonal
-    naive (last week's noise again) and the airline model's weekly differences miss. Fitted on
-    validation windows of daily random walks, the naive member takes most of the members' share,
+    naive (yesterday's noise again) and the airline model's daily differences miss. Fitted on
+    validation windows of hourly random walks, the naive member takes most of the members' share,
     and the blend forecasts them better than the same blend without it."""
-    n, length, h, m = MIN_WINDOWS_PER_STEP + 100, 56, 14, 7
+    n, length, h, m = MIN_WINDOWS_PER_STEP + 100, 96, 24, 24
     rng = np.random.default_rng(21)
     walks = np.cumsum(rng.normal(0, 1, (n, length + h)), axis=1)
     x, y = walks[:, :length], walks[:, length:]
@@ -765,8 +765,8 @@ def test_the_naive_member_is_saved_as_format_11(tmp_path: Path) -> None:
     """A blend with the naive member is refused by format-10 readers, which do not know it; it loads
     back as saved and scores as saved."""
     module = build_model(SPEC, 4).eval()
-    blend = StatisticalBlend(7, (0.4,) * 6, {"theta": (0.3,) * 6, "naive": (0.3,) * 6})
-    meta = replace(META, blend=blend, freq="D")
+    blend = StatisticalBlend(24, (0.4,) * 6, {"theta": (0.3,) * 6, "naive": (0.3,) * 6})
+    meta = replace(META, blend=blend, freq="h")
     path = save_predictor(module, meta, tmp_path / "naive")
     assert json.loads((path / META_FILE).read_text())["format_version"] == 11
     loaded = load_predictor(path)

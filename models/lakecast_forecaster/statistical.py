@@ -29,9 +29,9 @@ end the gain was smaller and mixed, largest where lakecast was furthest behind (
 "Four weeks back for hourly data, the airline model as a fourth member, ..."). The fifth is the
 damped trend (Holt's linear trend with a damped slope, Gardner & McKenzie 1985) on the window
 Theta adjusts, blended only where steps are months, quarters or years (`conf.auto_steps.blend_skips`).
-The sixth, blended only where steps are shorter than a week, is naive: the window's last value, the
+The sixth, blended only where steps are shorter than a day, is naive: the window's last value, the
 random walk that AutoARIMA settles on for prices and other series whose season a step back only
-repeats noise (bench/RESULTS.md, "A naive member for steps shorter than a week").
+repeats noise (bench/RESULTS.md, "A naive member for steps shorter than a day").
 
 Theta and the damped trend also come in a multiplicative form
 (`MULTIPLICATIVE_MEMBERS`) whose season is taken out by ratios where the window's original values
