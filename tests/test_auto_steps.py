@@ -275,14 +275,16 @@ DAILY_AND_WEEKLY_SKIPS = ("damped", "damped_multiplicative", "naive", "theta_mul
 
 
 @pytest.mark.parametrize(("freq", "skips"), [("h", SUB_MONTHLY_SKIPS), ("30min", SUB_MONTHLY_SKIPS),
+                                             ("18h", DAILY_AND_WEEKLY_SKIPS),
                                              ("12h", SUB_MONTHLY_SKIPS), ("D", DAILY_AND_WEEKLY_SKIPS),
                                              ("W-MON", DAILY_AND_WEEKLY_SKIPS),
                                              ("MS", ("naive",)), ("ME", ("naive",)), ("QS", ("naive",)),
                                              ("YS", ("naive", "theta_multiplicative", "damped_multiplicative"))])
-def test_the_damped_member_blends_for_monthly_and_longer_steps(freq: str, skips: tuple[str, ...]) -> None:
+def test_which_members_each_frequency_blends(freq: str, skips: tuple[str, ...]) -> None:
     """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer;
     yearly steps have no season for the multiplicative forms to take out. The naive member only where
-    steps are shorter than a day and a season has two steps or more (else it is seasonal naive again)."""
+    steps are shorter than a day and a season has two steps or more (else it is seasonal naive again:
+    18-hour steps have a season of one)."""
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 

@@ -777,6 +777,11 @@ def test_the_naive_member_is_saved_as_format_11(tmp_path: Path) -> None:
     without = save_predictor(module, replace(meta, blend=replace(blend, members={"theta": (0.6,) * 6})),
                              tmp_path / "theta")
     assert json.loads((without / META_FILE).read_text())["format_version"] == 2   # the oldest that reads it
+    # with every other feature a format marks, still 11: format 10 readers know none of naive
+    everything = replace(blend, members={"theta": (0.2,) * 6, "damped": (0.1,) * 6, "naive": (0.3,) * 6},
+                         local=0.75, power=2.0)
+    both = save_predictor(module, replace(meta, blend=everything, floor=0.0), tmp_path / "everything")
+    assert json.loads((both / META_FILE).read_text())["format_version"] == 11
 
 
 def test_fit_blend_with_a_local_share_reports_what_scoring_does() -> None:

@@ -257,7 +257,7 @@ def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np
 def naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
     """Each window's last value repeated (the random walk, M-competitions' Naive1): what AutoARIMA picks on
     prices and other series without a season or trend, where the season's step back (seasonal naive)
-    repeats last week's noise."""
+    repeats yesterday's noise."""
     x = np.asarray(values, dtype=np.float64)
     return np.repeat(x[:, -1:], horizon, axis=1)
 
@@ -412,7 +412,8 @@ MULTIPLICATIVE_MEMBERS = ("theta_multiplicative", "damped_multiplicative")
 # The members whose forecast depends on how far back they read, again on each window's last `recent`
 # steps only (`conf.auto_steps.recent_steps`) beside their fit on the whole window: the whole window's years
 # fit a trend better, unless the series has since changed course (`blend.local_member_shares` lets each
-# window's backtests choose). Seasonal naive reads only the last season, so it has no such form.
+# window's backtests choose). Seasonal naive reads only the last season and naive the last value, so they have
+# no such form.
 RECENT_SUFFIX = "_recent"
 RECENT_MEMBERS = tuple(m + RECENT_SUFFIX for m in MEMBERS if m not in ("seasonal_naive", "naive"))
 KNOWN_MEMBERS = MEMBERS + RECENT_MEMBERS
