@@ -235,7 +235,7 @@ def theta_forecast(values: np.ndarray, season: int, horizon: int, offset: np.nda
     x = np.asarray(values, dtype=np.float64)
     length = x.shape[1]
     if length < 2:
-        return np.repeat(x[:, -1:], horizon, axis=1)
+        return naive_forecast(x, season, horizon)
     adjusted, seasonal = _deseasonalised(x, season, offset)
     level, alpha = _ses(adjusted)
     t = np.arange(length) - (length - 1) / 2.0
@@ -270,7 +270,7 @@ def seasonal_drift_forecast(values: np.ndarray, season: int, horizon: int) -> np
     length = x.shape[1]
     m = season if season >= 2 and seasonal_steps("seasonal_drift", season) <= length else 1
     if length < 2:
-        return np.repeat(x[:, -1:], horizon, axis=1)
+        return naive_forecast(x, season, horizon)
     k = (length - 1) // m * m
     growth = (x[:, -1] - x[:, -1 - k]) / (k // m)            # per season (per step where m = 1)
     repeats = np.arange(horizon) // m + 1                     # which repeat of the season step h is in
@@ -289,7 +289,7 @@ def airline_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarra
     x = np.asarray(values, dtype=np.float64)
     n, length = x.shape
     if length < 3:
-        return np.repeat(x[:, -1:], horizon, axis=1)
+        return naive_forecast(x, season, horizon)
     m = season if season >= 2 and length >= seasonal_steps("airline", season) else 0
     if m:
         w = x[:, m + 1:] - x[:, m:-1] - x[:, 1:length - m] + x[:, :length - m - 1]
@@ -364,7 +364,7 @@ def damped_forecast(values: np.ndarray, season: int, horizon: int, offset: np.nd
     x = np.asarray(values, dtype=np.float64)
     n, length = x.shape
     if length < 3:
-        return np.repeat(x[:, -1:], horizon, axis=1)
+        return naive_forecast(x, season, horizon)
     adjusted64, seasonal = _deseasonalised(x, season, offset)
     adjusted = adjusted64.astype(np.float32)
     alpha, beta, phi = _damped_grid()
