@@ -85,7 +85,7 @@ class _Base:
     max_staleness: int
     long_lookback: int = 0   # hourly and coarser: the lookback once the typical series holds `long_from` steps
     long_from: int = 0
-    members: int = 0         # calendar steps: what the statistical members read (0: the lookback)
+    members: int = 0         # calendar and hourly steps: what the statistical members read (0: the lookback)
 
 
 # Hourly (and coarser sub-daily) data with a year of history looks back four weeks instead of one:
@@ -95,6 +95,11 @@ class _Base:
 LONG_SUBDAILY_DAYS = 28
 LONG_SUBDAILY_MAX_STEPS = 672       # four weeks of hours: finer steps do not take the longer window
 LONG_SUBDAILY_FROM_DAYS = 365
+# Their statistical members read the four weeks whatever the history: members alone at 21 daily
+# origins of each hourly set, four weeks against one, 2.9-5.8 % better on all three; unlike the
+# network's window it costs the LSTM nothing. Finer steps keep the week here too: on the
+# half-hourly set two weeks gained 1.2 % alone and cost 5 % end to end (bench/RESULTS.md, "Five
+# sets added after every rule was chosen, and four weeks for hourly members").
 # Monthly statistical members read ten years, their trend members also the usual six
 # (`recent_steps`). Members alone on the benchmark's eleven monthly sets at three holdout origins:
 # 0.3 % better on the multi-series sets (13 of 21 better, worst +1.6 %), 2.3 % over all 33 (the
@@ -123,7 +128,8 @@ def base_steps(freq: Freq) -> _Base:
         fits = LONG_SUBDAILY_DAYS * day <= LONG_SUBDAILY_MAX_STEPS
         return _Base(horizon=day, lookback=7 * day, eval_min=7 * day, stride=day, max_staleness=2 * day,
                      long_lookback=LONG_SUBDAILY_DAYS * day if fits else 0,
-                     long_from=LONG_SUBDAILY_FROM_DAYS * day if fits else 0)
+                     long_from=LONG_SUBDAILY_FROM_DAYS * day if fits else 0,
+                     members=LONG_SUBDAILY_DAYS * day if fits else 0)
     elif freq.step < timedelta(weeks=1):
         div, table = freq.step / timedelta(days=1), (14, 56, 7, 7)
     else:
@@ -146,8 +152,9 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     lookback + horizon + validation + test fit the typical series. The statistical members read at
     least the lookback; for monthly, quarterly and yearly steps, the frequency's lookback before it
     shrank (at least two horizons; ten years for monthly ones), for weekly ones two seasons (two
-    years), for daily ones twice the frequency's lookback (sixteen weeks), unless there is no
-    statistical `blend` to read it.
+    years), for daily ones twice the frequency's lookback (sixteen weeks), for hourly and coarser
+    sub-daily ones four weeks (hourly: 672; finer steps the lookback), unless there is no statistical
+    `blend` to read it.
 
     Short histories (`short_history_test`, `short_history_min`): where the typical series cannot
     hold a horizon of inputs, a training target, validation and test, the test split goes (0);
@@ -177,8 +184,9 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
     # lookback gives up to fit short series (bench/RESULTS.md, "The members' own lookback"; monthly
     # ones ten years; yearly and monthly ones with a recent form beside, `recent_steps`); weekly ones
     # read two years, the least a seasonal Theta or seasonal drift needs, and daily ones sixteen
-    # weeks, twice the frequency's eight (bench/RESULTS.md, "Two years for weekly members" and
-    # "Sixteen weeks for daily members").
+    # weeks, twice the frequency's eight, and hourly (and coarser sub-daily) ones four weeks
+    # (bench/RESULTS.md, "Two years for weekly members", "Sixteen weeks for daily members" and "Five
+    # sets added after every rule was chosen, and four weeks for hourly members").
     # None of these follows a given windows.lookback; a given statistical_lookback does.
     members_auto = lookback
     if blend and freq.is_calendar:
@@ -187,6 +195,8 @@ def resolve_steps(freq: Freq, given: Mapping[str, int | str], history: History |
         members_auto = max(lookback, 2 * freq.season_length())
     elif blend and freq.step >= timedelta(days=1):
         members_auto = max(lookback, 2 * b.lookback)
+    elif blend:
+        members_auto = max(lookback, b.members)
     statistical = max(lookback, pick("statistical_lookback", members_auto))
     given_min = given.get(KEYS["min_history"], AUTO)
     if given_min == AUTO:

@@ -213,8 +213,9 @@ class ModelConfig(_Section):
     # the steps before the network's lookback travel in the window for the members alone. auto: ten
     # years of monthly steps, the frequency's full lookback for quarterly and yearly ones (80
     # quarters, 12 years; at least two horizons) however far the `auto` windows.lookback shrinks,
-    # two years of weekly steps (a seasonal Theta needs two seasons) and sixteen weeks of daily
-    # ones, with a statistical blend (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
+    # two years of weekly steps (a seasonal Theta needs two seasons), sixteen weeks of daily ones
+    # and four weeks of hourly (and coarser sub-daily) ones, with a statistical blend
+    # (conf/auto_steps.py: resolve_steps); windows.lookback elsewhere.
     statistical_lookback: StepCount = "auto"
     # Also fit the members whose forecast depends on how far back they read (Theta, seasonal drift,
     # the airline model, the damped trend) on a window's last steps alone, beside their fit on the

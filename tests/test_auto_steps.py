@@ -44,13 +44,14 @@ from models.lakecast_forecaster.statistical import RECENT_MEMBERS
 from tests.conftest import collect_utc, make_config
 
 HOURLY_DEFAULTS = Steps(lookback=168, horizon=24, stride=24, val_periods=168, test_periods=168,
-                        backtest_periods=168, max_staleness=48, min_history=24, statistical_lookback=168)
+                        backtest_periods=168, max_staleness=48, min_history=24, statistical_lookback=672)
 AMPLE = History(typical=5000, longest=5000, series=10)
 
 
 @pytest.mark.parametrize("history", [None, AMPLE, History(typical=672, longest=700, series=3)])
 def test_hourly_auto_is_todays_defaults(history: History | None) -> None:
-    """`make demo` and every hourly run keep lookback 168, horizon 24, ... with four weeks to a year held."""
+    """`make demo` and every hourly run keep lookback 168, horizon 24, ... with four weeks to a year held;
+    the statistical members read four weeks (672) whatever the history."""
     assert resolve_steps(parse_freq("h"), {}, history) == HOURLY_DEFAULTS
     cfg = load_config(env={})
     assert set(auto_keys(cfg)) == set(KEYS.values())  # the packaged defaults are all auto
@@ -130,8 +131,12 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     ("D", 80, 38, 112),    # the network's lookback shrinks to fit; the members keep sixteen weeks
     ("W-MON", 80, 41, 104),
     ("2D", 400, 28, 56),   # sixteen weeks of two-day steps
-    ("12h", 2000, 56, 56),  # below a day: the network's lookback, no context
-    ("h", 300, 126, 126),
+    ("12h", 2000, 56, 56),  # four weeks of half-days: the network's lookback, no context
+    ("h", 300, 126, 672),  # hourly: four weeks, however far the network's lookback shrinks
+    ("h", 9000, 672, 672),  # a year: the network reads the same four weeks
+    ("30min", 9000, 336, 336),  # finer than hourly: the network's week, no context
+    ("5min", 9000, 2016, 2016),
+    ("2h", 3000, 84, 336),  # four weeks of two-hour steps
 ])
 def test_the_statistical_members_keep_the_frequencys_lookback(freq: str, typical: int, lookback: int,
                                                               statistical: int) -> None:

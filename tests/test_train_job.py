@@ -103,8 +103,11 @@ def test_train_register_promote_rollback(spark: Any, lakecast_home: Any) -> None
     out2 = train_job.run(spark, cfg2, as_of=as_of)
     assert out2.model.version == "2" and not out2.became_champion
     # the blend's power travels from the configuration into the model and MLflow (v1: the default 1)
-    blends = [load_predictor(registry.download_version(cfg, registry.resolve(cfg, version=v))).meta.blend
-              for v in ("1", "2")]
+    metas = [load_predictor(registry.download_version(cfg, registry.resolve(cfg, version=v))).meta
+             for v in ("1", "2")]
+    blends = [m.blend for m in metas]
+    # hourly members read four weeks whatever the network's lookback (48 here): the rest is context
+    assert [m.lookback for m in metas] == [672, 672] and [m.network.lookback for m in metas] == [48, 48]
     assert [b.power for b in blends if b is not None] == [1.0, 2.0]
     # hourly steps: the damped-trend member is left out of the blend, the naive one in (conf.auto_steps.blend_skips)
     assert all("damped" not in b.members and {"theta", "naive"} <= set(b.members) for b in blends if b is not None)
