@@ -67,7 +67,7 @@ SETS: dict[str, BenchSet] = {s.name: s for s in (
     BenchSet("us_accidental_deaths", "MS", 18),  # one series of 6 years: 54 months before the holdout
     BenchSet("a10", "MS", 18),  # one series; a trend and a season that grows with it
     BenchSet("us_change", "QS", 8),  # changes in percent: negative values, no season to speak of
-    BenchSet("warsaw_air_quality", "D", 14),  # long gaps; pm10 and pm25 reach the last day
+    BenchSet("warsaw_air_quality", "D", 14),  # long gaps; no2, pm10 and pm25 reach the last step (29 May 2025)
     BenchSet("nord_pool_prices", "h", 48, stats_history=8 * 7 * 24),  # 70 days of hourly prices
     # The forecasting competitions, at their own horizons (the held-out steps are their test sets):
     # many short series, as published results of every standard method are measured on.

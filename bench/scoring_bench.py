@@ -70,8 +70,10 @@ def _config(home: Path, extra: tuple[str, ...] = ()) -> Any:
     from conf import load_config
     from conf.auto_steps import apply_steps, steps
 
+    # The bench's models are the network alone (no statistical blend), so the windows are the
+    # network's: without the pin `auto` gives hourly members four weeks of context it has no use for.
     sets = [f"home={home}", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}", "spark.driver_memory=6g",
-            "spark.shuffle_partitions=4", "train.max_epochs=3", *extra]
+            "spark.shuffle_partitions=4", "train.max_epochs=3", "model.statistical_lookback=168", *extra]
     cfg = load_config(None, sets, env={})
     return apply_steps(cfg, steps(cfg))  # `auto` step settings as the hourly ints (168, 24, ...)
 

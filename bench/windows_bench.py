@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.session.builder import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="lakecast_windows_bench_"))
+    # The network's window (168), as every recorded run measured it; `auto` would add the hourly
+    # members' four weeks (`--set model.statistical_lookback=auto` measures that).
     base = [f"home={work / 'home'}", "spark.master=local[*]", f"spark.ivy_dir={REPO / '.lakecast' / 'ivy'}",
-            *args.set]
+            "model.statistical_lookback=168", *args.set]
     cfg = load_config(None, base, env={})
     spark = build_session(cfg)
     try:

