@@ -31,7 +31,8 @@ from tests.scoring_helpers import own_forecasts, register_model, series_rows, ti
 
 TOL = 0.005
 HAS_BF16 = BF16 in available_precisions("cpu")
-SMALL = ("windows.lookback=48", "windows.horizon=12", "windows.calendar_features=false")
+# network-only models: no members' context (model.statistical_lookback below the lookback)
+SMALL = ("windows.lookback=48", "windows.horizon=12", "windows.calendar_features=false", "model.statistical_lookback=1")
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,10 @@ from tests.scoring_helpers import (
     write_observations,
 )
 
-SMALL = ("windows.lookback=24", "windows.horizon=6", "scoring.max_staleness=5", "scoring.precision=fp32")
+# The models here are the network alone: below the lookback, model.statistical_lookback gives no
+# context (`auto` would add the hourly members' four weeks; scoring with a context: test_statistical_blend).
+SMALL = ("windows.lookback=24", "windows.horizon=6", "scoring.max_staleness=5", "scoring.precision=fp32",
+         "model.statistical_lookback=1")
 END = T0 + timedelta(hours=39)  # the newest observation: the default as-of
 
 

@@ -363,8 +363,11 @@ STRATEGY = pytest.mark.parametrize("strategy", ["numpy", "sql"])
 
 
 def small_cfg(cfg: LakecastConfig, *extra: str) -> LakecastConfig:
+    """Hourly windows of 4 + 2 steps with no members' context (model.statistical_lookback below the
+    lookback; `auto` would prepend four weeks: the property test and the monthly one here read a context)."""
     return make_config(cfg.home, "windows.lookback=4", "windows.horizon=2", "windows.stride=1",
-                       "windows.max_gap=2", "windows.max_missing_frac=0.25", "windows.min_history=4", *extra)
+                       "windows.max_gap=2", "windows.max_missing_frac=0.25", "windows.min_history=4",
+                       "model.statistical_lookback=1", *extra)
 
 
 def test_feature_names_by_frequency(cfg: LakecastConfig) -> None:
