@@ -196,8 +196,8 @@ class ModelConfig(_Section):
     calibrate_from: Literal["auto", "validation", "training"] = "auto"
     # Blend the median with statistical forecasts of each window's own lookback (Theta, seasonal
     # naive with and without drift, the airline model and, for monthly to yearly steps, the damped
-    # trend, and Theta and the damped trend with a multiplicative season; for steps shorter than a
-    # day, naive: the last value), the shares per horizon step
+    # trend, and Theta and the damped trend with a multiplicative season; for monthly steps,
+    # Holt-Winters; for steps shorter than a day, naive: the last value), the shares per horizon step
     # fitted on the validation windows (before the calibration).
     statistical_blend: bool = True
     # How much of the statistical members' share each window splits by the members' backtests in its
@@ -225,7 +225,8 @@ class ModelConfig(_Section):
     # auto: for yearly and monthly steps (conf/auto_steps.py: blend_recent, recent_steps).
     statistical_blend_recent: bool | Literal["auto"] = "auto"
     # Also blend Theta and the damped trend with a multiplicative season (one that grows with the
-    # level), taken out of windows whose values are all positive (an additive one elsewhere). auto:
+    # level), taken out of windows whose values are all positive (an additive one elsewhere), and, for
+    # monthly steps, Holt-Winters (on the logs of such windows; without this, not at all). auto:
     # for monthly and quarterly steps; never for yearly ones, which have no season
     # (conf/auto_steps.py: blend_multiplicative, blend_skips).
     statistical_season_multiplicative: bool | Literal["auto"] = "auto"

@@ -278,21 +278,24 @@ def test_recent_forms_read_the_frequencys_lookback_or_the_networks(freq: str, ty
     assert 0 <= recent_steps(cfg, s) < s.width
 
 
-SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "theta_multiplicative")
-DAILY_AND_WEEKLY_SKIPS = ("damped", "damped_multiplicative", "naive", "theta_multiplicative")
+SUB_MONTHLY_SKIPS = ("damped", "damped_multiplicative", "holt_winters", "theta_multiplicative")
+DAILY_AND_WEEKLY_SKIPS = ("damped", "damped_multiplicative", "naive", "holt_winters", "theta_multiplicative")
 
 
 @pytest.mark.parametrize(("freq", "skips"), [("h", SUB_MONTHLY_SKIPS), ("30min", SUB_MONTHLY_SKIPS),
                                              ("18h", DAILY_AND_WEEKLY_SKIPS),
                                              ("12h", SUB_MONTHLY_SKIPS), ("D", DAILY_AND_WEEKLY_SKIPS),
                                              ("W-MON", DAILY_AND_WEEKLY_SKIPS),
-                                             ("MS", ("naive",)), ("ME", ("naive",)), ("QS", ("naive",)),
-                                             ("YS", ("naive", "theta_multiplicative", "damped_multiplicative"))])
+                                             ("MS", ("naive",)), ("ME", ("naive",)), ("QS", ("naive", "holt_winters")),
+                                             ("2MS", ("naive", "holt_winters")),
+                                             ("YS", ("naive", "holt_winters", "theta_multiplicative",
+                                                     "damped_multiplicative"))])
 def test_which_members_each_frequency_blends(freq: str, skips: tuple[str, ...]) -> None:
     """The damped trend (both forms) and the multiplicative Theta only where steps are months or longer;
     yearly steps have no season for the multiplicative forms to take out. The naive member only where
     steps are shorter than a day and a season has two steps or more (else it is seasonal naive again:
-    18-hour steps have a season of one)."""
+    18-hour steps have a season of one). Holt-Winters only where steps are single months (on quarters it
+    was measured and left out, on two-month steps not measured)."""
     assert blend_skips(load_config(None, [f"data.freq={freq}"], env={})) == skips
 
 
@@ -412,10 +415,11 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     # the blend travels with its resolved power and local split (auto: 2 and 0.75 for monthly data)
     blend = shipped_predictor.meta.blend
     assert blend is not None and (blend.power, blend.local) == (2.0, 0.75)
-    # the members read ten years, their trend members also the last six (format 10)
+    # the members read ten years, their trend members also the last six (format 10), and Holt-Winters is
+    # one of them for monthly steps (format 12)
     assert (shipped_predictor.meta.lookback, shipped_predictor.meta.network.lookback, blend.recent) == (120, 72, 72)
-    assert {"theta_recent", "damped_multiplicative_recent"} <= set(blend.members)
-    assert shipped_predictor.meta.to_dict()["format_version"] == 10 and params["blend.recent"] == "72"
+    assert {"theta_recent", "damped_multiplicative_recent", "holt_winters", "holt_winters_recent"} <= set(blend.members)
+    assert shipped_predictor.meta.to_dict()["format_version"] == 12 and params["blend.recent"] == "72"
     metrics = registry.client(cfg).get_run(out.mlflow_run_id).data.metrics
     assert "damped" in blend.members and "val_mae_damped" in metrics   # monthly steps blend the damped trend too
     # and Theta and the damped trend with a multiplicative season, which needs the windows' offsets
@@ -456,11 +460,11 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     assert short.auto is not None and short.auto.values["train.test_periods"] == 0
     assert (short.auto.values["windows.lookback"], short.auto.values["windows.min_history"]) == (8, 6)
     # the network's lookback shrank to 8; the statistical members still read ten years (padded here),
-    # their trend members also the frequency's six, not the network's eight
+    # their trend members also the frequency's six, not the network's eight; Holt-Winters among them (format 12)
     assert short.auto.values["model.statistical_lookback"] == 120
     meta = load_predictor(registry.download_version(cfg, short.model, tmp_path / "short")
                           / "artifacts" / "predictor").meta
-    assert (meta.lookback, meta.network.lookback) == (120, 8) and meta.to_dict()["format_version"] == 10
+    assert (meta.lookback, meta.network.lookback) == (120, 8) and meta.to_dict()["format_version"] == 12
     assert meta.blend is not None and meta.blend.recent == 72
     assert short.cutoffs.val_end == short.cutoffs.end == datetime(2011, 8, 31)
     assert short.backtest.n_windows == 0 and (short.result.n_train, short.result.n_val) == (6, 6)
@@ -476,13 +480,13 @@ def test_monthly_trains_and_predicts_with_only_freq_and_horizon(spark: Any, lake
     spr_details = json.loads(spark.table(cfg.table("job_runs")).where(f"run_id = '{spr.run_id}'").head().details)
     assert (spr_details["auto_settings"]["windows.lookback"],
             spr_details["auto_settings"]["model.statistical_lookback"]) == (8, 120)
-    # without the trend members' recent forms (model.statistical_blend_recent=false): format 9, and
-    # predict scores with it
+    # without the trend members' recent forms (model.statistical_blend_recent=false): none of them in the
+    # blend (still format 12, for Holt-Winters), and predict scores with it
     plain_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"statistical_blend_recent": False})})
     plain = train.run(spark, plain_cfg, as_of="2011-08-31")
     pmeta = load_predictor(registry.download_version(cfg, plain.model, tmp_path / "plain")
                            / "artifacts" / "predictor").meta
-    assert pmeta.to_dict()["format_version"] == 9 and pmeta.blend is not None and pmeta.blend.recent == 0
+    assert pmeta.to_dict()["format_version"] == 12 and pmeta.blend is not None and pmeta.blend.recent == 0
     assert not set(RECENT_MEMBERS) & set(pmeta.blend.members) and "theta_multiplicative" in pmeta.blend.members
     rpr = predict.run(spark, cfg, as_of="2011-08-31", version=plain.model.version)
     assert (rpr.counts["scored_series"], rpr.counts["forecast_rows"]) == (6, 6 * 6)

@@ -43,11 +43,16 @@ from models.lakecast_forecaster.statistical import (
     DAMPED_ALPHAS,
     DAMPED_PHIS,
     DAMPED_TREND_SHARES,
+    HW_ALPHAS,
+    HW_PARAMETER_PENALTY,
+    HW_SEASON_SHARES,
+    HW_TRENDS,
     MEMBERS,
     MULTIPLICATIVE_MEMBERS,
     RECENT_MEMBERS,
     airline_forecast,
     damped_forecast,
+    holt_winters_forecast,
     member_forecasts,
     naive_forecast,
     seasonal_drift_forecast,
@@ -289,6 +294,82 @@ def test_damped_follows_a_trend_and_flattens_it() -> None:
     assert min(abs(ratio[0] - p) for p in DAMPED_PHIS) < 1e-5 and ratio[0] < 1.0
     assert growth[-1] < 4 * 0.3 and growth[0] > 0.5 * 4 * 0.3   # below the line's 1.2 a season, yet growing
     np.testing.assert_allclose(damped_forecast(np.full((2, 10), 4.0), 1, 3), 4.0)
+
+
+def reference_holt_winters(x: list[float], m: int, h: int) -> list[float]:
+    """One window, loops only: the season from the classical profile (none where the window shows none or is
+    shorter than two seasons), level and trend from the first two seasons less it, then additive Holt-Winters
+    with a damped trend for every (alpha, gamma, beta, phi) of the grid; the fit with the least
+    ``n·log(SSE/n) + 2·(weights above zero)`` (Akaike's criterion, a trend counting its weight and its
+    damping) forecasts ``l + (phi + ... + phi^k)·b`` plus the season as it stands at the end."""
+    n = len(x)
+    if n < 3:
+        return [x[-1]] * h
+    w = m if m > 1 and n >= 2 * m else 1
+    profile = reference_profile(x, m) if w > 1 else [0.0]
+    seasonal = any(v != 0.0 for v in profile)
+    s0 = [profile[(t - n) % w] for t in range(w)]
+    adj = [x[t] - s0[t % w] for t in range(2 * w)]
+    first = sum(adj[:w]) / w
+    slope = (sum(adj[w:]) / w - first) / w
+    start = first - slope * (w + 1) / 2
+    best: tuple[float, float, float, float, list[float]] = (math.inf, 0.0, 0.0, 0.0, [])
+    for a in HW_ALPHAS:
+        for g in HW_SEASON_SHARES:
+            for share, phi in HW_TRENDS:
+                a32, g32, b32, p32 = (float(np.float32(v)) for v in (a, g * (1 - a), share * a, phi))
+                level, trend, season, sse = start, slope if b32 > 0 else 0.0, list(s0), 0.0
+                for t in range(n):
+                    trend = p32 * trend
+                    e = x[t] - (level + trend + season[t % w])
+                    sse += e * e
+                    level += trend + a32 * e
+                    trend += b32 * e
+                    season[t % w] += (g32 if seasonal else 0.0) * e
+                weights = 1 + (g32 > 0) + 2 * (b32 > 0)
+                criterion = n * math.log(max(sse, 1e-12) / n) + HW_PARAMETER_PENALTY * weights
+                if criterion < best[0] - 1e-9:
+                    best = (criterion, level, trend, p32, season)
+    _, level, trend, phi, season = best
+    return [level + sum(phi ** j for j in range(1, i + 1)) * trend + season[(n + i - 1) % w] for i in range(1, h + 1)]
+
+
+@pytest.mark.parametrize(("m", "length"), [(12, 72), (4, 40), (12, 20), (1, 12), (7, 56), (4, 3)])
+def test_holt_winters_equals_the_one_window_reference(m: int, length: int) -> None:
+    """Monthly, quarterly, a monthly window too short for its season, yearly, daily and a three-step
+    window: the vectorised member is the loop, additive on windows without an offset, on the logs of the
+    original values where the offset makes them all positive."""
+    x = seasonal_windows(6, length, max(m, 2), seed=m + length) + np.linspace(0, 3, length)
+    got = holt_winters_forecast(x, m, 13)
+    for row, f in zip(x, got, strict=True):
+        np.testing.assert_allclose(f, reference_holt_winters([float(v) for v in row], m, 13), rtol=1e-4, atol=1e-4)
+    c = 10.0 - x.min(axis=1)                    # every original value (x + c) positive: the multiplicative form
+    c[0] = -x[0].max()                          # the first window's original values are negative: additive
+    got = holt_winters_forecast(x, m, 13, offset=c)
+    np.testing.assert_allclose(got[0], reference_holt_winters([float(v) for v in x[0]], m, 13), rtol=1e-4, atol=1e-4)
+    for row, off, f in zip(x[1:], c[1:], got[1:], strict=True):
+        logs = reference_holt_winters([math.log(float(v) + off) for v in row], m, 13)
+        np.testing.assert_allclose(f, np.exp(logs) - off, rtol=1e-4, atol=1e-4)
+
+
+def test_holt_winters_follows_a_season_that_changes() -> None:
+    """A season whose swing has doubled over the window: Theta puts back the window's average season,
+    Holt-Winters the season as it stands at the end (its weight gamma lets it move), so it forecasts the next
+    two seasons closer. A season proportional to a growing level is forecast on the logs, where the
+    offset makes the original values positive: closer than the additive form. A constant stays constant."""
+    rng = np.random.default_rng(5)
+    t = np.arange(72)
+    pattern = np.tile([2.0, -1.0, 0.5, -1.5, 1.0, -1.0], 14)
+    grow = (1 + t / 72)[None, :] * pattern[None, :72] + rng.normal(0, 0.05, (1, 72))
+    ahead = (1 + np.arange(72, 84) / 72) * pattern[72:84]
+    hw, theta = holt_winters_forecast(grow, 6, 12)[0], theta_forecast(grow, 6, 12)[0]
+    assert np.abs(hw - ahead).mean() < 0.6 * np.abs(theta - ahead).mean()
+    level = 10 * 1.02 ** np.arange(84)
+    y = level * (1 + 0.3 * pattern) * np.exp(rng.normal(0, 0.01, 84))
+    mult = holt_winters_forecast(y[None, :72], 6, 12, offset=np.zeros(1))[0]
+    add = holt_winters_forecast(y[None, :72], 6, 12)[0]
+    assert np.abs(mult - y[72:]).mean() < 0.03 * y[72:].mean() < np.abs(add - y[72:]).mean()
+    np.testing.assert_allclose(holt_winters_forecast(np.full((2, 30), 4.0), 6, 5), 4.0, atol=1e-5)
 
 
 def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None, power: float = 1.0) -> np.ndarray:
@@ -670,10 +751,10 @@ def test_local_split_power_is_kept_and_only_a_new_format_reads_it(tmp_path: Path
     d["format_version"] = 3
     (path / META_FILE).write_text(json.dumps(d))
     assert load_predictor(path).meta.blend == replace(blend, power=1.0)
-    d["format_version"] = 12
+    d["format_version"] = 13
     (path / META_FILE).write_text(json.dumps(d))
     with pytest.raises(ModelLoadError,
-                       match=r"format_version 12 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"):
+                       match=r"format_version 13 is not supported.*reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"):
         load_predictor(path)
 
 
@@ -729,6 +810,28 @@ def test_the_damped_member_is_saved_as_format_7_and_scored_as_saved(tmp_path: Pa
     airline = replace(blend, members={"theta": (0.3,) * 6, "airline": (0.3,) * 6})
     without = save_predictor(module, replace(META, blend=airline), tmp_path / "airline")
     assert json.loads((without / META_FILE).read_text())["format_version"] == 5   # the oldest that reads it
+
+
+def test_the_holt_winters_member_is_saved_as_format_12_and_scored_as_saved(tmp_path: Path) -> None:
+    """A blend with Holt-Winters (or its recent form) is refused by format-11 readers, which do not know it;
+    it loads back as saved and scores the same windows the same, the offset carried to its logs."""
+    module = build_model(SPEC, 4).eval()
+    blend = StatisticalBlend(12, (0.4,) * 6, {"theta": (0.3,) * 6, "holt_winters": (0.3,) * 6}, local=0.75,
+                             power=2.0)
+    assert blend.needs_offset
+    for name, b in (("hw", blend), ("hw_recent", replace(blend, members={"theta": (0.3,) * 6,
+                                                                         "holt_winters_recent": (0.3,) * 6},
+                                                         recent=12))):
+        meta = replace(META, blend=b)
+        path = save_predictor(module, meta, tmp_path / name)
+        assert json.loads((path / META_FILE).read_text())["format_version"] == 12
+        loaded = load_predictor(path)
+        assert loaded.meta.blend == b
+        X = np.zeros((5, 24, 2), dtype=np.float32)
+        X[:, :, 0] = seasonal_windows(5, 24, 12, seed=9) + np.linspace(0, 2, 24)
+        offset = np.full(5, 4.0)
+        want = Predictor(module, meta).predict(X, offset=offset)
+        np.testing.assert_array_equal(loaded.predict(X, offset=offset), want)
 
 
 def test_naive_repeats_the_last_value_of_each_windows_data() -> None:

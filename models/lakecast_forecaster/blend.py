@@ -1,10 +1,11 @@
 """Blend the network's median with statistical forecasts of the same window, per horizon step.
 
 The members besides the network (`statistical.MEMBERS`): the Theta method, seasonal naive,
-seasonal naive with drift, the airline model, the damped trend and naive, and Theta and the damped trend
-with a multiplicative season, all computed on each window's own lookback (the multiplicative ones
-also from its offset, scale_loc / scale_scale), and where a model has them, the trend members again
-on each window's last `recent` steps (`statistical.RECENT_MEMBERS`); a model blends those it was
+seasonal naive with drift, the airline model, the damped trend and naive, Theta and the damped trend
+with a multiplicative season, and Holt-Winters (a season that moves, on the logs of positive windows),
+all computed on each window's own lookback (the multiplicative ones also from its offset, scale_loc /
+scale_scale), and where a model has them, the trend members again on each window's last `recent` steps
+(`statistical.RECENT_MEMBERS`); a model blends those it was
 fitted with (`StatisticalBlend.members`).
 Their shares are fitted at training time on the validation windows (the ones the interval
 calibration uses, before it) by inverse mean squared error (Bates & Granger 1969) raised to a

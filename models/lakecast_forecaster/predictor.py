@@ -29,7 +29,7 @@ from .calibration import IntervalCalibration, apply_calibration
 from .errors import ModelLoadError, ModelMismatchError  # raised here; callers may import them from here
 from .lstm import LSTMForecaster, LSTMSpec
 from .padding import leading_padding
-from .statistical import MULTIPLICATIVE_MEMBERS
+from .statistical import MULTIPLICATIVE_MEMBERS, RECENT_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,16 @@ META_FILE, WEIGHTS_FILE = "meta.json", "weights.pt"
 # 10: the blend has members refitted on each window's recent steps (`statistical.RECENT_MEMBERS`),
 #    which format 9 readers do not know.
 # 11: the blend has the naive member (`statistical.naive_forecast`), which format 10 readers do not know.
-FORMAT_VERSION = 11
-READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+# 12: the blend has the Holt-Winters member (`statistical.holt_winters_forecast`), which format 11 readers
+#    do not know.
+FORMAT_VERSION = 12
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 
 
 def _format_of(blend: StatisticalBlend | None, floor: float | None = None, context: bool = False) -> int:
     """The oldest format that scores the model as written, so older lakecast reads what it can."""
+    if blend is not None and {"holt_winters", "holt_winters" + RECENT_SUFFIX} & set(blend.members):
+        return 12
     if blend is not None and "naive" in blend.members:
         return 11
     if blend is not None and blend.has_recent:
