@@ -217,6 +217,8 @@ def test_the_multiplicative_season_is_on_for_calendar_steps(tmp_path: Path, freq
     other = make_config(tmp_path, f"data.freq={freq}", f"model.statistical_season_multiplicative={not auto}")
     assert blend_multiplicative(other) is (not auto)
     assert "theta_multiplicative" in blend_skips(other) if auto else "theta_multiplicative" not in blend_skips(other)
+    # Holt-Winters goes with the setting (its form on logs is the one that matters where the data allow it)
+    assert ("holt_winters" in blend_skips(other)) is (auto or freq != "MS")
 
 
 @pytest.mark.parametrize("setting", ["auto", "true"])

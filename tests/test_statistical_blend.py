@@ -334,12 +334,16 @@ def reference_holt_winters(x: list[float], m: int, h: int) -> list[float]:
     return [level + sum(phi ** j for j in range(1, i + 1)) * trend + season[(n + i - 1) % w] for i in range(1, h + 1)]
 
 
-@pytest.mark.parametrize(("m", "length"), [(12, 72), (4, 40), (12, 20), (1, 12), (7, 56), (4, 3)])
+@pytest.mark.parametrize(("m", "length"), [(12, 72), (4, 40), (12, 20), (1, 12), (7, 56), (4, 3), (12, 77),
+                                           (7, 59), (12, 60)])
 def test_holt_winters_equals_the_one_window_reference(m: int, length: int) -> None:
-    """Monthly, quarterly, a monthly window too short for its season, yearly, daily and a three-step
-    window: the vectorised member is the loop, additive on windows without an offset, on the logs of the
-    original values where the offset makes them all positive."""
+    """Monthly, quarterly, a monthly window too short for its season, yearly, daily, a three-step window,
+    windows that are not whole seasons (the season's phase counts from the window's end) and random walks
+    of five years with no season to find: the vectorised member is the loop, additive on windows without
+    an offset, on the logs of the original values where the offset makes them all positive."""
     x = seasonal_windows(6, length, max(m, 2), seed=m + length) + np.linspace(0, 3, length)
+    if length == 60:
+        x = np.cumsum(np.random.default_rng(8).normal(0, 1, (6, length)), axis=1)
     got = holt_winters_forecast(x, m, 13)
     for row, f in zip(x, got, strict=True):
         np.testing.assert_allclose(f, reference_holt_winters([float(v) for v in row], m, 13), rtol=1e-4, atol=1e-4)
@@ -348,8 +352,9 @@ def test_holt_winters_equals_the_one_window_reference(m: int, length: int) -> No
     got = holt_winters_forecast(x, m, 13, offset=c)
     np.testing.assert_allclose(got[0], reference_holt_winters([float(v) for v in x[0]], m, 13), rtol=1e-4, atol=1e-4)
     for row, off, f in zip(x[1:], c[1:], got[1:], strict=True):
-        logs = reference_holt_winters([math.log(float(v) + off) for v in row], m, 13)
-        np.testing.assert_allclose(f, np.exp(logs) - off, rtol=1e-4, atol=1e-4)
+        logs = [math.log(float(v) + off) for v in row]
+        want = np.clip(reference_holt_winters(logs, m, 13), 2 * min(logs) - max(logs), 2 * max(logs) - min(logs))
+        np.testing.assert_allclose(f, np.exp(want) - off, rtol=1e-4, atol=1e-4)
 
 
 def test_holt_winters_follows_a_season_that_changes() -> None:
@@ -370,6 +375,25 @@ def test_holt_winters_follows_a_season_that_changes() -> None:
     add = holt_winters_forecast(y[None, :72], 6, 12)[0]
     assert np.abs(mult - y[72:]).mean() < 0.03 * y[72:].mean() < np.abs(add - y[72:]).mean()
     np.testing.assert_allclose(holt_winters_forecast(np.full((2, 30), 4.0), 6, 5), 4.0, atol=1e-5)
+    np.testing.assert_allclose(holt_winters_forecast(np.full((2, 30), 4.0), 6, 5, offset=np.ones(2)), 4.0,
+                               atol=1e-9)
+
+
+def test_holt_winters_on_logs_keeps_its_precision_and_its_bounds() -> None:
+    """A series whose spread is tiny beside its level (offset 10^5: its logs vary in the sixth digit) is
+    forecast on its logs as precisely as the same series with a small offset, where the forecast in scaled
+    units must be the same but for the season's growth with the level (here none to speak of). A ramp
+    (a launch: flat at 1, then four times more each month for six months) is not carried into explosive
+    growth on the logs over two years (the damped trend on logs alone reaches 6·10^7): the forecast stops at
+    the window's range of logs beyond its largest (4096 · 4096)."""
+    x = seasonal_windows(4, 72, 12, seed=2) + np.linspace(0, 3, 72)
+    small = holt_winters_forecast(x, 12, 12, offset=np.full(4, 1e3))
+    large = holt_winters_forecast(x, 12, 12, offset=np.full(4, 1e5))
+    additive = holt_winters_forecast(x, 12, 12)
+    assert np.abs(large - additive).max() < 0.01 and np.abs(small - additive).max() < 0.05
+    ramp = np.concatenate([np.ones(30), 4.0 ** np.arange(1, 7)])[None, :]
+    f = holt_winters_forecast(ramp, 12, 24, offset=np.zeros(1))[0]
+    assert np.all(np.isfinite(f)) and f.max() == pytest.approx(4096.0 ** 2, rel=1e-9) and f[0] > 4096
 
 
 def _inverse_mse(y: np.ndarray, forecasts: list[np.ndarray], axis: int | None, power: float = 1.0) -> np.ndarray:
@@ -832,6 +856,10 @@ def test_the_holt_winters_member_is_saved_as_format_12_and_scored_as_saved(tmp_p
         offset = np.full(5, 4.0)
         want = Predictor(module, meta).predict(X, offset=offset)
         np.testing.assert_array_equal(loaded.predict(X, offset=offset), want)
+    # with naive as well (format 11's member), still 12: format 11 readers know naive, not Holt-Winters
+    both = replace(blend, members={"naive": (0.3,) * 6, "holt_winters": (0.3,) * 6})
+    path = save_predictor(module, replace(META, blend=both), tmp_path / "both")
+    assert json.loads((path / META_FILE).read_text())["format_version"] == 12
 
 
 def test_naive_repeats_the_last_value_of_each_windows_data() -> None:
