@@ -433,11 +433,10 @@ def _holt_winters_additive(x: np.ndarray, season: int, horizon: int) -> np.ndarr
     m = profile.shape[1]
     seasonal = np.abs(profile).sum(axis=1) > 0
     s0 = profile[:, (np.arange(m) - length) % m]                      # the season of steps 0 .. m-1
-    k = m if length >= 2 * m else 1
-    adjusted = x[:, :2 * k] - np.tile(s0, 2)[:, :2 * k] if m > 1 else x[:, :2 * k]
-    first = adjusted[:, :k].mean(axis=1)
-    slope = (adjusted[:, k:2 * k].mean(axis=1) - first) / k
-    start = first - slope * (k + 1) / 2.0                             # the level a step before the window
+    adjusted = x[:, :2 * m] - np.tile(s0, 2)     # a profile of m > 1 steps needs two seasons; length >= 3
+    first = adjusted[:, :m].mean(axis=1)
+    slope = (adjusted[:, m:].mean(axis=1) - first) / m
+    start = first - slope * (m + 1) / 2.0                             # the level a step before the window
     alpha, gamma, beta, phi, parameters = _holt_winters_grid()
     fits = alpha.shape[1]
     out = np.empty((n, horizon))
