@@ -216,9 +216,9 @@ def short_history_test(h: int, val: int, test: int, history: History) -> int:
 
     A test split there would leave most series without a training window; the network needs the
     data more than the run needs test metrics (the backtest is then empty, and `lakecast promote`
-    still compares versions on `promote.backtest_periods`). Seven years of monthly data forecast 18
-    months ahead (66 < 72), or 16 years of yearly data 6 ahead (16 < 24), otherwise do not train
-    their typical series."""
+    still compares versions on `promote.backtest_periods`). 66 months forecast 18 ahead (souvenirs'
+    seven years less the 18 held out: 66 < 72), or 16 years of yearly data 6 ahead (16 < 24),
+    otherwise do not train their typical series."""
     return 0 if history.typical < 2 * h + val + test else test
 
 
