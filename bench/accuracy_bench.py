@@ -10,6 +10,7 @@ statistical methods" section of bench/RESULTS.md (full runs only), and ends with
 
     python -m bench.accuracy_bench [--datasets aus_retail,tourism] [--max-series N] [--keep DIR] [--short F]
                                    [--set KEY=VALUE ...] [--earlier K] [--lakecast-only]
+                                   [--compare KEY=VALUE ... [--origins N]]
 
 `--set` passes a lakecast setting to every command (e.g. `model.statistical_blend_power=2`), to
 try a setting on real data before making it a default; `--earlier K` holds out the horizon that
@@ -18,6 +19,12 @@ origins. Such runs, like `--short` and `--max-series`, are printed but not recor
 `--lakecast-only` runs lakecast (and the seasonal naive forecast that stands in for a series it
 skips) without statsforecast's Auto* methods and compares it with the rows a full run recorded in
 RESULTS.md for the same split: an experiment with `--set` on m3_monthly then takes 5 minutes, not 16.
+`--compare KEY=VALUE` (repeatable) runs lakecast twice per dataset and origin, once as given (the
+defaults and `--set`) and once with the compared settings too, at the holdout and the `--origins N` - 1
+origins a horizon apart before it (from `--earlier`), and ends with the pairs' table and
+`RESULT compare_mase_gmean_change` (the candidate over the baseline, geometric mean over the
+set-and-origin pairs), `compare_pinball_gmean_change`, `compare_better`, `compare_worse` and
+`compare_worst`: what a setting is chosen on, measured in one run (statsforecast is not run).
 A dataset lakecast cannot run (a command exits non-zero: a history too short for the horizon, say)
 is reported with the command's last lines and skipped; the others still run, and the exit code is 1.
 """
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import _accuracy_compare as compare
 from bench import _accuracy_lakecast as lakecast
 from bench._accuracy_data import SETS, BenchSet, regular, split
 from bench._accuracy_metrics import coverage, mase, scaled_pinball, seasonal_naive_scale, smape
@@ -144,6 +152,35 @@ def result_lines(rows: list[Row], recorded: dict[str, list[Row]] | None = None) 
     return out
 
 
+def run_compare(names: list[str], max_series: int | None, short: float, base: dict[str, str],
+                candidate: dict[str, str], origins: range, keep: Path | None) -> int:
+    """`--compare`: lakecast as given and with `candidate` on top, at each of `origins` (horizons
+    before the last), pair by pair; statsforecast is not run (the pairs compare lakecast with itself)."""
+    pairs: list[compare.Pair] = []
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="lakecast-compare-") as tmp:
+        root = keep or Path(tmp)
+        for name in names:
+            for k in origins:
+                try:
+                    rows = [bench_dataset(SETS[name], root / name / f"earlier{k}" / side, max_series, short,
+                                          settings, k, ("SeasonalNaive",))[0]
+                            for side, settings in (("base", base), ("candidate", {**base, **candidate}))]
+                except lakecast.LakecastFailed as e:  # a short set may not reach an earlier origin
+                    failed.append(f"{name} (-{k} h)")
+                    print(f"\n{name}, {k} horizons earlier: {e}\n", flush=True)
+                    continue
+                pairs.append(compare.Pair(name, k, *rows))
+                print(compare.table(pairs[-1:]).splitlines()[-1], flush=True)
+    print(f"\ncandidate: {' '.join(f'{k}={v}' for k, v in candidate.items())}"
+          + (f" (both sides: {' '.join(f'{k}={v}' for k, v in base.items())})" if base else ""))
+    if pairs:
+        print(compare.table(pairs) + "\n\n" + "\n".join(compare.result_lines(compare.summarise(pairs))))
+    if failed:
+        print(f"\nlakecast failed on {', '.join(failed)} (the errors are above; those pairs are left out)")
+    return 1 if failed or not pairs else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.accuracy_bench", description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
@@ -159,15 +196,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lakecast-only", action="store_true",
                     help="skip statsforecast's Auto* methods; compare with the rows RESULTS.md holds for the "
                     "same split; not recorded")
+    ap.add_argument("--compare", dest="compare", action="append", default=[], metavar="KEY=VALUE",
+                    help="a candidate setting (repeatable): lakecast with and without it at each origin, "
+                    "compared pair by pair; not recorded")
+    ap.add_argument("--origins", type=int, default=1, metavar="N",
+                    help="with --compare: the holdout and N-1 earlier origins, a horizon apart")
     a = ap.parse_args(argv)
-    bad = [x for x in a.sets if "=" not in x or not x.split("=", 1)[0]]
+    bad = [x for x in a.sets + a.compare if "=" not in x or not x.split("=", 1)[0]]
     if bad:
-        ap.error(f"--set takes KEY=VALUE (e.g. model.statistical_blend_power=2), got {', '.join(bad)}")
+        ap.error(f"--set and --compare take KEY=VALUE (e.g. model.statistical_blend_power=2), got {', '.join(bad)}")
+    if a.origins < 1 or (a.origins > 1 and not a.compare):
+        ap.error(f"--origins N takes N >= 1, with --compare (got {a.origins})")
     extra = dict(x.split("=", 1) for x in a.sets)
     names = [n.strip() for n in a.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
     if unknown:
         ap.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    if a.compare:
+        return run_compare(names, a.max_series, a.short, extra, dict(x.split("=", 1) for x in a.compare),
+                           range(a.earlier, a.earlier + a.origins), a.keep)
     rows: list[Row] = []
     failed: list[str] = []  # each one's error is printed when it happens
     methods = ("SeasonalNaive",) if a.lakecast_only else METHODS

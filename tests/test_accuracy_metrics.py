@@ -172,3 +172,43 @@ def test_split_holds_out_the_last_horizon_or_an_earlier_one(tmp_path: Path) -> N
     assert before.series == ["a", "b"] and before.actuals.tolist() == [[24.0, 25.0, 26.0], [124.0, 125.0, 126.0]]
     assert before.origin == pd.Timestamp("2001-12-01", tz="UTC") and before.train["ts"].max() == before.origin
     assert [len(h) for h in before.history] == [24, 24]
+
+
+def _lc(name: str, mase_: float, pinball_: float, cover: float = 0.8) -> Row:
+    return Row(name, "MS, h=18, 1 series", "lakecast", mase_, 5.0, pinball_, cover, 60.0)
+
+
+def test_compare_summary_is_the_geometric_mean_over_set_and_origin_pairs() -> None:
+    """`--compare` decides on the geometric mean of the candidate's ratios over every pair: one set
+    4 % better at the holdout and 21 % worse an origin earlier nets out worse, as on 2026-12-07."""
+    from bench._accuracy_compare import Pair, summarise, table
+    from bench._accuracy_compare import result_lines as compare_lines
+
+    pairs = [Pair("a", 0, _lc("a", 1.0, 0.5), _lc("a", 0.96, 0.4)),       # MASE 0.96, pinball 0.8
+             Pair("a", 1, _lc("a", 2.0, 1.0), _lc("a", 2.42, 1.25)),      # MASE 1.21, pinball 1.25
+             Pair("b", 0, _lc("b", 0.5, 0.2), _lc("b", 0.5, 0.2))]        # the same
+    s = summarise(pairs)
+    assert s.pairs == 3 and (s.better, s.worse) == (1, 1)
+    assert s.mase_change == pytest.approx((0.96 * 1.21) ** (1 / 3) - 1)
+    assert s.pinball_change == pytest.approx((0.8 * 1.25) ** (1 / 3) - 1) == pytest.approx(0.0)
+    assert (s.worst.dataset, s.worst.earlier) == ("a", 1)
+    lines = compare_lines(s)
+    assert "RESULT compare_pairs=3" in lines and "RESULT compare_better=1" in lines
+    assert f"RESULT compare_mase_gmean_change={s.mase_change:+.4f}" in lines
+    assert "RESULT compare_worst=a@-1h:+0.2100" in lines
+    rows = table(pairs).splitlines()
+    assert rows[2] == "| a | holdout | 1.000 → 0.960 (-4.0 %) | 0.500 → 0.400 | 0.800 → 0.800 |"
+    assert rows[3].startswith("| a | -1 h | 2.000 → 2.420 (+21.0 %) |")
+    with pytest.raises(ValueError, match="no set-and-origin pair"):
+        summarise([Pair("c", 0, _lc("c", 0.0, 0.0), _lc("c", 0.0, 0.0))])
+
+
+def test_compare_options_are_checked_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.accuracy_bench import main
+
+    for argv, said in ((["--origins", "3"], "--origins N takes N >= 1, with --compare"),
+                       (["--compare", "model.statistical_blend_local"], "--set and --compare take KEY=VALUE"),
+                       (["--compare", "a=b", "--origins", "0"], "--origins N takes N >= 1")):
+        with pytest.raises(SystemExit) as e:
+            main(["--datasets", "air_passengers", *argv])
+        assert e.value.code == 2 and said in capsys.readouterr().err
