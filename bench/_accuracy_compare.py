@@ -61,7 +61,7 @@ def summarise(pairs: list[Pair]) -> Summary:
                    worst=max(usable, key=lambda p: p.mase_ratio))
 
 
-def _origin(earlier: int) -> str:
+def origin_label(earlier: int) -> str:
     return "holdout" if earlier == 0 else f"-{earlier} h"
 
 
@@ -69,7 +69,7 @@ def table(pairs: list[Pair]) -> str:
     """The pairs as a markdown table (for bench/RESULTS.md and the console)."""
     lines = ["| set | origin | MASE, baseline → candidate | scaled pinball | coverage |", "|---|---|---|---|---|"]
     for p in pairs:
-        lines.append(f"| {p.dataset} | {_origin(p.earlier)} | {p.base.mase:.3f} → {p.cand.mase:.3f} "
+        lines.append(f"| {p.dataset} | {origin_label(p.earlier)} | {p.base.mase:.3f} → {p.cand.mase:.3f} "
                      f"({100 * (p.mase_ratio - 1):+.1f} %) | {p.base.pinball:.3f} → {p.cand.pinball:.3f} | "
                      f"{p.base.coverage:.3f} → {p.cand.coverage:.3f} |")
     return "\n".join(lines)
@@ -81,5 +81,5 @@ def result_lines(s: Summary) -> list[str]:
             f"RESULT compare_pinball_gmean_change={s.pinball_change:+.4f}",
             f"RESULT compare_better={s.better}",
             f"RESULT compare_worse={s.worse}",
-            f"RESULT compare_worst={s.worst.dataset}@{_origin(s.worst.earlier).replace(' ', '')}:"
+            f"RESULT compare_worst={s.worst.dataset}@{origin_label(s.worst.earlier).replace(' ', '')}:"
             f"{s.worst.mase_ratio - 1:+.4f}"]

@@ -21,7 +21,7 @@ skips) without statsforecast's Auto* methods and compares it with the rows a ful
 RESULTS.md for the same split: an experiment with `--set` on m3_monthly then takes 5 minutes, not 16.
 `--compare KEY=VALUE` (repeatable) runs lakecast twice per dataset and origin, once as given (the
 defaults and `--set`) and once with the compared settings too, at the holdout and the `--origins N` - 1
-origins a horizon apart before it (from `--earlier`), and ends with the pairs' table and
+origins a horizon apart before it (from the origin `--earlier K` picks), and ends with the pairs' table and
 `RESULT compare_mase_gmean_change` (the candidate over the baseline, geometric mean over the
 set-and-origin pairs), `compare_pinball_gmean_change`, `compare_better`, `compare_worse` and
 `compare_worst`: what a setting is chosen on, measured in one run (statsforecast is not run).
@@ -45,6 +45,7 @@ from bench._accuracy_data import SETS, BenchSet, regular, split
 from bench._accuracy_metrics import coverage, mase, scaled_pinball, seasonal_naive_scale, smape
 from bench._accuracy_report import Row, recorded_rows, update_results
 from bench._accuracy_stats import METHODS, STATISTICAL, fit_predict
+from conf import ConfigError, load_config
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -54,6 +55,10 @@ def _row(bs: BenchSet, method: str, n_series: int, y: np.ndarray, q: tuple[np.nd
     p10, p50, p90 = q
     return Row(bs.name, f"{bs.freq}, h={bs.horizon}, {n_series} series", method, mase(y, p50, scale),
                smape(y, p50), scaled_pinball(y, [p10, p50, p90], scale), coverage(y, p10, p90), seconds, note)
+
+
+class NoHoldout(RuntimeError):
+    """The split left nothing to train on (an origin earlier than the data reaches)."""
 
 
 def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float = 0.0,
@@ -67,6 +72,9 @@ def bench_dataset(bs: BenchSet, work: Path, max_series: int | None, short: float
     src = lakecast.export(bs.name, work / "export", home, log)
     # young series: between one and three horizons of history (the auto lookback is 2-4 horizons)
     sp = split(src, bs, max_series, short=short, short_steps=(bs.horizon, 3 * bs.horizon), earlier=earlier)
+    if sp.train.empty:
+        raise NoHoldout(f"{bs.name}: no series has a row before the origin {sp.origin:%Y-%m-%d} "
+                        f"(--earlier {earlier}: the data does not reach that far back)")
     train_csv = work / f"{bs.name}_train.csv"
     out = sp.train.assign(ts=sp.train["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     out.to_csv(train_csv, index=False)
@@ -155,30 +163,41 @@ def result_lines(rows: list[Row], recorded: dict[str, list[Row]] | None = None) 
 def run_compare(names: list[str], max_series: int | None, short: float, base: dict[str, str],
                 candidate: dict[str, str], origins: range, keep: Path | None) -> int:
     """`--compare`: lakecast as given and with `candidate` on top, at each of `origins` (horizons
-    before the last), pair by pair; statsforecast is not run (the pairs compare lakecast with itself)."""
+    before the last), pair by pair; statsforecast is not run (the pairs compare lakecast with itself).
+    A set that cannot run at an origin is reported and left out, with its earlier origins."""
     pairs: list[compare.Pair] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lakecast-compare-") as tmp:
         root = keep or Path(tmp)
         for name in names:
             for k in origins:
-                try:
-                    rows = [bench_dataset(SETS[name], root / name / f"earlier{k}" / side, max_series, short,
-                                          settings, k, ("SeasonalNaive",))[0]
-                            for side, settings in (("base", base), ("candidate", {**base, **candidate}))]
-                except lakecast.LakecastFailed as e:  # a short set may not reach an earlier origin
-                    failed.append(f"{name} (-{k} h)")
-                    print(f"\n{name}, {k} horizons earlier: {e}\n", flush=True)
-                    continue
-                pairs.append(compare.Pair(name, k, *rows))
+                try:  # the candidate first: a setting it cannot take fails before a baseline is spent
+                    cand, base_row = (bench_dataset(SETS[name], root / name / f"earlier{k}" / side, max_series,
+                                                    short, settings, k, ("SeasonalNaive",))[0]
+                                      for side, settings in (("candidate", {**base, **candidate}), ("base", base)))
+                except (lakecast.LakecastFailed, NoHoldout) as e:  # a short set may not reach an earlier origin
+                    failed.append(f"{name} ({compare.origin_label(k)})")
+                    print(f"\n{name}, {compare.origin_label(k)}: {e}\n(its earlier origins are skipped too)\n",
+                          flush=True)
+                    break
+                pairs.append(compare.Pair(name, k, base_row, cand))
                 print(compare.table(pairs[-1:]).splitlines()[-1], flush=True)
     print(f"\ncandidate: {' '.join(f'{k}={v}' for k, v in candidate.items())}"
           + (f" (both sides: {' '.join(f'{k}={v}' for k, v in base.items())})" if base else ""))
-    if pairs:
-        print(compare.table(pairs) + "\n\n" + "\n".join(compare.result_lines(compare.summarise(pairs))))
     if failed:
-        print(f"\nlakecast failed on {', '.join(failed)} (the errors are above; those pairs are left out)")
-    return 1 if failed or not pairs else 0
+        print(f"lakecast failed on {', '.join(failed)} (the errors are above; those pairs are left out)")
+    if not pairs:
+        return 1
+    print(compare.table(pairs))
+    try:
+        summary = compare.summarise(pairs)
+    except ValueError as e:
+        print(f"\n{e}")
+        return 1
+    if summary.pairs < len(pairs):
+        print(f"\n{len(pairs) - summary.pairs} pair(s) left out of the summary: a MASE or pinball loss of 0 or NaN")
+    print("\n" + "\n".join(compare.result_lines(summary)))
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,19 +219,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="a candidate setting (repeatable): lakecast with and without it at each origin, "
                     "compared pair by pair; not recorded")
     ap.add_argument("--origins", type=int, default=1, metavar="N",
-                    help="with --compare: the holdout and N-1 earlier origins, a horizon apart")
+                    help="with --compare: N origins a horizon apart, from the one --earlier K picks (the "
+                    "holdout by default) back")
     a = ap.parse_args(argv)
     bad = [x for x in a.sets + a.compare if "=" not in x or not x.split("=", 1)[0]]
     if bad:
         ap.error(f"--set and --compare take KEY=VALUE (e.g. model.statistical_blend_power=2), got {', '.join(bad)}")
     if a.origins < 1 or (a.origins > 1 and not a.compare):
         ap.error(f"--origins N takes N >= 1, with --compare (got {a.origins})")
+    if a.earlier < 0:
+        ap.error(f"--earlier K takes K >= 0 horizons before the data's last step (got {a.earlier})")
     extra = dict(x.split("=", 1) for x in a.sets)
     names = [n.strip() for n in a.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
     if unknown:
         ap.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
     if a.compare:
+        try:  # a key or value lakecast would refuse, before any dataset is exported
+            load_config(None, [*a.sets, *a.compare], env={})
+        except ConfigError as e:
+            ap.error(f"--set / --compare: {e}")
         return run_compare(names, a.max_series, a.short, extra, dict(x.split("=", 1) for x in a.compare),
                            range(a.earlier, a.earlier + a.origins), a.keep)
     rows: list[Row] = []
@@ -227,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             try:
                 mine = bench_dataset(SETS[name], root / name, a.max_series, a.short, extra, a.earlier, methods)
-            except lakecast.LakecastFailed as e:  # one dataset lakecast cannot run must not cost the others
+            except (lakecast.LakecastFailed, NoHoldout) as e:  # one set lakecast cannot run must not cost the rest
                 failed.append(name)
                 print(f"\n{name}: {e}\n", flush=True)
                 continue

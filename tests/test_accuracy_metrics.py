@@ -212,3 +212,52 @@ def test_compare_options_are_checked_before_anything_runs(capsys: pytest.Capture
         with pytest.raises(SystemExit) as e:
             main(["--datasets", "air_passengers", *argv])
         assert e.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_compare_runs_both_sides_apart_and_leaves_out_origins_a_set_cannot_reach(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each side of each pair works in its own folder with its own settings, the candidate first; a set
+    that cannot run at an origin is reported, its earlier origins skipped, and the other pairs still
+    summarised."""
+    import bench.accuracy_bench as ab
+
+    calls: list[tuple[str, int, dict[str, str]]] = []
+    mases = {("air_passengers", 0): (1.0, 0.9), ("air_passengers", 1): (2.0, 2.2), ("air_passengers", 2): (1.0, 1.0),
+             ("hsales", 0): (0.5, 0.45)}
+
+    def fake(bs, work, max_series, short, extra, earlier, methods):  # type: ignore[no-untyped-def]
+        calls.append((str(work.relative_to(tmp_path)), earlier, dict(extra)))
+        if bs.name == "hsales" and earlier == 1:
+            raise ab.NoHoldout("hsales: no series has a row before the origin")
+        cand = extra.get("model.statistical_blend_local") == "0"
+        return [_lc(bs.name, mases[bs.name, earlier][cand], 0.3)]
+
+    monkeypatch.setattr(ab, "bench_dataset", fake)
+    rc = ab.main(["--datasets", "air_passengers,hsales", "--compare", "model.statistical_blend_local=0",
+                  "--set", "train.seed=7", "--origins", "3", "--keep", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 1  # a pair could not run
+    both = {"train.seed": "7"}
+    cand = {**both, "model.statistical_blend_local": "0"}
+    assert calls == [(f"air_passengers/earlier{k}/{side}", k, cand if side == "candidate" else both)
+                     for k in range(3) for side in ("candidate", "base")] + [
+        ("hsales/earlier0/candidate", 0, cand), ("hsales/earlier0/base", 0, both),
+        ("hsales/earlier1/candidate", 1, cand)]  # no baseline after the candidate failed, no -2 h
+    assert "hsales, -1 h: hsales: no series" in out and "lakecast failed on hsales (-1 h)" in out
+    assert "| air_passengers | holdout | 1.000 → 0.900 (-10.0 %) |" in out
+    assert "| hsales | holdout | 0.500 → 0.450 (-10.0 %) |" in out
+    assert "RESULT compare_pairs=4" in out and "RESULT compare_better=2" in out and "RESULT compare_worse=1" in out
+    assert f"RESULT compare_mase_gmean_change={(0.9 * 1.1 * 1.0 * 0.9) ** 0.25 - 1:+.4f}" in out
+
+
+def test_compare_refuses_a_setting_lakecast_would_refuse_before_running(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import bench.accuracy_bench as ab
+
+    def never(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("no dataset may run")
+
+    monkeypatch.setattr(ab, "bench_dataset", never)
+    with pytest.raises(SystemExit) as e:
+        ab.main(["--datasets", "air_passengers", "--compare", "model.statistical_blend_lokal=0"])
+    assert e.value.code == 2 and "model.statistical_blend_lokal: unknown key" in capsys.readouterr().err
