@@ -171,10 +171,11 @@ def run_compare(names: list[str], max_series: int | None, short: float, base: di
         root = keep or Path(tmp)
         for name in names:
             for k in origins:
+                work, only = root / name / f"earlier{k}", ("SeasonalNaive",)  # [0]: lakecast's row
                 try:  # the candidate first: a setting it cannot take fails before a baseline is spent
-                    cand, base_row = (bench_dataset(SETS[name], root / name / f"earlier{k}" / side, max_series,
-                                                    short, settings, k, ("SeasonalNaive",))[0]
-                                      for side, settings in (("candidate", {**base, **candidate}), ("base", base)))
+                    cand = bench_dataset(SETS[name], work / "candidate", max_series, short,
+                                         {**base, **candidate}, k, only)[0]
+                    base_row = bench_dataset(SETS[name], work / "base", max_series, short, base, k, only)[0]
                 except (lakecast.LakecastFailed, NoHoldout) as e:  # a short set may not reach an earlier origin
                     failed.append(f"{name} ({compare.origin_label(k)})")
                     print(f"\n{name}, {compare.origin_label(k)}: {e}\n(its earlier origins are skipped too)\n",
