@@ -86,11 +86,12 @@ def recorded_rows(path: Path, dataset: str) -> list[tuple[Row, str]]:
         try:
             if len(cells) != 10:
                 raise ValueError(f"{len(cells)} cells, not 10")
-            nums = [float(c) for c in cells[3:8]]
+            mase, smape, pinball, coverage, seconds = (float(c) for c in cells[3:8])
         except ValueError as e:  # left out, and said: the comparison then lacks that method
             print(f"warning: {path.name}: a row of {dataset} left out ({e}): {ln[:100]}", file=sys.stderr)
             continue
-        out.append((Row(cells[0], cells[1], cells[2].strip("*"), *nums, note=cells[9]), cells[8]))
+        out.append((Row(cells[0], cells[1], cells[2].strip("*"), mase, smape, pinball, coverage, seconds,
+                        note=cells[9]), cells[8]))
     return out
 
 

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         results[f"max_abs_diff_{precision}_vs_cpu_fp32"] = float(np.abs(out - reference).max())
         print(f"{dev} {precision}: max |diff| vs CPU fp32 {results[f'max_abs_diff_{precision}_vs_cpu_fp32']:.2e} "
               "(scaled units)", flush=True)
+    assert test.y is not None  # training windows carry targets
     tags = precision_check(on_device, test.X, test.y, test.loc, test.scale, SEASON, cfg.scoring.precision_tolerance)
     results["guard_tags"] = tags
     for p in reduced:

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = int(args.history_rows * 1e6)
         t0 = time.perf_counter()
         append_history(spark, cfg.table("forecasts"), rows)
-        files = spark.sql(f"DESCRIBE DETAIL {cfg.table('forecasts')}").head()["numFiles"]
+        files = spark.sql(f"DESCRIBE DETAIL {cfg.table('forecasts')}").collect()[0]["numFiles"]
         print(f"history: {rows:,d} rows, {HISTORY_ORIGINS} origins, {files} files, appended in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         empty: list[float] = []

@@ -140,6 +140,7 @@ def train_bench_model(spark: Any, cfg: Any) -> tuple[Any, Any, Any]:
     table = usable_only(training_windows(obs, cfg).toArrow())
     w = to_arrays(table, lookback=cfg.windows.lookback, n_features=len(names), horizon=cfg.windows.horizon,
                   keys=True)
+    assert w.forecast_origin is not None  # asked for with keys=True
     order = np.argsort(w.forecast_origin, kind="stable")
     n = len(order)
     train, val, test = w.take(order[: n * 7 // 10]), w.take(order[n * 7 // 10: n * 85 // 100]), \
@@ -239,7 +240,7 @@ def _timed_noop(df: Any, n: int, name: str, repeats: int = 2) -> Rate:
 
 
 # A loader for a plan: the plan says precision and batch size, the loader returns predict(X).
-LoaderFor = Callable[[Any], Callable[[], Callable[[np.ndarray], np.ndarray]]]
+LoaderFor = Callable[[Any], Callable[[], Callable[[np.ndarray, np.ndarray], np.ndarray]]]
 
 
 def shipped_loader(shipped: Any) -> LoaderFor:
@@ -489,10 +490,11 @@ def main() -> None:
     if largest is not None:  # target >= 0.5: the pipeline around the model costs at most as much as it
         print(f"RESULT e2e_predict_vs_model_ceiling={largest['rate'].dedicated / ceiling:.3f}"
               f"          # {largest['series']:,} series")
-    for r in e2e_rows:
-        mode = "fused" if r["mode"] == "fused" else "two_stage"
-        print(f"RESULT e2e_predict_{mode}_{r['series']}_series_windows_per_s={r['rate'].wall:.0f}")
-        print(f"RESULT e2e_predict_{mode}_{r['series']}_series_dedicated_windows_per_s={r['rate'].dedicated:.0f}")
+    for run in e2e_rows:
+        mode = "fused" if run["mode"] == "fused" else "two_stage"
+        print(f"RESULT e2e_predict_{mode}_{run['series']}_series_windows_per_s={run['rate'].wall:.0f}")
+        print(f"RESULT e2e_predict_{mode}_{run['series']}_series_dedicated_windows_per_s="
+              f"{run['rate'].dedicated:.0f}")
 
 
 def _start(cfg: Any) -> Any:

@@ -107,6 +107,7 @@ def time_strategy(spark: Any, obs: Any, cfg: Any, rows: int) -> dict[str, float]
     with PeakSampler() as mem:
         r = agg.head()
     secs = time.perf_counter() - t0
+    assert r is not None  # an aggregate without grouping has one row
     return {"seconds": secs, "windows": r["windows"], "skipped": r["skipped"],
             "floats": (r["floats_in"] or 0) + (r["floats_out"] or 0), "rows_per_s": rows / secs,
             "windows_per_s": r["windows"] / secs, "peak_mb": mem.peak_mb, "jvm_hwm_mb": _jvm_hwm_mb(spark)}

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -79,8 +79,13 @@ def precision_context(precision: str, device: str) -> Iterator[None]:
         yield
 
 
-def predict_fn(predictor: Predictor, precision: str,
-               batch_size: int) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+class WindowsPredictFn(Protocol):
+    """What `predict_fn` returns: windows (and optionally each window's offset) -> quantiles."""
+
+    def __call__(self, X: np.ndarray, offset: np.ndarray | None = None, /) -> np.ndarray: ...
+
+
+def predict_fn(predictor: Predictor, precision: str, batch_size: int) -> WindowsPredictFn:
     """`(X (N, lookback, features), offset (N,) or None) -> (N, horizon, 3)` float32 in scaled units,
     in `precision` (offset: each window's scale_loc / scale_scale, see `Predictor.predict`)."""
     device = str(predictor.device)

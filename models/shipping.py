@@ -15,13 +15,13 @@ import io
 import logging
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.lakecast_forecaster.errors import ModelMismatchError
+
+if TYPE_CHECKING:
+    from models.precision import WindowsPredictFn
 from models.lakecast_forecaster.predictor import Predictor, find_predictor_dir, load_predictor
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class ModelLoader:
         log.info("model %s loaded on this worker (%d bytes shipped)", self.key, len(blob))
         return predictor
 
-    def __call__(self) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    def __call__(self) -> WindowsPredictFn:
         import warnings
 
         import torch
