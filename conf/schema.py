@@ -99,11 +99,17 @@ class CatalogConfig(_Section):
 
 
 class DataConfig(_Section):
-    """How raw time series look: column names, frequency and timezone."""
+    """How raw time series look: column names, frequency and timezone.
 
-    series_col: str = "series_id"
-    time_col: str = "ts"
-    value_col: str = "value"
+    `series_col`/`time_col`/`value_col` name the columns of the RAW input files: `lakecast ingest`
+    reads them (its defaults; `--series-col/--time-col/--value-col` override them) and writes
+    `observations` with its fixed `series_id`, `ts`, `value` (`conf.window_contract.OBSERVATION_COLUMNS`),
+    which is what train, predict, evaluate and backfill read.
+    """
+
+    series_col: str = "series_id"  # raw files' series id column (ingest only)
+    time_col: str = "ts"  # raw files' timestamp column (ingest only)
+    value_col: str = "value"  # raw files' value column (ingest only)
     freq: str = "h"
     timezone: str = "UTC"
     max_future: str = "1D"

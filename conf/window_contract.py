@@ -15,6 +15,10 @@ Producers: `pipelines.windows` (both strategies, and the fused scoring path); co
 `pipelines.windows.transfer`, `pipelines.scoring`, `models.arrays`. No imports beyond the
 standard library at module level (pyarrow only when a schema is asked for, numpy for the
 padding helpers).
+
+The producers read the `observations` table by its fixed columns (OBSERVATION_COLUMNS, also
+`pipelines.tables.specs.OBSERVATIONS`). `data.series_col/time_col/value_col` name the raw
+files' columns: only `lakecast ingest` reads them, and writes `series_id`, `ts`, `value`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ SERIES, ORIGIN = "series_id", "forecast_origin"
 INPUTS, TARGETS = "inputs", "targets"
 LOC, SCALE = "scale_loc", "scale_scale"
 SKIP = "skip_reason"
+
+# The observations table's series, time and value columns: what every reader downstream of
+# ingest (windows, predict, evaluate, backfill) selects, whatever the raw files called them.
+OBS_SERIES, OBS_TIME, OBS_VALUE = "series_id", "ts", "value"
+OBSERVATION_COLUMNS = (OBS_SERIES, OBS_TIME, OBS_VALUE)
 
 # Every column, in this order (training windows; what the window builders return).
 WINDOW_COLUMNS = (SERIES, ORIGIN, INPUTS, TARGETS, LOC, SCALE, SKIP)

@@ -20,9 +20,9 @@ from pipelines.ingest.read import FORMATS
 @click.argument("source")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Source format; by default from the file extensions (a folder with _delta_log is Delta).")
-@click.option("--series-col", default=None, help="Series id column (default: data.series_col).")
-@click.option("--time-col", default=None, help="Timestamp column (default: data.time_col).")
-@click.option("--value-col", default=None, help="Value column (default: data.value_col).")
+@click.option("--series-col", default=None, help="Series id column of the source (default: data.series_col).")
+@click.option("--time-col", default=None, help="Timestamp column of the source (default: data.time_col).")
+@click.option("--value-col", default=None, help="Value column of the source (default: data.value_col).")
 @click.option("--freq", default=None, help="Series frequency, a pandas alias such as h, 15min, D, MS "
               "(default: data.freq).")
 @as_of_option("The batch's logical time (ISO, UTC; a scheduler's date): rows later than T + "

@@ -313,6 +313,49 @@ def test_fused_windows_score_like_two_stages(spark: Any, scored: dict[str, Any])
     assert {r.series_id for r in fused if r.skip_reason is None} >= {"young0", "holes"}
 
 
+def test_raw_column_names_are_ingests_alone(spark: Any, scored: dict[str, Any], tmp_path: Path) -> None:
+    """`data.series_col/time_col/value_col` name the raw files' columns: ingest maps them to the
+    observations table's series_id, ts, value, and every reader after it (window builders,
+    predict's bounded read and default as-of, changed series, fused scoring) reads those: the same
+    windows and forecasts as the same rows under the default names."""
+    from pipelines.flows import ingest
+    from pipelines.scoring.changed_series import changed_series, only_series
+    from pipelines.windows.build import inference_windows, training_windows
+    from pipelines.windows.recent import recent_observations
+
+    base, rows = scored["cfg"], _observations()
+    cfg = make_config(base.home, f"catalog.database=t_{uuid.uuid4().hex[:10]}", f"model.name={base.model.name}",
+                      *SMALL, "data.series_col=sid", "data.time_col=when", "data.value_col=amount")
+    raw = tmp_path / "raw.csv"
+    raw.write_text("sid,when,amount\n" + "".join(f"{s},{t.isoformat()},{v!r}\n" for s, t, v in rows))
+    result = ingest.run(spark, cfg, str(raw), create_tables=True)
+    assert (result.counts.inserted, result.counts.quarantined) == (len(rows), 0)
+    obs = spark.table(cfg.table("observations"))
+    ref = spark.sql(f"SELECT * FROM {base.table('observations')} VERSION AS OF {scored['obs_version']}")
+
+    def same(build: Any) -> None:
+        got, want = (sorted(map(tuple, collect_utc(build(o, c))), key=str) for o, c in ((obs, cfg), (ref, base)))
+        assert got == want and got
+
+    same(lambda o, c: training_windows(o, c))
+    same(lambda o, c: inference_windows(o, c, END))
+    same(lambda o, c: recent_observations(o, c, END).select("series_id", "ts", "value"))
+    v = result.observations_version
+    assert v is not None
+    changed = changed_series(spark, cfg, v, v, END)
+    assert {r.series_id for r in changed.collect()} == {"s0", "s1", "s2", "s3", "stale0", "short0"}
+    assert only_series(obs, changed).count() == len(rows)
+
+    run = predict.run(spark, cfg, version=scored["ref"].version)  # default as-of: the newest ts, END
+    assert run.counts["scored_series"] == 4
+    want = own_forecasts(spark, base, scored["predictor"], END, scored["obs_version"])
+    got = _forecasts(spark, cfg)
+    assert {(r.series_id, r.horizon_step) for r in got} == want.keys()
+    for r in got:
+        assert r.forecast_origin == END
+        np.testing.assert_allclose([r.p10, r.p50, r.p90], want[(r.series_id, r.horizon_step)], rtol=1e-5)
+
+
 def test_alias_moved_mid_run_does_not_change_the_version(spark: Any, db: tuple[LakecastConfig, int]) -> None:
     cfg, obs_version = _with_model(db[0]), db[1]
     v1 = register_model(cfg, *tiny_model(cfg, seed=1))

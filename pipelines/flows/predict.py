@@ -164,12 +164,13 @@ def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = No
     (Data that ends in the past, e.g. a backfill or the demo, is scored at its end.)
     """
     from conf.utc import naive_utc
+    from conf.window_contract import OBS_TIME
     from pipelines.spark_utc import max_utc
     from pipelines.windows.grid import GridSpec, shift
 
     grid, t = GridSpec.from_config(cfg), naive_utc(now or datetime.now(UTC))
     complete = t if grid.period_end else shift(grid, t, -1)  # a period-end stamp is already complete
-    newest = max_utc(obs, cfg.data.time_col)  # read as micros: collect() would give host-local time
+    newest = max_utc(obs, OBS_TIME)  # read as micros: collect() would give host-local time
     return complete if newest is None else min(complete, newest)
 
 
@@ -320,7 +321,7 @@ def _changed_since_scored(spark: SparkSession, cfg: LakecastConfig, obs: DataFra
     rec.details["changed_only"] = {"since_version": since, "changed_series": n}
     rec.details.setdefault("seconds", {})["changed_series"] = round(time.perf_counter() - t0, 3)
     rec.row_counts["changed_series"] = n
-    return only_series(obs, cfg, changed), changed
+    return only_series(obs, changed), changed
 
 
 def _scored(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel, obs: DataFrame, as_of: datetime,

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
+from conf.window_contract import OBS_SERIES, OBS_TIME
 from pipelines.spark_utc import utc_lit
 from pipelines.windows.grid import GridSpec, shift
 
@@ -51,17 +52,17 @@ def changed_series(spark: SparkSession, cfg: LakecastConfig, start: int, end: in
     or deleted by the observations commits `start`..`end` (Change Data Feed, both inclusive)."""
     from pyspark.sql import functions as F
 
-    d = cfg.data
     return (spark.read.format("delta").option("readChangeFeed", "true")
             .option("startingVersion", start).option("endingVersion", end).table(cfg.table("observations"))
-            .where(F.col("_change_type").isin(*WINDOW_CHANGES) & (F.col(d.time_col) <= utc_lit(as_of)))
-            .select(F.col(d.series_col).cast("string").alias("series_id")).distinct())
+            .where(F.col("_change_type").isin(*WINDOW_CHANGES) & (F.col(OBS_TIME) <= utc_lit(as_of)))
+            .select(F.col(OBS_SERIES).cast("string").alias("series_id")).distinct())
 
 
-def only_series(obs: DataFrame, cfg: LakecastConfig, series: DataFrame) -> DataFrame:
-    """`obs` restricted to `series` (a small, collected-size set: broadcast, no shuffle of obs)."""
+def only_series(obs: DataFrame, series: DataFrame) -> DataFrame:
+    """`obs` (the observations table) restricted to `series` (a small, collected-size set:
+    broadcast, no shuffle of obs)."""
     from pyspark.sql import functions as F
 
     keys = series.withColumnRenamed("series_id", "__changed_series")
-    return (obs.join(F.broadcast(keys), F.col(cfg.data.series_col).cast("string") == F.col("__changed_series"),
+    return (obs.join(F.broadcast(keys), F.col(OBS_SERIES).cast("string") == F.col("__changed_series"),
                      "left_semi"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
 from conf.utc import to_utc_micros
-from conf.window_contract import INFERENCE_COLUMNS
+from conf.window_contract import INFERENCE_COLUMNS, OBS_SERIES, OBS_TIME, OBS_VALUE, OBSERVATION_COLUMNS
 from pipelines.scoring.fused import score_observations_partition
 from pipelines.scoring.kernel import SCORED_SCHEMA
 from pipelines.scoring.plan import Lineage, ScoringError, ScoringPlan
@@ -42,7 +42,8 @@ def score_windows(windows: DataFrame, plan: ScoringPlan, loader: Loader) -> Data
 
 def score_observations(obs: DataFrame, cfg: LakecastConfig, as_of: datetime, plan: ScoringPlan,
                        loader: Loader) -> DataFrame:
-    """Observations -> scored rows (SCORED_SCHEMA) in ONE Python stage: windows are cut in the UDF.
+    """Observations (the table's OBSERVATION_COLUMNS) -> scored rows (SCORED_SCHEMA) in ONE Python
+    stage: windows are cut in the UDF.
 
     The same rows as `score_windows(inference_windows(obs, cfg, as_of), ...)` (the window code
     is `pipelines.windows.numpy_kernel.series_windows` either way), but the windows never cross into
@@ -53,14 +54,14 @@ def score_observations(obs: DataFrame, cfg: LakecastConfig, as_of: datetime, pla
     """
     from pyspark.sql import functions as F
 
-    d = cfg.data
-    missing = [c for c in (d.series_col, d.time_col, d.value_col) if c not in obs.columns]
+    missing = [c for c in OBSERVATION_COLUMNS if c not in obs.columns]
     if missing:
         raise ScoringError(f"cannot score: column(s) {', '.join(missing)} not found in the observations "
-                           f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col")
-    rows = obs.select(F.col(d.series_col).cast("string").alias("series_id"),
-                      F.col(d.time_col).cast("timestamp").alias("ts"),
-                      F.col(d.value_col).cast("double").alias("value"))
+                           f"(columns: {', '.join(obs.columns)}); scoring reads the observations table's "
+                           f"{', '.join(OBSERVATION_COLUMNS)}, as `lakecast ingest` writes them")
+    rows = obs.select(F.col(OBS_SERIES).cast("string").alias(OBS_SERIES),
+                      F.col(OBS_TIME).cast("timestamp").alias(OBS_TIME),
+                      F.col(OBS_VALUE).cast("double").alias(OBS_VALUE))
     fn = partial(score_observations_partition, plan=plan, loader=loader, spec=WindowSpec.from_config(cfg),
                  as_of_us=to_utc_micros(as_of))
     return (rows.repartition("series_id").sortWithinPartitions("series_id", "ts")

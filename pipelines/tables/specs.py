@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 from conf import LakecastConfig
+from conf.window_contract import OBS_SERIES, OBS_TIME, OBS_VALUE
 
 
 def pipeline_version() -> str:
@@ -70,9 +71,10 @@ OBSERVATIONS = TableSpec(
     name="observations",
     comment="Validated time-series observations, one row per (series_id, ts); written by `lakecast ingest`.",
     columns=(
-        Column("series_id", "STRING", "Series identifier", nullable=False),
-        Column("ts", "TIMESTAMP", "Observation time (UTC), on the series' frequency grid", nullable=False),
-        Column("value", "DOUBLE", "Observed value (finite)"),
+        # fixed names, whatever the raw files call them (ingest maps data.series_col/time_col/value_col)
+        Column(OBS_SERIES, "STRING", "Series identifier", nullable=False),
+        Column(OBS_TIME, "TIMESTAMP", "Observation time (UTC), on the series' frequency grid", nullable=False),
+        Column(OBS_VALUE, "DOUBLE", "Observed value (finite)"),
         Column("batch_id", "STRING", "Ingest batch that last wrote this row"),
         Column("source_file", "STRING", "File the row came from"),
         Column("ingested_at", "TIMESTAMP", "When the row was first written"),

@@ -66,7 +66,7 @@ def _build(obs: DataFrame, cfg: LakecastConfig, mode: str, t_us: int | None,
            after_us: int | None = None) -> DataFrame:
     """Dispatch to the configured strategy; `after_us` keeps training windows with a later origin."""
     spec = WindowSpec.from_config(cfg)
-    df = select_observations(obs, cfg)
+    df = select_observations(obs)
     if spec.strategy == "sql":
         return sql_windows(df, spec, mode, t_us, after_us)
     return numpy_windows(df, spec, mode, t_us, after_us)
@@ -147,7 +147,7 @@ def split_cutoffs(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | Non
     from pyspark.sql import functions as F
 
     if end is None:
-        row = select_observations(obs, cfg).agg(F.max(F.unix_micros("ts")).alias("end")).head()
+        row = select_observations(obs).agg(F.max(F.unix_micros("ts")).alias("end")).head()
         if row is None or row["end"] is None:
             raise WindowError("cannot split: the observations are empty")
         end_dt = from_utc_micros(row["end"])

@@ -16,6 +16,7 @@ import numpy as np
 from conf import LakecastConfig
 from conf.errors import LakecastError
 from conf.utc import to_utc_micros
+from conf.window_contract import OBS_SERIES, OBS_TIME, OBS_VALUE, OBSERVATION_COLUMNS
 from pipelines.windows.grid import DAY_US, GridSpec, month_number
 
 if TYPE_CHECKING:
@@ -87,20 +88,25 @@ class ObservationsError(LakecastError):
     """The observations cannot be put on a grid; the message names the column at fault."""
 
 
-def select_observations(obs: DataFrame, cfg: LakecastConfig) -> DataFrame:
-    """(series_id, ts, value) from the configured columns; fail naming what is missing."""
+def select_observations(obs: DataFrame) -> DataFrame:
+    """(series_id, ts, value) of the observations table (OBSERVATION_COLUMNS, cast to string,
+    timestamp and double); fail naming what is missing.
+
+    These names are fixed: `data.series_col/time_col/value_col` name the raw files' columns,
+    which `lakecast ingest` maps to them.
+    """
     from pyspark.sql import functions as F
 
-    wanted = (cfg.data.series_col, cfg.data.time_col, cfg.data.value_col)
-    missing = [c for c in wanted if c not in obs.columns]
+    missing = [c for c in OBSERVATION_COLUMNS if c not in obs.columns]
     if missing:
         raise ObservationsError(
             f"column(s) {', '.join(missing)} not found in the observations "
-            f"(columns: {', '.join(obs.columns)}); check data.series_col/time_col/value_col"
+            f"(columns: {', '.join(obs.columns)}); windows read the observations table's "
+            f"{', '.join(OBSERVATION_COLUMNS)}, as `lakecast ingest` writes them"
         )
-    return obs.select(F.col(wanted[0]).cast("string").alias("series_id"),
-                      F.col(wanted[1]).cast("timestamp").alias("ts"),
-                      F.col(wanted[2]).cast("double").alias("value"))
+    return obs.select(F.col(OBS_SERIES).cast("string").alias(OBS_SERIES),
+                      F.col(OBS_TIME).cast("timestamp").alias(OBS_TIME),
+                      F.col(OBS_VALUE).cast("double").alias(OBS_VALUE))
 
 
 def grid_arrays(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | None = None,
@@ -116,7 +122,7 @@ def grid_arrays(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | None 
     end_us = None if end is None else to_utc_micros(end)
     if to_end and end_us is None:
         raise ValueError("grid_arrays(to_end=True) needs an `end` time")
-    return series_grid_arrays(select_observations(obs, cfg), GridSpec.from_config(cfg), end_us, to_end)
+    return series_grid_arrays(select_observations(obs), GridSpec.from_config(cfg), end_us, to_end)
 
 
 def series_grid_arrays(df: DataFrame, spec: GridSpec, end_us: int | None, to_end: bool) -> DataFrame:

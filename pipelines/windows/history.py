@@ -49,7 +49,7 @@ def measure_history(obs: DataFrame, cfg: LakecastConfig, end: datetime | str | N
     smallest valid value."""
     from pyspark.sql import functions as F
 
-    df = select_observations(obs, cfg)
+    df = select_observations(obs)
     valid = F.col("value").isNotNull() & ~F.isnan("value")
     if end is not None:
         valid = valid & (F.unix_micros("ts") <= F.lit(to_utc_micros(end)))

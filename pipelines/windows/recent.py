@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from conf import LakecastConfig
 from conf.utc import from_utc_micros, to_utc_micros
+from conf.window_contract import OBS_SERIES, OBS_TIME, OBS_VALUE, OBSERVATION_COLUMNS
 from pipelines.windows.grid import shift
 from pipelines.windows.spec import WindowSpec
 
@@ -43,21 +44,20 @@ def history_bound(spec: WindowSpec, as_of: datetime | str) -> datetime | None:
 
 
 def recent_observations(obs: DataFrame, cfg: LakecastConfig, as_of: datetime | str) -> DataFrame:
-    """`obs` (the configured series, time and value columns) reduced to what inference windows at
+    """`obs` (the observations table: OBSERVATION_COLUMNS) reduced to what inference windows at
     `as_of` read: the rows from `history_bound` on, and each older series' first valid row."""
     from pyspark.sql import functions as F
 
     bound = history_bound(WindowSpec.from_config(cfg), as_of)
-    d = cfg.data
-    cols = [d.series_col, d.time_col, d.value_col]
+    cols = list(OBSERVATION_COLUMNS)
     missing = [c for c in cols if c not in obs.columns]
     if bound is None or missing:  # a missing column is named by the window builder, as without a bound
         return obs
-    ts, value = F.col(d.time_col).cast("timestamp"), F.col(d.value_col).cast("double")
+    ts, value = F.col(OBS_TIME).cast("timestamp"), F.col(OBS_VALUE).cast("double")
     recent = F.coalesce(ts >= F.timestamp_micros(F.lit(to_utc_micros(bound))), F.lit(True))
     invalid = value.isNull() | F.isnan(value)
     first = (obs.where(~recent)
-             .groupBy(d.series_col)
+             .groupBy(OBS_SERIES)
              .agg(F.min_by(F.struct(*[F.col(c) for c in cols[1:]]), F.struct(invalid, ts)).alias("_first"))
-             .select(d.series_col, *[F.col(f"_first.{c}").alias(c) for c in cols[1:]]))
+             .select(OBS_SERIES, *[F.col(f"_first.{c}").alias(c) for c in cols[1:]]))
     return obs.where(recent).select(*cols).unionByName(first)
