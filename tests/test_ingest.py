@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,12 @@ s2,2024-01-01T09:30:00Z,5,off_grid
 s2,2024-06-03T00:00:00Z,5,future_timestamp
 s3,2024-01-01T00:00:00Z,1,conflicting_duplicate
 s3,2024-01-01T00:00:00Z,2,conflicting_duplicate
+s4,2024-01-01T00:00:00Z,1,malformed_row,5
 """
+
+
+# The raw frame `read_source` returns (RAW_COLUMNS), for rows written by hand.
+RAW_SCHEMA = "series_raw string, ts_raw string, value_raw string, raw string, source_file string, malformed string"
 
 
 def _csv(path: Path, body: str, header: str = HEADER) -> Path:
@@ -73,7 +79,9 @@ def classified_mixed(spark: Any, tmp_path_factory: pytest.TempPathFactory, cfg: 
     raw = read_source(spark, str(path), ColumnNames("series_id", "ts", "value"), cfg)
     out = validate(raw, _rules(), now=NOW)
     # the source's text is kept for quarantined rows only (what the quarantine table stores)
-    return [r.asDict() | {"note": json.loads(r["raw"])["note"] if r["raw"] else None} for r in collect_utc(out)]
+    # a malformed row's raw text is its line as it was (no JSON: its fields do not match the header)
+    return [r.asDict() | {"note": None if not r["raw"] else json.loads(r["raw"])["note"] if r["raw"].startswith("{")
+                          else r["raw"].split(",")[3]} for r in collect_utc(out)]
 
 
 @pytest.mark.tz
@@ -82,7 +90,7 @@ def test_each_reason_quarantines_its_crafted_row(classified_mixed: list[dict[str
     crafted = [r for r in classified_mixed if r["note"] == reason]
     assert crafted, f"no crafted row for {reason}"
     assert {(r["status"], r["reason_code"]) for r in crafted} == {("quarantined", reason)}
-    assert all(r["reason"] and r["raw"].startswith("{") for r in crafted)
+    assert all(r["reason"] and r["raw"].startswith("{" if reason != "malformed_row" else "s4,") for r in crafted)
     # No other row carries this reason.
     assert sum(r["reason_code"] == reason for r in classified_mixed) == len(crafted)
 
@@ -110,6 +118,7 @@ def test_reasons_are_readable(classified_mixed: list[dict[str, Any]]) -> None:
     assert "2024-01-01T09:30:00Z (UTC) is not on the 'h' grid" in by_note["off_grid"]
     assert "series 's3' has 2 different rows at 2024-01-01T00:00:00Z" in by_note["conflicting_duplicate"]
     assert "2024-06-02T00:00:00Z" in by_note["future_timestamp"]  # NOW + data.max_future (1D)
+    assert "quote a value that holds the delimiter (a decimal comma?)" in by_note["malformed_row"]
 
 
 @pytest.mark.tz
@@ -119,20 +128,20 @@ def test_accounting_identity_on_a_mixed_file(spark: Any, fresh_db: Callable[...,
     path = _csv(tmp_path / "mixed.csv", MIXED)
     result = ingest.run(spark, cfg, str(path), now=NOW)
     c = result.counts
-    assert (c.read, c.inserted, c.updated, c.unchanged, c.duplicates, c.quarantined) == (16, 4, 0, 0, 1, 11)
+    assert (c.read, c.inserted, c.updated, c.unchanged, c.duplicates, c.quarantined) == (17, 4, 0, 0, 1, 12)
     assert c.read == c.inserted + c.updated + c.unchanged + c.duplicates + c.quarantined
     assert c.quarantined_by_reason == {
         "missing_series_id": 1, "missing_timestamp": 1, "bad_timestamp": 1, "missing_value": 1,
         "bad_value": 1, "non_finite_value": 2, "off_grid": 1, "future_timestamp": 1,
-        "conflicting_duplicate": 2,
+        "conflicting_duplicate": 2, "malformed_row": 1,
     }
     run = spark.sql(f"SELECT * FROM {cfg.table('job_runs')} WHERE run_id = '{result.batch_id}'").head()
     assert run["status"] == "succeeded"
-    assert run["row_counts"]["read"] == 16 and run["row_counts"]["quarantined.non_finite_value"] == 2
+    assert run["row_counts"]["read"] == 17 and run["row_counts"]["quarantined.non_finite_value"] == 2
     assert run["versions_written"] == {"observations": result.observations_version,
                                        "quarantine": result.quarantine_version}
     q = spark.table(cfg.table("quarantine")).filter(f"batch_id = '{result.batch_id}'")
-    assert q.count() == 11
+    assert q.count() == 12
     assert q.filter("reason_code = 'bad_value'").head()["value_raw"] == "four"
     # `now` stamps the batch as that instant, whatever the host's zone
     stamps = {r["quarantined_at"] for r in collect_utc(q)}
@@ -145,13 +154,20 @@ def test_accounting_identity_on_a_mixed_file(spark: Any, fresh_db: Callable[...,
 def test_reingest_is_idempotent_and_a_corrected_value_updates(
         spark: Any, fresh_db: Callable[..., LakecastConfig], tmp_path: Path) -> None:
     cfg = fresh_db()
-    first = _csv(tmp_path / "a.csv", "s1,2024-01-01T00:00:00Z,1,x\ns1,2024-01-01T01:00:00Z,2,x\n")
+    first = _csv(tmp_path / "a.csv", "s1,2024-01-01T00:00:00Z,1,x\ns1,2024-01-01T01:00:00Z,2,x\n"
+                                     "s1,2024-01-01T02:00:00Z,two,bad\ns1,2024-01-01T02:00:00Z,two,bad\n")
     r1 = ingest.run(spark, cfg, str(first), now=NOW)
+    assert (r1.counts.quarantined, r1.counts.already_quarantined) == (2, 0)
     before = _observations(spark, cfg)
+    quarantined = spark.table(cfg.table("quarantine")).count()
     r2 = ingest.run(spark, cfg, str(first), now=NOW + timedelta(hours=1))
     assert r2.observations_version > r1.observations_version
     assert (r2.counts.inserted, r2.counts.updated, r2.counts.unchanged) == (0, 0, 2)
     assert _observations(spark, cfg) == before  # same content, batch ids and times included
+    # the rejected rows are accounted for again, but not appended again (the same file, reason and row)
+    assert (r2.counts.quarantined, r2.counts.already_quarantined, r2.quarantine_version) == (2, 2, None)
+    assert spark.table(cfg.table("quarantine")).count() == quarantined == 2
+    assert r2.summary()["  already in quarantine (not appended again)"] == 2
 
     late = NOW + timedelta(hours=2)
     fix = _csv(tmp_path / "fix.csv", "s1,2024-01-01T01:00:00Z,20,x\ns1,2023-12-31T23:00:00Z,0,late\n")
@@ -255,14 +271,47 @@ def test_relative_sources_are_read_from_the_working_directory(
 @pytest.mark.tz
 def test_naive_timestamps_are_read_in_the_configured_timezone(spark: Any) -> None:
     raw = spark.createDataFrame(
-        [("s", t, "1", "{}", "f") for t in ("2024-01-15 10:00:00", "2024-07-15 10:00", "2024-07-15T10:00:00Z",
-                                            "2024-07-15T10:00:00-04:00")],
-        "series_raw string, ts_raw string, value_raw string, raw string, source_file string")
-    rows = collect_utc(validate(raw, _rules(timezone="Europe/Berlin"), now=NOW))
+        [(f"s{i}", t, "1", "{}", "f", None) for i, t in enumerate((
+            "2024-01-15 10:00:00", "2024-07-15 10:00", "2024-07-15T10:00:00Z", "2024-07-15T10:00:00-04:00",
+            "2024-01-15 10:00:00 EST", "2024-07-15T10:00:00-4:00", "2024-07-15T10:00:00 UTC"))],
+        RAW_SCHEMA)
+    rows = sorted(collect_utc(validate(raw, _rules(timezone="Europe/Berlin"), now=NOW)), key=lambda r: r["series_id"])
     assert [r["ts"] for r in rows] == [
         datetime(2024, 1, 15, 9), datetime(2024, 7, 15, 8),  # CET (+1) and CEST (+2) wall clock
         datetime(2024, 7, 15, 10), datetime(2024, 7, 15, 14),  # explicit zones are kept
+        datetime(2024, 1, 15, 15), datetime(2024, 7, 15, 14),  # a short zone id, a one-digit offset hour
+        datetime(2024, 7, 15, 10),
     ]
+
+
+@pytest.mark.tz
+def test_a_time_without_a_date_is_a_bad_timestamp_not_today(spark: Any) -> None:
+    """Spark would give '13:00' the date of the run: the same file ingested tomorrow would add new rows."""
+    raw = spark.createDataFrame([(f"s{i}", t, "1", "{}", "f", None) for i, t in enumerate(
+        ("13:00", "T13:00:00", "13:00:00Z", "2024-03", "2024-01-01 13:00"))], RAW_SCHEMA)
+    rows = sorted(collect_utc(validate(raw, _rules(freq="h"), now=NOW)), key=lambda r: r["series_id"])
+    assert [r["reason_code"] for r in rows] == ["bad_timestamp"] * 3 + [None, None]
+    assert [r["ts"] for r in rows[3:]] == [datetime(2024, 3, 1), datetime(2024, 1, 1, 13)]
+
+
+def test_csv_files_are_read_by_their_own_headers(spark: Any, fresh_db: Callable[..., LakecastConfig],
+                                                  tmp_path: Path) -> None:
+    """Spark applies the first file's header to every file by position: a folder whose files order
+    their columns differently would store one file's `temp` as the value."""
+    cfg = fresh_db()
+    folder = tmp_path / "mixed_headers"
+    _csv(folder / "a.csv", "h1,2024-01-01T00:00:00Z,1,-5\n", header="series_id,ts,value,temp")
+    _csv(folder / "b.csv", "h1,2024-01-01T01:00:00Z,-6,2\n", header="series_id,ts,temp,value")
+    _csv(folder / "c.csv", "0,h1,2024-01-01T02:00:00Z,3\n", header=",series_id,ts,value")  # pandas' index
+    with gzip.open(folder / "d.csv.gz", "wt") as fh:
+        fh.write("value,ts,series_id\n4,2024-01-01T03:00:00Z,h1\n")
+    (folder / "e.csv").write_text("")  # empty: no rows, no header
+    r = ingest.run(spark, cfg, str(folder), now=NOW)
+    assert (r.counts.read, r.counts.inserted, r.counts.quarantined) == (4, 4, 0)
+    assert [row["value"] for row in spark.table(cfg.table("observations")).orderBy("ts").collect()] == [1, 2, 3, 4]
+    _csv(folder / "f.csv", "h1,2024-01-01T04:00:00Z,5\n", header="id,ts,value")
+    with pytest.raises(SourceError, match=r"f\.csv, a header of its own\): required column\(s\) series_id not found"):
+        ingest.run(spark, cfg, str(folder), now=NOW)
 
 
 @pytest.mark.parametrize(("freq", "ok", "off"), [
@@ -278,8 +327,8 @@ def test_naive_timestamps_are_read_in_the_configured_timezone(spark: Any) -> Non
 ])
 def test_frequency_grid(spark: Any, freq: str, ok: list[str], off: list[str]) -> None:
     raw = spark.createDataFrame(
-        [(f"s{i}", t, "1", "{}", "f") for i, t in enumerate(ok + off)],
-        "series_raw string, ts_raw string, value_raw string, raw string, source_file string")
+        [(f"s{i}", t, "1", "{}", "f", None) for i, t in enumerate(ok + off)],
+        RAW_SCHEMA)
     stamps = ok + off  # series s{i} holds stamps[i]
     classified = validate(raw, _rules(freq=freq), now=NOW).collect()
     rows = {stamps[int(r["series_id"][1:])]: r["reason_code"] for r in classified}

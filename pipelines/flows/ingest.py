@@ -19,7 +19,7 @@ from pipelines.ingest.read import ColumnNames, read_source
 from pipelines.ingest.validate import REASONS, IngestRules, quarantine_rows, valid_observations, validate
 from pipelines.sinks.job_runs import record_run
 from pipelines.sinks.observations import merge_observations
-from pipelines.sinks.quarantine import append_quarantine
+from pipelines.sinks.quarantine import append_quarantine, not_yet_quarantined
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -52,6 +52,8 @@ class IngestResult:
         for code in REASONS:
             if c.quarantined_by_reason.get(code):
                 facts[f"  {code}"] = c.quarantined_by_reason[code]
+        if c.already_quarantined:
+            facts["  already in quarantine (not appended again)"] = c.already_quarantined
         facts["observations version"] = "unchanged" if self.observations_version is None else self.observations_version
         facts["quarantine version"] = "unchanged" if self.quarantine_version is None else self.quarantine_version
         facts["batch id"] = self.batch_id
@@ -93,8 +95,16 @@ def run(spark: SparkSession, cfg: LakecastConfig, source: str, *, fmt: str | Non
                                             batch_id=rec.run_id, now=now)
                 counts.inserted, counts.updated = merged.inserted, merged.updated
                 counts.unchanged = merged.unchanged
-            q_commit = append_quarantine(spark, cfg, quarantine_rows(classified, rec.run_id, now),
-                                         n_rows=counts.quarantined, run_id=rec.run_id)
+            q_rows, fresh = quarantine_rows(classified, rec.run_id, now), 0
+            if counts.quarantined:  # a row the same file already put there is not appended again
+                q_rows = not_yet_quarantined(q_rows, spark.table(cfg.table("quarantine"))).persist(
+                    StorageLevel.MEMORY_AND_DISK)
+                fresh = q_rows.count()
+                counts.already_quarantined = counts.quarantined - fresh
+            try:
+                q_commit = append_quarantine(spark, cfg, q_rows, n_rows=fresh, run_id=rec.run_id)
+            finally:
+                q_rows.unpersist()
             counts.quarantine_written = 0 if q_commit is None else q_commit.metric("numOutputRows")
         finally:
             classified.unpersist()

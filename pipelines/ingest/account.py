@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 # A file whose every row fails for one of these is unusable as a whole (wrong column, format
 # or --freq): that is a fatal SourceError rather than a quarantine of the whole file.
-_FATAL_IF_ALL = ("missing_series_id", "missing_timestamp", "bad_timestamp", "missing_value",
+_FATAL_IF_ALL = ("malformed_row", "missing_series_id", "missing_timestamp", "bad_timestamp", "missing_value",
                  "bad_value", "off_grid")
 _FATAL_HINT = {
+    "malformed_row": "check ingest.csv_delimiter, or quote the values that hold it",
     "missing_series_id": "check --series-col (data.series_col)",
     "missing_timestamp": "check --time-col (data.time_col)",
     "bad_timestamp": "check --time-col, or set ingest.timestamp_format for non-ISO timestamps",
@@ -52,6 +53,7 @@ class IngestCounts:
     updated: int = 0
     unchanged: int = 0
     quarantine_written: int = 0
+    already_quarantined: int = 0  # in quarantine from an earlier batch (the same file ingested again)
 
     @property
     def quarantined(self) -> int:
@@ -69,14 +71,16 @@ class IngestCounts:
         if not merged:
             return
         written = {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                   "quarantined": self.quarantine_written}
+                   "quarantined": self.quarantine_written, "already_quarantined": self.already_quarantined}
         negative = {k: v for k, v in written.items() if v < 0}
-        total = self.inserted + self.updated + self.unchanged + self.duplicates + self.quarantine_written
+        total = (self.inserted + self.updated + self.unchanged + self.duplicates + self.quarantine_written
+                 + self.already_quarantined)
         if negative or self.read != total:
+            already = f" + already quarantined {self.already_quarantined}" if self.already_quarantined else ""
             raise AccountingError(
                 f"rows do not add up: read {self.read} != inserted {self.inserted} + updated "
                 f"{self.updated} + unchanged {self.unchanged} + duplicates {self.duplicates} + "
-                f"quarantined {self.quarantine_written} (Delta's metrics of the writes; "
+                f"quarantined {self.quarantine_written}{already} (Delta's metrics of the writes; "
                 f"{self.valid} rows were valid and {self.quarantined} quarantined when counted)"
             )
 
@@ -87,6 +91,8 @@ class IngestCounts:
             "unchanged": self.unchanged, "duplicates": self.duplicates, "quarantined": self.quarantined,
         }
         counts.update({f"quarantined.{k}": v for k, v in sorted(self.quarantined_by_reason.items())})
+        if self.already_quarantined:
+            counts["already_quarantined"] = self.already_quarantined
         return counts
 
 

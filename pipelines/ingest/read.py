@@ -4,12 +4,20 @@ This is the only I/O of ingest. It fails with `SourceError`, naming the source o
 before anything is written when a source cannot be used at all (missing, empty, not
 CSV/Parquet, lacking a required column); the cheap checks on local files turn Spark's long
 errors into one line. Every column is read as text so that validation sees what the source held.
+
+CSV is read by each file's own header: files whose first lines differ are read apart and
+their columns matched by name (Spark would otherwise apply the first file's header to every
+file by position). A line with more or fewer fields than its header (an unquoted delimiter in
+a value, such as a decimal comma) keeps its text in `malformed`, and validation quarantines it:
+Spark's permissive parser would keep the first fields and drop the rest without a word.
 """
 
 from __future__ import annotations
 
 import glob
+import gzip
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +36,9 @@ _PARQUET_EXT = (".parquet", ".pq")
 _COMPRESSED_EXT = (".gz", ".bz2", ".zst", ".lz4", ".snappy", ".deflate")
 
 # Columns of the raw frame that `read_source` returns and `validate` takes (all strings).
-RAW_COLUMNS = ("series_raw", "ts_raw", "value_raw", "raw", "source_file")
+# `malformed`: a CSV line whose field count differs from its header's (else NULL).
+RAW_COLUMNS = ("series_raw", "ts_raw", "value_raw", "raw", "source_file", "malformed")
+_MALFORMED = "_lakecast_malformed"  # Spark's corrupt-record column while reading CSV
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ def _as_string(c: str, dtype: T.DataType) -> Column:
 
 
 def _to_raw(df: DataFrame, source: str, columns: ColumnNames, source_file: Column) -> DataFrame:
-    existing = list(df.columns)
+    existing = [c for c in df.columns if c != _MALFORMED]
     required = [columns.series, columns.time, columns.value]
     missing = [c for c in dict.fromkeys(required) if c not in existing]
     if missing:
@@ -145,13 +155,17 @@ def _to_raw(df: DataFrame, source: str, columns: ColumnNames, source_file: Colum
             "data.series_col/data.time_col/data.value_col"
         )
     types = {f.name: f.dataType for f in df.schema.fields}
-    text = df.select(*[_as_string(c, types[c]).alias(c) for c in existing], source_file.alias("_source_file"))
+    malformed = F.col(_MALFORMED) if _MALFORMED in df.columns else F.lit(None).cast("string")
+    text = df.select(*[_as_string(c, types[c]).alias(c) for c in existing], source_file.alias("_source_file"),
+                     malformed.alias("_malformed"))
+    as_json = F.to_json(F.struct(*[F.col(f"`{c}`") for c in existing]), {"ignoreNullFields": "false"})
     return text.select(
         F.col(f"`{columns.series}`").alias("series_raw"),
         F.col(f"`{columns.time}`").alias("ts_raw"),
         F.col(f"`{columns.value}`").alias("value_raw"),
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in existing]), {"ignoreNullFields": "false"}).alias("raw"),
+        F.coalesce(F.col("_malformed"), as_json).alias("raw"),  # a malformed row: its line as it was
         F.col("_source_file").alias("source_file"),
+        F.col("_malformed").alias("malformed"),
     )
 
 
@@ -173,16 +187,58 @@ def read_source(spark: SparkSession, source: str, columns: ColumnNames, cfg: Lak
         files = _local_files(source)
         fmt = fmt or _infer_format(source, files)
         _check_files(source, files, fmt)
-    reader = spark.read
-    if fmt == "csv":
-        reader = reader.options(header=str(cfg.ingest.csv_header).lower(), sep=cfg.ingest.csv_delimiter,
-                                inferSchema="false", mode="PERMISSIVE")
     # absolute: the JVM resolves relative paths against its own working directory (the home)
     paths = [source] if _is_remote(source) else [str(f.resolve()) for f in files]
-    df = reader.format(fmt).load(paths)
     log.info("reading %s source %s (%s)", fmt, source,
              "remote" if _is_remote(source) else f"{len(paths)} file(s)")
-    return _to_raw(df, source, columns, F.col("_metadata.file_path"))
+    if fmt != "csv":
+        return _to_raw(spark.read.format(fmt).load(paths), source, columns, F.col("_metadata.file_path"))
+    groups = [paths] if _is_remote(source) else _by_header(files, cfg.ingest.csv_header)
+    if len(groups) > 1:
+        log.info("source %s: %d different CSV headers; each group of files is read by its own", source,
+                 len(groups))
+    parts = [_to_raw(_read_csv(spark, group, cfg),
+                     source if len(groups) == 1 else f"{source} (file {group[0]}, a header of its own)",
+                     columns, F.col("_metadata.file_path"))
+             for group in groups]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def _first_line(f: Path) -> bytes | None:
+    """A local CSV file's first line (gzip read through), None where it cannot be read cheaply."""
+    if _suffix(f) == f.suffix.lower():
+        head = _head(f, 65536)
+    elif f.name.lower().endswith(".gz"):
+        with gzip.open(f, "rb") as fh:
+            head = fh.read(65536)
+    else:
+        return None
+    lines = head.splitlines()
+    return lines[0].removeprefix(b"\xef\xbb\xbf") if lines else b""
+
+
+def _by_header(files: Iterable[Path], header: bool) -> list[list[str]]:
+    """Absolute paths grouped by their first line: one group without headers. Files compressed
+    other than with gzip form a group of their own, read as Spark reads them (the first file's
+    header for all)."""
+    groups: dict[bytes | None, list[str]] = {}
+    for f in files:
+        if f.stat().st_size:  # an empty file holds no rows (and no header to read the others by)
+            groups.setdefault(_first_line(f) if header else b"", []).append(str(f.resolve()))
+    return list(groups.values())
+
+
+def _read_csv(spark: SparkSession, paths: list[str], cfg: LakecastConfig) -> DataFrame:
+    """CSV files sharing one header, every column as text, with the corrupt-record column."""
+    options = {"header": str(cfg.ingest.csv_header).lower(), "sep": cfg.ingest.csv_delimiter,
+               "inferSchema": "false", "mode": "PERMISSIVE"}
+    names = spark.read.options(**options).csv(paths[:1]).columns
+    schema = T.StructType([T.StructField(n, T.StringType()) for n in names]
+                          + [T.StructField(_MALFORMED, T.StringType())])
+    return (spark.read.options(**options, columnNameOfCorruptRecord=_MALFORMED).schema(schema).csv(paths))
 
 
 def _read_delta(spark: SparkSession, source: str, columns: ColumnNames) -> DataFrame:

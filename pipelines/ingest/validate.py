@@ -25,6 +25,7 @@ from pipelines.spark_utc import utc_lit
 
 # Quarantine reason codes, in the order they are checked (a row gets the first that applies).
 REASONS: dict[str, str] = {
+    "malformed_row": "the CSV line has more or fewer fields than its file's header",
     "missing_series_id": "the series id is null or blank",
     "missing_timestamp": "the timestamp is null or blank",
     "bad_timestamp": "the timestamp cannot be parsed (ISO 8601 expected, or ingest.timestamp_format)",
@@ -38,9 +39,13 @@ REASONS: dict[str, str] = {
 
 STATUS_VALID, STATUS_DUPLICATE, STATUS_QUARANTINED = "valid", "duplicate", "quarantined"
 
-# An explicit zone after a time of day: Z, +01:00, +0100, UTC, GMT+1 or a region id.
+# An explicit zone after a time of day: Z, +01:00, +0100, -4:00, UTC, GMT+1, a short id Spark
+# knows (EST, CET, IST ...) or a region id. (Text that looks zoned but that Spark cannot parse is
+# a bad_timestamp either way; only naive text is read in data.timezone.)
 _ZONE_RE = (r"\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?\s*"
-            r"(Z|[+-]\d{2}(:?\d{2})?|(UTC|GMT|UT)([+-]\d{1,2}(:?\d{2})?)?|[A-Za-z_]+/[A-Za-z_/+-]+)$")
+            r"(Z|[+-]\d{1,2}(:?\d{2})?|(UTC|GMT|UT)([+-]\d{1,2}(:?\d{2})?)?|[A-Z]{2,5}|[A-Za-z_]+/[A-Za-z_/+-]+)$")
+# A date first (a year of four digits or more): Spark would give a bare time of day today's date.
+_DATE_FIRST_RE = r"^[+-]?\d{4}"
 _DAY_US = 86_400 * 1_000_000
 _SUNDAY_EPOCH_US = 3 * _DAY_US  # 1970-01-04, the first Sunday: pandas' W is W-SUN (W-MON: a day later)
 
@@ -77,7 +82,7 @@ def parse_timestamp(raw: Column, rules: IngestRules) -> Column:
     if rules.timestamp_format:
         parsed = F.try_to_timestamp(text, F.lit(rules.timestamp_format))
     else:
-        parsed = text.try_cast("timestamp")
+        parsed = F.when(text.rlike(_DATE_FIRST_RE), text.try_cast("timestamp"))
     if rules.timezone == "UTC":
         return parsed
     naive = ~text.rlike(_ZONE_RE)
@@ -118,6 +123,8 @@ def _reason_text(code: str, rules: IngestRules, ts: Column, cutoff: datetime) ->
     cols = rules.columns
     iso = F.date_format(ts, "yyyy-MM-dd'T'HH:mm:ss'Z'")
     texts: dict[str, Column] = {
+        "malformed_row": F.lit("the line has more or fewer fields than its file's header; quote a value that "
+                               "holds the delimiter (a decimal comma?) or set ingest.csv_delimiter"),
         "missing_series_id": F.lit(f"series id column '{cols.series}' is null or blank"),
         "missing_timestamp": F.lit(f"timestamp column '{cols.time}' is null or blank"),
         "bad_timestamp": F.format_string(
@@ -168,6 +175,7 @@ def validate(raw: DataFrame, rules: IngestRules, now: datetime | None = None) ->
         value.alias("value"),
     )
     checks: list[tuple[str, Column]] = [
+        ("malformed_row", F.col("malformed").isNotNull()),
         ("missing_series_id", F.col("series_id").isNull()),
         ("missing_timestamp", _blank(F.col("ts_raw"))),
         ("bad_timestamp", F.col("ts").isNull()),

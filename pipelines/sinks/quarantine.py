@@ -1,4 +1,9 @@
-"""Writer of the governed `quarantine` table: rejected rows are appended, never dropped silently."""
+"""Writer of the governed `quarantine` table: rejected rows are appended, never dropped silently.
+
+A row already in quarantine from an earlier batch (the same file, reason code and raw row: the
+same file ingested again) is not appended twice, so re-running an ingest changes no table; the
+batch counts it as `already_quarantined`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,17 @@ from pipelines.tables.commits import Commit, commit_of_run
 from pipelines.tables.specs import QUARANTINE
 
 log = logging.getLogger(__name__)
+
+
+# What makes two quarantine rows the same rejection.
+SAME_REJECTION = ("source_file", "reason_code", "raw")
+
+
+def not_yet_quarantined(rows: DataFrame, quarantine: DataFrame) -> DataFrame:
+    """`rows` less those `quarantine` already holds (the same file, reason code and raw row)."""
+    held = quarantine.select(*SAME_REJECTION).distinct()
+    cond = [rows[c].eqNullSafe(held[c]) for c in SAME_REJECTION]
+    return rows.join(held, cond, "left_anti")
 
 
 def append_quarantine(spark: SparkSession, cfg: LakecastConfig, rows: DataFrame, *, n_rows: int,
