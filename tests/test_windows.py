@@ -478,6 +478,19 @@ def test_constant_window_is_scaled_by_its_level(spark: Any, cfg: LakecastConfig,
         assert np.isfinite(r["inputs"]).all() and np.isfinite(r["targets"]).all()
 
 
+@STRATEGY
+def test_a_series_of_tiny_values_is_scaled_by_its_own_spread(spark: Any, cfg: LakecastConfig, strategy: str) -> None:
+    """Values about 1e-6 vary on their own scale: scaled by 1 they reached the network as zeros, and its noise
+    in scaled units came back a thousand times the series (a flat window of them is scaled by its level)."""
+    c = small_cfg(cfg, f"windows.strategy={strategy}")
+    tiny = [1e-6 * (1.0 + 0.1 * (i % 3)) for i in range(6)]
+    rows = collect(training_windows(frame(spark, hourly("a", tiny) + hourly("b", [0.5e-6] * 6)), c))
+    (loc, scale), flat = [(r["scale_loc"], r["scale_scale"]) for r in rows]
+    assert loc == pytest.approx(np.mean(tiny[:4]), rel=1e-9) and scale == pytest.approx(np.std(tiny[:4]), rel=1e-9)
+    assert flat == (0.5e-6, 0.5e-6)
+    assert np.abs(rows[0]["inputs"][::len(rows[0]["inputs"]) // 4]).max() > 0.5  # unit-sized, not ~1e-7
+
+
 @pytest.mark.tz
 def test_split_cutoffs_count_back_from_the_end(spark: Any, cfg: LakecastConfig) -> None:
     c = make_config(cfg.home, "train.val_periods=5", "train.test_periods=3")

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
 US_PER_DAY = 86_400_000_000
-# A standard deviation below this fraction of max(1, |mean|) counts as zero variance.
+# A standard deviation at or below this fraction of |mean| counts as zero variance. Relative to the
+# mean alone (not to max(1, |mean|)): a series of values about 1e-6 varies on its own scale, and scaling
+# it by 1 made the network's noise in scaled units a thousand times the series.
 MIN_REL_STD = 1e-6
 _TWO_PI = 2.0 * math.pi
 
@@ -86,13 +88,13 @@ def calendar_feature_cols(kinds: tuple[str, ...], ts_us: Column, month: Column) 
 
 
 def guard_scale(loc: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The standard deviation, or max(1, |mean|) where it is (near) zero."""
-    ref = np.maximum(1.0, np.abs(loc))
-    return np.where(std > MIN_REL_STD * ref, std, ref)
+    """The standard deviation, or |mean| (1 where the mean is 0) where it is (near) zero beside the mean."""
+    size = np.abs(loc)
+    return np.where(std > MIN_REL_STD * size, std, np.where(size > 0, size, 1.0))
 
 
 def guard_scale_col(loc: Column, std: Column) -> Column:
     from pyspark.sql import functions as F
 
-    ref = F.greatest(F.lit(1.0), F.abs(loc))
-    return F.when(std > ref * MIN_REL_STD, std).otherwise(ref)
+    size = F.abs(loc)
+    return F.when(std > size * MIN_REL_STD, std).otherwise(F.when(size > 0, size).otherwise(F.lit(1.0)))
