@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from conf import LakecastConfig
@@ -49,6 +50,29 @@ def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(tmp_path: Pat
     log = tmp_path / "logs" / "lakecast-errors.log"
     assert msg == f"KeyError: 'stage 3 lost' (traceback in {log})"
     assert "Traceback (most recent call last)" in log.read_text() and "stage 3 lost" in log.read_text()
+
+
+def test_the_error_log_keeps_no_series_id_of_a_forget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lakecast forget` exists so that nothing keeps the id; a failed one must not write it to the log."""
+    from conf import load_config
+    from jobs._cli.context import unexpected_error
+
+    cfg = load_config(None, [f"home={tmp_path}"], env={})
+    monkeypatch.setattr("sys.argv", ["lakecast", "forget", "--series", "patient-4711", "--series=patient-42",
+                                     "--reason", "erasure request"])
+    try:
+        raise RuntimeError("metastore unreachable")
+    except RuntimeError as e:
+        unexpected_error(cfg, e)
+    log = (tmp_path / "logs" / "lakecast-errors.log").read_text()
+    assert "metastore unreachable" in log and "erasure request" in log
+    assert "patient-4711" not in log and "patient-42" not in log and log.count("<a series to forget>") == 2
+    monkeypatch.setattr("sys.argv", ["lakecast", "predict", "--series", "kept"])  # other commands: as typed
+    try:
+        raise RuntimeError("later")
+    except RuntimeError as e:
+        unexpected_error(cfg, e)
+    assert "--series kept" in (tmp_path / "logs" / "lakecast-errors.log").read_text()
 
 
 def test_missing_java_is_explained(tmp_path: Path) -> None:

@@ -96,6 +96,29 @@ def as_of_option(help: str) -> Callable[[F], F]:
     return click.option("--as-of", "as_of", default=None, metavar="T", callback=_check_as_of, help=help)
 
 
+FORGOTTEN = "<a series to forget>"
+
+
+def loggable_argv(argv: list[str]) -> list[str]:
+    """The command line as the error log may keep it: `lakecast forget`'s series ids left out (the
+    command exists so that nothing keeps them; its `forget_log` holds only a salted hash)."""
+    if "forget" not in argv:
+        return list(argv)
+    out, hide = [], False
+    for a in argv:
+        if hide:
+            out.append(FORGOTTEN)
+            hide = False
+        elif a == "--series":
+            out.append(a)
+            hide = True
+        elif a.startswith("--series="):
+            out.append(f"--series={FORGOTTEN}")
+        else:
+            out.append(a)
+    return out
+
+
 def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
     """A one-line message for an error lakecast did not anticipate; the traceback goes to a file.
 
@@ -114,7 +137,7 @@ def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
-            fh.write(redact_text(f"--- {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {' '.join(sys.argv)}\n"))
+            fh.write(redact_text(f"--- {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {' '.join(loggable_argv(sys.argv))}\n"))
             fh.write(redact_text("".join(traceback.format_exception(e))))
         where = f"traceback in {path}"
     except OSError:
