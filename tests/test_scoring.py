@@ -255,7 +255,9 @@ def test_lineage_and_job_run_are_recorded(spark: Any, scored: dict[str, Any]) ->
     details = json.loads(run.details)
     assert details["model_version"] == ref.version and details["model_run_id"] == ref.run_id
     assert details["precision"] == "fp32" and details["precision_reason"] == "scoring.precision is fp32"
-    assert result.summary()["series skipped"] == "stale: 1, too_short: 1"
+    # which series got no forecast, not only how many
+    assert result.summary()["series skipped"] == "stale: 1 (stale0), too_short: 1 (short0)"
+    assert details["skipped_series"] == {"stale": ["stale0"], "too_short": ["short0"]}
 
 
 def test_rerun_same_as_of_replaces_never_duplicates(spark: Any, scored: dict[str, Any]) -> None:

@@ -10,16 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conf import LakecastConfig
-from conf.utc import to_utc_micros, utc_aware
+from conf.utc import from_utc_micros, to_utc_micros, utc_aware
 from pipelines.flows.backfill import already_scored
 from pipelines.flows.predict import default_as_of
 from pipelines.session.settings import spark_settings
 from pipelines.spark_utc import distinct_utc, max_utc, utc_lit
 from pipelines.tables.sql_query import run_statement
 from pipelines.tables.views import latest_runs
+from pipelines.windows.grid import GridSpec, anchor_of, step_at_or_before, step_micros
+from tests.conftest import make_config
 from tests.demo_runs import ZONES, DemoRun
 
 END = datetime(2024, 12, 31, 23)  # the demo's newest hour; 5 h before midnight UTC, 18:00 in New York
@@ -70,6 +73,19 @@ def test_default_as_of_is_the_newest_observation(spark: Any, cfg: LakecastConfig
     assert default_as_of(obs, cfg, now=datetime(2024, 12, 31, 21, 30)) == datetime(2024, 12, 31, 20, 30)
     aware = datetime(2025, 1, 1, 3, 0, tzinfo=UTC).astimezone()  # the same instant in the host's zone
     assert default_as_of(obs, cfg, now=aware - timedelta(hours=5, minutes=30)) == datetime(2024, 12, 31, 20, 30)
+    # period-end steps: on a month's last day that month is still running (the origin is the month before)
+    me = make_config(cfg.home, "data.freq=ME")
+    monthly = _obs(spark, [datetime(2023, 12, 31), datetime(2024, 1, 31)])  # a month-to-date row for January
+    grid = GridSpec.from_config(me)
+
+    def origin(now: datetime) -> datetime:  # the grid step at or before the default as-of
+        t_us = to_utc_micros(default_as_of(monthly, me, now=now))
+        anchor = anchor_of(grid, np.array([t_us]))
+        return from_utc_micros(int(step_micros(grid, anchor, np.array([step_at_or_before(grid, anchor, t_us)]))[0]))
+
+    assert origin(datetime(2024, 1, 31, 10)) == datetime(2023, 12, 31)  # was January, still running
+    assert origin(datetime(2024, 1, 30, 10)) == datetime(2023, 12, 31)
+    assert origin(datetime(2024, 2, 1)) == datetime(2024, 1, 31)
 
 
 @pytest.mark.tz

@@ -14,7 +14,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 JOB = "predict"
 DEFAULT_ALIAS = "champion"
+SHOWN_SKIPPED = 3    # skipped series named per reason in the summary
+RECORDED_SKIPPED = 20  # ... and in job_runs.details.skipped_series
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,12 @@ class PredictResult:
     counts: dict[str, int] = field(default_factory=dict)
     forecasts_version: int | None = None
     shadow: PinnedModel | None = None   # the challenger scored beside the model, if any
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # the first series skipped per reason
 
     def summary(self) -> dict[str, Any]:
         skipped = {k.removeprefix("skipped_"): v for k, v in self.counts.items() if k.startswith("skipped_")}
+        named = {k: f" ({', '.join(ids[:SHOWN_SKIPPED])}{', ...' if skipped[k] > SHOWN_SKIPPED else ''})"
+                 for k, ids in self.skipped.items() if ids and k in skipped}
         return {
             "as of": f"{self.as_of:%Y-%m-%d %H:%M:%S}",
             "model": f"{self.model.key}" + (f" (alias {self.model.alias})" if self.model.alias else ""),
@@ -84,7 +89,7 @@ class PredictResult:
                if "changed_series" in self.counts else {}),
             "series": self.counts.get("series", 0),
             "series scored": self.counts.get("scored_series", 0),
-            "series skipped": ", ".join(f"{k}: {v}" for k, v in skipped.items()) or "none",
+            "series skipped": ", ".join(f"{k}: {v}{named.get(k, '')}" for k, v in skipped.items()) or "none",
             "forecast rows": f"{self.counts.get('forecast_rows', 0)} ({self.counts.get('inserted', 0)} new, "
                              f"{self.counts.get('updated', 0)} replaced)",
             **({"shadow": f"{self.shadow.key} (alias challenger): "
@@ -169,7 +174,9 @@ def default_as_of(obs: DataFrame, cfg: LakecastConfig, now: datetime | None = No
     from pipelines.windows.grid import GridSpec, shift
 
     grid, t = GridSpec.from_config(cfg), naive_utc(now or datetime.now(UTC))
-    complete = t if grid.period_end else shift(grid, t, -1)  # a period-end stamp is already complete
+    # A period-end stamp (ME: Jan 31) names a period that ends a day later: on its last day it is
+    # still running, so the latest complete one is at or before a day ago.
+    complete = t - timedelta(days=1) if grid.period_end else shift(grid, t, -1)
     newest = max_utc(obs, OBS_TIME)  # read as micros: collect() would give host-local time
     return complete if newest is None else min(complete, newest)
 
@@ -239,6 +246,7 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             all_counts.update({f"{prefix}{k}": v for k, v in counts.items()})
             if result is None:
                 result = PredictResult(rec.run_id, as_of_dt, m, source_version, all_counts, shadow=shadow)
+                _name_skipped(scored, counts, result, rec)
         assert result is not None
         total = sum(v for k, v in all_counts.items() if k.endswith("forecast_rows"))
         if total:
@@ -277,6 +285,20 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
             obs.unpersist()
     rec.row_counts.update(all_counts)
     return result
+
+
+def _name_skipped(scored: DataFrame, counts: dict[str, int], result: PredictResult, rec: RunRecord) -> None:
+    """Which series got no forecast, not only how many: the first of each reason, in the log,
+    `job_runs.details.skipped_series` and the summary."""
+    from pipelines.scoring.spark import skipped_series
+
+    reasons = [k.removeprefix("skipped_") for k, v in counts.items() if k.startswith("skipped_") and v]
+    if not reasons:
+        return
+    result.skipped = skipped_series(scored, reasons, RECORDED_SKIPPED)
+    rec.details["skipped_series"] = result.skipped
+    more = {k: " ..." if counts[f"skipped_{k}"] > len(v) else "" for k, v in result.skipped.items()}
+    log.info("series skipped: %s", "; ".join(f"{k}: {', '.join(v)}{more[k]}" for k, v in result.skipped.items()))
 
 
 def _changed_since_scored(spark: SparkSession, cfg: LakecastConfig, obs: DataFrame, models: list[PinnedModel],

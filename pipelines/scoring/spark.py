@@ -85,6 +85,15 @@ def forecast_rows(scored: DataFrame, lineage: Lineage) -> DataFrame:
     )
 
 
+def skipped_series(scored: DataFrame, reasons: list[str], n: int) -> dict[str, list[str]]:
+    """The first `n` series ids (in order) skipped for each of `reasons`: a count alone does not
+    tell a user which of their series got no forecast."""
+    from pyspark.sql import functions as F
+
+    return {r: [row["series_id"] for row in scored.where(F.col("skip_reason") == r).select("series_id")
+                .distinct().orderBy("series_id").limit(n).collect()] for r in reasons}
+
+
 def scored_counts(scored: DataFrame) -> dict[str, int]:
     """Rows by outcome in one pass: `forecast_rows`, and windows skipped per reason."""
     counts = {r["skip_reason"]: int(r["count"]) for r in scored.groupBy("skip_reason").count().collect()}
