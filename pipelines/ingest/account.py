@@ -40,9 +40,10 @@ class IngestCounts:
 
     `read`, `valid`, `duplicates` and `quarantined_by_reason` come from counting the classified
     rows; `inserted`, `updated` and `unchanged` from Delta's metrics of the MERGE into
-    observations, and `quarantine_written` from Delta's metrics of the quarantine append. So
-    the identity read = inserted + updated + unchanged + duplicates + quarantined is a check
-    of what was written against what was read, not true by construction.
+    observations, and `quarantine_written` from Delta's metrics of the quarantine append
+    (`already_quarantined`: the rows an earlier batch of the same file put there, not appended
+    again). So the identity read = inserted + updated + unchanged + duplicates + quarantined is a
+    check of what was written against what was read, not true by construction.
     """
 
     read: int = 0

@@ -212,8 +212,11 @@ def _first_line(f: Path) -> bytes | None:
     if _suffix(f) == f.suffix.lower():
         head = _head(f, 65536)
     elif f.name.lower().endswith(".gz"):
-        with gzip.open(f, "rb") as fh:
-            head = fh.read(65536)
+        try:
+            with gzip.open(f, "rb") as fh:
+                head = fh.read(65536)
+        except (OSError, EOFError):  # not gzip after all, or cut short: Spark's reader names the file
+            return None
     else:
         return None
     lines = head.splitlines()
