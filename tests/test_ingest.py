@@ -285,6 +285,14 @@ def test_naive_timestamps_are_read_in_the_configured_timezone(spark: Any) -> Non
 
 
 @pytest.mark.tz
+def test_am_and_pm_are_not_zones(spark: Any) -> None:
+    """A 12-hour clock's AM/PM after the time is not a zone id: the text stays naive, read in data.timezone."""
+    raw = spark.createDataFrame([("s", "01/15/2024 10:00 PM", "1", "{}", "f", None)], RAW_SCHEMA)
+    rules = _rules(timezone="Europe/Berlin", timestamp_format="MM/dd/yyyy hh:mm a")
+    assert [r["ts"] for r in collect_utc(validate(raw, rules, now=NOW))] == [datetime(2024, 1, 15, 21)]
+
+
+@pytest.mark.tz
 def test_a_time_without_a_date_is_a_bad_timestamp_not_today(spark: Any) -> None:
     """Spark would give '13:00' the date of the run: the same file ingested tomorrow would add new rows."""
     raw = spark.createDataFrame([(f"s{i}", t, "1", "{}", "f", None) for i, t in enumerate(
@@ -300,15 +308,19 @@ def test_csv_files_are_read_by_their_own_headers(spark: Any, fresh_db: Callable[
     their columns differently would store one file's `temp` as the value."""
     cfg = fresh_db()
     folder = tmp_path / "mixed_headers"
-    _csv(folder / "a.csv", "h1,2024-01-01T00:00:00Z,1,-5\n", header="series_id,ts,value,temp")
+    _csv(folder / "a.csv", "h1,2024-01-01T00:00:00Z,1,-5\nh1,2024-01-01T06:00:00Z\n",  # a line short of a field
+         header="series_id,ts,value,temp")
     _csv(folder / "b.csv", "h1,2024-01-01T01:00:00Z,-6,2\n", header="series_id,ts,temp,value")
     _csv(folder / "c.csv", "0,h1,2024-01-01T02:00:00Z,3\n", header=",series_id,ts,value")  # pandas' index
     with gzip.open(folder / "d.csv.gz", "wt") as fh:
         fh.write("value,ts,series_id\n4,2024-01-01T03:00:00Z,h1\n")
     (folder / "e.csv").write_text("")  # empty: no rows, no header
+    with gzip.open(folder / "e2.csv.gz", "wt") as fh:  # empty inside, not on disk
+        fh.write("")
+    (folder / "g.csv").write_text("\n\nseries_id,ts,value\nh1,2024-01-01T04:00:00Z,5\n")  # blank lines first
     r = ingest.run(spark, cfg, str(folder), now=NOW)
-    assert (r.counts.read, r.counts.inserted, r.counts.quarantined) == (4, 4, 0)
-    assert [row["value"] for row in spark.table(cfg.table("observations")).orderBy("ts").collect()] == [1, 2, 3, 4]
+    assert (r.counts.read, r.counts.inserted, r.counts.quarantined_by_reason) == (6, 5, {"malformed_row": 1})
+    assert [row["value"] for row in spark.table(cfg.table("observations")).orderBy("ts").collect()] == [1, 2, 3, 4, 5]
     _csv(folder / "f.csv", "h1,2024-01-01T04:00:00Z,5\n", header="id,ts,value")
     with pytest.raises(SourceError, match=r"f\.csv, a header of its own\): required column\(s\) series_id not found"):
         ingest.run(spark, cfg, str(folder), now=NOW)

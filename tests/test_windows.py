@@ -147,8 +147,7 @@ def ref_window(cfg: LakecastConfig, grid: RefGrid, vals: list[float | None], obs
     xs = [v for v in x if v is not None]
     loc = sum(xs) / len(xs)
     std = math.sqrt(sum((v - loc) ** 2 for v in xs) / len(xs))
-    ref = max(1.0, abs(loc))
-    scale = std if std > 1e-6 * ref else ref
+    scale = std if std > 1e-6 * abs(loc) else (abs(loc) or 1.0)
     inputs: list[float] = []
     before: list[float | None] = [vals[start + t] if start + t >= 0 else None for t in range(-ctx, 0)]
     for t, v in enumerate(before + x, start=-ctx):
@@ -267,6 +266,7 @@ def series_sets(draw: st.DrawFn) -> tuple[str, list[Row], int]:
     for i in range(draw(st.integers(1, 3))):
         offset = draw(st.integers(0, 6))
         length = draw(st.integers(1, 24))
+        unit = draw(st.sampled_from([1.0, 0.25, 1e-7]))  # flat windows of a level under 1 (the scale guard)
         span = max(span, offset + length)
         phase = timedelta(minutes=draw(st.sampled_from([0, 7, 30]))) if freq in FIXED else timedelta(0)
         for j in range(length):
@@ -276,14 +276,14 @@ def series_sets(draw: st.DrawFn) -> tuple[str, list[Row], int]:
                 ts = month_stamp(freq, 2023 * 12 + (offset + j) * MONTHS[freq])
             else:
                 ts = T0 + phase + (offset + j) * FIXED[freq]
-            value: float | None = float(draw(st.integers(-5, 5)))
+            value: float | None = unit * draw(st.integers(-5, 5))
             kind = draw(st.integers(0, 19))
             if kind == 0:
                 value = None
             elif kind == 1:
                 value = math.nan
             elif kind == 2:  # a duplicate row of the same step
-                rows.append((f"s{i}", ts, float(draw(st.integers(-5, 5)))))
+                rows.append((f"s{i}", ts, unit * draw(st.integers(-5, 5))))
             rows.append((f"s{i}", ts, value))
     return freq, rows, span
 

@@ -110,7 +110,7 @@ def count_outcomes(classified: DataFrame, source: str, rules: IngestRules) -> In
     an empty source or a file of which every row fails the same way (it is unusable as a whole).
     """
     code = F.col("reason_code")
-    sample = (F.when(code.isin("missing_series_id"), F.col("raw"))
+    sample = (F.when(code.isin("missing_series_id", "malformed_row"), F.col("raw"))
               .when(code.isin("missing_timestamp", "bad_timestamp", "off_grid"), F.col("ts_raw"))
               .when(code.isin("missing_value", "bad_value"), F.col("value_raw")))
     rows = (classified.groupBy("source_file", "status", "reason_code")

@@ -5,11 +5,13 @@ before anything is written when a source cannot be used at all (missing, empty, 
 CSV/Parquet, lacking a required column); the cheap checks on local files turn Spark's long
 errors into one line. Every column is read as text so that validation sees what the source held.
 
-CSV is read by each file's own header: files whose first lines differ are read apart and
-their columns matched by name (Spark would otherwise apply the first file's header to every
-file by position). A line with more or fewer fields than its header (an unquoted delimiter in
-a value, such as a decimal comma) keeps its text in `malformed`, and validation quarantines it:
-Spark's permissive parser would keep the first fields and drop the rest without a word.
+Local CSV files (plain or gzip) are read by each file's own header: files whose first lines differ
+are read apart and their columns matched by name (Spark would otherwise apply the first file's
+header to every file by position). A remote source, and local files compressed otherwise, are
+read as Spark reads them: their files must share one header. A line with more or fewer fields
+than its header (an unquoted delimiter in a value, such as a decimal comma) keeps its text in
+`malformed`, and validation quarantines it: Spark's permissive parser would keep the first fields
+and drop the rest without a word.
 """
 
 from __future__ import annotations
@@ -194,6 +196,8 @@ def read_source(spark: SparkSession, source: str, columns: ColumnNames, cfg: Lak
     if fmt != "csv":
         return _to_raw(spark.read.format(fmt).load(paths), source, columns, F.col("_metadata.file_path"))
     groups = [paths] if _is_remote(source) else _by_header(files, cfg.ingest.csv_header)
+    if not groups:
+        raise SourceError(f"source {source}: every file is blank; it is an empty source")
     if len(groups) > 1:
         log.info("source %s: %d different CSV headers; each group of files is read by its own", source,
                  len(groups))
@@ -208,7 +212,8 @@ def read_source(spark: SparkSession, source: str, columns: ColumnNames, cfg: Lak
 
 
 def _first_line(f: Path) -> bytes | None:
-    """A local CSV file's first line (gzip read through), None where it cannot be read cheaply."""
+    """A local CSV file's first non-blank line (Spark skips blank lines; gzip read through): b"" where
+    it holds none (no header, no rows), None where it cannot be read cheaply."""
     if _suffix(f) == f.suffix.lower():
         head = _head(f, 65536)
     elif f.name.lower().endswith(".gz"):
@@ -219,8 +224,7 @@ def _first_line(f: Path) -> bytes | None:
             return None
     else:
         return None
-    lines = head.splitlines()
-    return lines[0].removeprefix(b"\xef\xbb\xbf") if lines else b""
+    return next((ln for ln in head.removeprefix(b"\xef\xbb\xbf").splitlines() if ln.strip()), b"")
 
 
 def _by_header(files: Iterable[Path], header: bool) -> list[list[str]]:
@@ -229,8 +233,9 @@ def _by_header(files: Iterable[Path], header: bool) -> list[list[str]]:
     header for all)."""
     groups: dict[bytes | None, list[str]] = {}
     for f in files:
-        if f.stat().st_size:  # an empty file holds no rows (and no header to read the others by)
-            groups.setdefault(_first_line(f) if header else b"", []).append(str(f.resolve()))
+        line = _first_line(f) if f.stat().st_size else b""
+        if line != b"":  # a file without a non-blank line holds no rows (and no header to read others by)
+            groups.setdefault(line if header else b"", []).append(str(f.resolve()))
     return list(groups.values())
 
 

@@ -40,10 +40,10 @@ REASONS: dict[str, str] = {
 STATUS_VALID, STATUS_DUPLICATE, STATUS_QUARANTINED = "valid", "duplicate", "quarantined"
 
 # An explicit zone after a time of day: Z, +01:00, +0100, -4:00, UTC, GMT+1, a short id Spark
-# knows (EST, CET, IST ...) or a region id. (Text that looks zoned but that Spark cannot parse is
+# knows (EST, CET, IST ...; not AM or PM) or a region id. (Text that looks zoned but that Spark cannot parse is
 # a bad_timestamp either way; only naive text is read in data.timezone.)
 _ZONE_RE = (r"\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?\s*"
-            r"(Z|[+-]\d{1,2}(:?\d{2})?|(UTC|GMT|UT)([+-]\d{1,2}(:?\d{2})?)?|[A-Z]{2,5}|[A-Za-z_]+/[A-Za-z_/+-]+)$")
+            r"(Z|[+-]\d{1,2}(:?\d{2})?|(UTC|GMT|UT)([+-]\d{1,2}(:?\d{2})?)?|(?!(AM|PM)$)[A-Z]{2,5}|[A-Za-z_]+/[A-Za-z_/+-]+)$")
 # A date first (a year of four digits or more): Spark would give a bare time of day today's date.
 _DATE_FIRST_RE = r"^[+-]?\d{4}"
 _DAY_US = 86_400 * 1_000_000

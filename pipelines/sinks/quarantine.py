@@ -23,8 +23,14 @@ SAME_REJECTION = ("source_file", "reason_code", "raw")
 
 
 def not_yet_quarantined(rows: DataFrame, quarantine: DataFrame) -> DataFrame:
-    """`rows` less those `quarantine` already holds (the same file, reason code and raw row)."""
-    held = quarantine.select(*SAME_REJECTION).distinct()
+    """`rows` less those `quarantine` already holds (the same file, reason code and raw row).
+
+    Only the quarantine rows of the batch's own files are read into the join (the file names are
+    few: broadcast). Two ingests of one file at the same moment may both append."""
+    from pyspark.sql import functions as F
+
+    files = F.broadcast(rows.select("source_file").distinct())
+    held = quarantine.select(*SAME_REJECTION).join(files, "source_file", "left_semi").distinct()
     cond = [rows[c].eqNullSafe(held[c]) for c in SAME_REJECTION]
     return rows.join(held, cond, "left_anti")
 
