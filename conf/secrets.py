@@ -108,3 +108,26 @@ class RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+FORGOTTEN = "<a series to forget>"
+
+
+def loggable_argv(argv: list[str]) -> list[str]:
+    """The command line as the error log may keep it: `lakecast forget`'s series ids left out (the
+    command exists so that nothing keeps them; its `forget_log` holds only a salted hash)."""
+    if "forget" not in argv:
+        return list(argv)
+    out, hide = [], False
+    for a in argv:
+        if hide:
+            out.append(FORGOTTEN)
+            hide = False
+        elif a == "--series":
+            out.append(a)
+            hide = True
+        elif a.startswith("--series="):
+            out.append(f"--series={FORGOTTEN}")
+        else:
+            out.append(a)
+    return out

@@ -257,7 +257,8 @@ def test_lineage_and_job_run_are_recorded(spark: Any, scored: dict[str, Any]) ->
     assert details["precision"] == "fp32" and details["precision_reason"] == "scoring.precision is fp32"
     # which series got no forecast, not only how many
     assert result.summary()["series skipped"] == "stale: 1 (stale0), too_short: 1 (short0)"
-    assert details["skipped_series"] == {"stale": ["stale0"], "too_short": ["short0"]}
+    assert result.skipped == {"stale": ["stale0"], "too_short": ["short0"]}
+    assert "skipped_series" not in details  # no series id in the append-only run log (forget could not remove it)
 
 
 def test_rerun_same_as_of_replaces_never_duplicates(spark: Any, scored: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import click
 
 from conf import ConfigError, LakecastConfig, load_config
 from conf.errors import LakecastError
-from conf.secrets import RedactingFilter, redact_text
+from conf.secrets import RedactingFilter, loggable_argv, redact_text
 from jobs._cli.driver_client import DriverMismatch, forward
 
 if TYPE_CHECKING:
@@ -94,29 +94,6 @@ def _check_as_of(ctx: click.Context, param: click.Parameter, value: str | None) 
 def as_of_option(help: str) -> Callable[[F], F]:
     """`--as-of T`, the scheduler's logical date (ISO, UTC): checked before Spark starts."""
     return click.option("--as-of", "as_of", default=None, metavar="T", callback=_check_as_of, help=help)
-
-
-FORGOTTEN = "<a series to forget>"
-
-
-def loggable_argv(argv: list[str]) -> list[str]:
-    """The command line as the error log may keep it: `lakecast forget`'s series ids left out (the
-    command exists so that nothing keeps them; its `forget_log` holds only a salted hash)."""
-    if "forget" not in argv:
-        return list(argv)
-    out, hide = [], False
-    for a in argv:
-        if hide:
-            out.append(FORGOTTEN)
-            hide = False
-        elif a == "--series":
-            out.append(a)
-            hide = True
-        elif a.startswith("--series="):
-            out.append(f"--series={FORGOTTEN}")
-        else:
-            out.append(a)
-    return out
 
 
 def unexpected_error(cfg: LakecastConfig, e: BaseException) -> str:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 JOB = "predict"
 DEFAULT_ALIAS = "champion"
 SHOWN_SKIPPED = 3    # skipped series named per reason in the summary
-RECORDED_SKIPPED = 20  # ... and in job_runs.details.skipped_series
+RECORDED_SKIPPED = 20  # ... and in the log
 
 
 @dataclass(frozen=True)
@@ -288,15 +288,15 @@ def score_and_write(spark: SparkSession, cfg: LakecastConfig, model: PinnedModel
 
 
 def _name_skipped(scored: DataFrame, counts: dict[str, int], result: PredictResult, rec: RunRecord) -> None:
-    """Which series got no forecast, not only how many: the first of each reason, in the log,
-    `job_runs.details.skipped_series` and the summary."""
+    """Which series got no forecast, not only how many: the first of each reason, in the log and
+    the summary. Not in `job_runs`: its event log is append-only, so `lakecast forget` could not
+    remove an id from it."""
     from pipelines.scoring.spark import skipped_series
 
     reasons = [k.removeprefix("skipped_") for k, v in counts.items() if k.startswith("skipped_") and v]
     if not reasons:
         return
     result.skipped = skipped_series(scored, reasons, RECORDED_SKIPPED)
-    rec.details["skipped_series"] = result.skipped
     more = {k: " ..." if counts[f"skipped_{k}"] > len(v) else "" for k, v in result.skipped.items()}
     log.info("series skipped: %s", "; ".join(f"{k}: {', '.join(v)}{more[k]}" for k, v in result.skipped.items()))
 

@@ -16,6 +16,7 @@ from typing import IO
 
 from conf import LakecastConfig
 from conf.errors import CatalogBusyError
+from conf.secrets import loggable_argv
 
 
 class CatalogLock:
@@ -49,7 +50,7 @@ class CatalogLock:
             ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} ({' '.join(Path(sys.argv[0]).name.split() + sys.argv[1:3])})\n")
+        fh.write(f"pid {os.getpid()} ({' '.join(Path(sys.argv[0]).name.split() + loggable_argv(sys.argv)[1:3])})\n")
         fh.flush()
         self._fh = fh
 
