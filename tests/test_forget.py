@@ -142,6 +142,12 @@ def test_no_data_or_change_data_file_holds_the_series(spark: Any, forgotten: For
 
     after = _ids_in_parquet(_warehouse(cfg))  # every Parquet file: data, _change_data, checkpoints
     assert _holding(after, SUBJECT) == []
+    # no commit's own record names it (a DELETE's predicate, literals and all, would stay in the log and in
+    # DESCRIBE HISTORY; files' min/max statistics may hold it until log retention, as the README says)
+    infos = [ln for f in _warehouse(cfg).rglob("_delta_log/*.json") for ln in f.read_text().splitlines()
+             if ln.startswith('{"commitInfo"')]
+    assert any('"operation":"MERGE"' in ln and out.job_run_id in ln for ln in infos)  # the delete, tagged
+    assert not [ln for ln in infos if SUBJECT in ln]
     assert {f.split("/")[0] for f in _holding(after, "k1")} == {"observations", "quarantine", "forecasts",
                                                                  "forecast_accuracy"}
     assert {f.split("/")[0] for f in _holding(after, "k2")} == {"observations", "forecasts", "forecast_accuracy"}

@@ -108,9 +108,10 @@ def _forget_table(spark: SparkSession, cfg: LakecastConfig, name: str, hashes: d
     if counts:
         commit = delete_series(spark, table, ids, tag=tag)
         version = commit.version
-        if commit.metrics.get("numDeletedRows", sum(counts.values())) != sum(counts.values()):
-            log.warning("%s: DELETE version %d removed %s rows, %d were counted before (a concurrent write)",
-                        table, version, commit.metrics.get("numDeletedRows"), sum(counts.values()))
+        removed = commit.metrics.get("numTargetRowsDeleted", sum(counts.values()))
+        if removed != sum(counts.values()):
+            log.warning("%s: delete version %d removed %s rows, %d were counted before (a concurrent write)",
+                        table, version, removed, sum(counts.values()))
     purged = purge_files(spark, table, retention_hours=cfg.governance.forget_retention_hours, tag=tag)
     by_hash = {hashes[sid]: counts.get(sid, 0) for sid in ids}
     log.info("%s: %d rows removed (DELETE version %s), files purged (version %d)",

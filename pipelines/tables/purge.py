@@ -47,13 +47,21 @@ def count_by_series(spark: SparkSession, table: str, ids: Sequence[str]) -> dict
 
 
 def delete_series(spark: SparkSession, table: str, ids: Sequence[str], *, tag: str) -> Commit:
-    """DELETE the series' rows in one commit carrying `tag` (the job run id); that commit, found by
-    the tag, so a concurrent writer's commit is never taken for it."""
-    from delta.tables import DeltaTable
+    """Delete the series' rows in one commit carrying `tag` (the job run id); that commit, found by
+    the tag, so a concurrent writer's commit is never taken for it.
 
+    A MERGE whose source rows are the ids, not a DELETE: Delta writes a DELETE's predicate, literals
+    and all, into the table's commit log (`DESCRIBE HISTORY`), which VACUUM does not remove, while a
+    MERGE's log holds only its join condition."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    source = F.broadcast(spark.createDataFrame([(i,) for i in dict.fromkeys(ids)], "forget_id string"))
+    cond = "t.series_id = s.forget_id OR trim(t.series_id) = s.forget_id"  # as series_condition
     with commits_tagged(spark, tag):
-        retry_on_conflict(lambda: DeltaTable.forName(spark, table).delete(series_condition(ids)),
-                          what=f"DELETE from {table}")  # a keyed predicate: running it again is safe
+        retry_on_conflict(lambda: DeltaTable.forName(spark, table).alias("t").merge(source.alias("s"), cond)
+                          .whenMatchedDelete().execute(),
+                          what=f"delete from {table}")  # keyed: running it again is safe
     return commit_of_run(spark, table, tag)
 
 
