@@ -1,7 +1,7 @@
 """Writer of the governed `quarantine` table: rejected rows are appended, never dropped silently.
 
 A row already in quarantine from an earlier batch (the same file, reason code and raw row: the
-same file ingested again) is not appended twice, so re-running an ingest changes no table; the
+same file ingested again) is not appended twice, so re-running an ingest adds no rows; the
 batch counts it as `already_quarantined`.
 """
 
